@@ -1,0 +1,462 @@
+"""The server_audit line grammar: :func:`parse_line` and its exact inverse :func:`format_line`.
+
+A record is ``timestamp,serverhost,username,host,connectionid,queryid,operation,db,object,
+retcode``. Only the query is quoted; names are written raw and may hold commas, quotes and
+newlines. So the reader anchors on what cannot move — the timestamp, the numeric ids, the
+operation, the quoted query and the retcode at the end — and gives the rest to the names.
+Every step is a C-level string operation; the work is linear in the line length.
+See docs/line-grammar.md for the dialects and the sources.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, tzinfo
+from functools import lru_cache
+
+from .errors import LineError
+from .events import CONNECTION_TYPES, AuditEvent, Dialect, Origin
+
+__all__ = ["CONNECTION_OPERATIONS", "Dialect", "format_line", "parse_line"]
+
+#: Operations whose tail is ``db,object,status`` (and, on RDS, ``,connection_type``).
+CONNECTION_OPERATIONS = frozenset(
+    {"CONNECT", "FAILED_CONNECT", "DISCONNECT", "CHANGEUSER", "PROXY_CONNECT"}
+)
+_TABLE_OPERATIONS = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})
+_KNOWN_OPERATIONS = CONNECTION_OPERATIONS | _TABLE_OPERATIONS | {"QUERY"}
+_CONNECTION_TYPE_NAMES = frozenset(CONNECTION_TYPES.values())
+
+_DIALECTS = {d.value: d for d in Dialect} | {d: d for d in Dialect}
+
+# Fallback for heads the fast split cannot read: a user name holding commas, or an
+# operation this module does not know yet. The user is the shortest run that lets the
+# numeric ids and the operation line up: names are far likelier to hold commas than the
+# ids are to be forged inside a name.
+_HEAD = re.compile(r"([^,\s]*),(.*?),([^,]*),(\d+),(\d+),([A-Z][A-Z_]*),", re.ASCII | re.DOTALL)
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+# What a syslog daemon (or glibc's syslog(3), for raw datagrams) puts before the message:
+# an optional <priority>, a BSD or RFC 3339 time, the host (absent in datagrams), the
+# ident with an optional [pid], then ": ". The plugin's message is "<info> <record>".
+_SYSLOG_HEADER = re.compile(
+    r"(?:<\d{1,3}>)?"
+    r"(?:(?P<month>[A-Z][a-z]{2}) (?P<day>[ \d]\d) (?P<hms>\d\d:\d\d:\d\d)"
+    r"|(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:\.\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?)) "
+    r"(?:[^\s:\[]+ )?"
+    r"[^\s:\[]+(?:\[\d+\])?: ",
+    re.ASCII,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_UNITS = {10: 1_000_000, 13: 1_000, 16: 1}
+
+_ESCAPES = {
+    "\\": "\\\\",
+    "'": "\\'",
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
+_UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char != "\\")
+
+
+def parse_line(
+    line: str | bytes,
+    *,
+    dialect: Dialect | str = Dialect.AUTO,
+    tz: tzinfo = UTC,
+    origin: Origin | None = None,
+    year: int | None = None,
+) -> AuditEvent:
+    """Read one server_audit record into an :class:`AuditEvent`.
+
+    ``dialect`` picks the layout (``"auto"`` reads it off the line); a syslog header is
+    recognised in every dialect. ``tz`` is the zone of timestamps that carry none (the
+    MariaDB and RDS date form, BSD syslog times); ``year`` completes BSD syslog times,
+    which carry none (default: the current year, or the last one for a time that would
+    lie more than a day ahead). A trailing newline is ignored. Raises :class:`LineError`
+    with the offset where reading failed.
+    """
+    text = line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
+    if text.endswith("\n"):
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    wanted = _DIALECTS.get(dialect)
+    if wanted is None:
+        raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
+
+    first = text[:1]
+    if first.isdigit() and text[4:5] != "-":
+        stamp_text, comma, _ = text.partition(",")
+        if not comma:
+            raise LineError("not a server_audit record: no comma", line=text, offset=0)
+        timestamp, epoch = _read_timestamp(stamp_text, tz, text)
+        prefix = None
+        start = len(stamp_text) + 1
+    elif first == "<" or first.isalpha() or first.isdigit():
+        timestamp, prefix, start = _read_syslog_header(text, tz, year)
+        epoch = False
+    else:
+        raise LineError("not a server_audit record: no timestamp", line=text, offset=0)
+
+    serverhost, username, host, connection_id, query_id, operation, tail_start = _read_head(
+        text, start
+    )
+    tail = text[tail_start:]
+    connection_type = None
+    truncated = False
+    rds = False
+    if operation == "QUERY":
+        database, obj, retcode, truncated, rds = _read_query_tail(tail, wanted, text, tail_start)
+    elif operation in CONNECTION_OPERATIONS:
+        database, obj, retcode, connection_type = _read_connection_tail(
+            tail, operation, wanted, text, tail_start
+        )
+        rds = connection_type is not None
+    else:
+        database, obj, retcode = _read_table_tail(tail, text, tail_start)
+
+    if wanted is Dialect.AUTO:
+        wanted = Dialect.RDS_MYSQL if rds else Dialect.AURORA if epoch else Dialect.MARIADB
+    return AuditEvent(
+        timestamp,
+        serverhost,
+        username,
+        host,
+        connection_id,
+        query_id,
+        operation,
+        database,
+        obj,
+        retcode,
+        connection_type,
+        truncated,
+        wanted,
+        origin,
+        prefix,
+    )
+
+
+def format_line(
+    event: AuditEvent, *, dialect: Dialect | str | None = None, tz: tzinfo = UTC
+) -> str:
+    """Write ``event`` as the server would: ``format_line(parse_line(x)) == x``.
+
+    ``dialect`` defaults to the event's own; ``tz`` is the zone for the date form and
+    must be the one the line was parsed with for the round trip to be exact.
+    """
+    chosen = event.dialect if dialect is None else _DIALECTS.get(dialect)
+    if chosen is None or chosen is Dialect.AUTO:
+        raise ValueError(f"format_line needs a concrete dialect, not {dialect!r}")
+    head = (
+        f"{event.serverhost},{event.username},{event.host},"
+        f"{event.connection_id},{event.query_id},{event.operation},{event.database},"
+    )
+    if event.syslog_prefix is not None:
+        head = event.syslog_prefix + head
+    else:
+        head = _format_timestamp(event.timestamp, chosen, tz) + "," + head
+    retcode = "" if event.retcode is None else str(event.retcode)
+    if event.operation == "QUERY":
+        quoted = "'" + event.object.translate(_ESCAPE_TABLE)
+        if event.truncated:
+            return head + quoted
+        tail = f"{quoted}',{retcode}"
+        return head + (tail + ",," if chosen is Dialect.RDS_MYSQL else tail)
+    tail = f"{event.object},{retcode}"
+    if event.connection_type is not None:
+        tail += "," + event.connection_type
+    return head + tail
+
+
+# --- timestamps ---------------------------------------------------------------------------
+
+
+def _read_timestamp(stamp: str, tz: tzinfo, line: str) -> tuple[datetime, bool]:
+    """Return the UTC time and whether it was an epoch number (Aurora) or the date form."""
+    if stamp.isdigit() and stamp.isascii():
+        unit = _EPOCH_UNITS.get(len(stamp))
+        if unit is None:
+            raise LineError(
+                f"epoch timestamp of {len(stamp)} digits (expected 10, 13 or 16)",
+                line=line,
+                offset=0,
+            )
+        return _EPOCH + timedelta(microseconds=int(stamp) * unit), True
+    try:
+        return _date_form(stamp, tz), False
+    except ValueError:
+        raise LineError(
+            f"bad timestamp {stamp[:40]!r} (expected YYYYMMDD HH:MM:SS or epoch digits)",
+            line=line,
+            offset=0,
+        ) from None
+
+
+@lru_cache(maxsize=1024)
+def _date_form(stamp: str, tz: tzinfo) -> datetime:
+    """``YYYYMMDD HH:MM:SS`` in ``tz`` → UTC; cached because a second holds many lines."""
+    if len(stamp) != 17 or stamp[8] != " " or stamp[11] != ":" or stamp[14] != ":":
+        raise ValueError(stamp)
+    digits = stamp[:8] + stamp[9:11] + stamp[12:14] + stamp[15:]
+    if not (digits.isdigit() and digits.isascii()):
+        raise ValueError(stamp)
+    local = datetime(
+        int(stamp[:4]),
+        int(stamp[4:6]),
+        int(stamp[6:8]),
+        int(stamp[9:11]),
+        int(stamp[12:14]),
+        int(stamp[15:17]),
+        tzinfo=tz,
+    )
+    return local.astimezone(UTC)
+
+
+def _format_timestamp(timestamp: datetime, dialect: Dialect, tz: tzinfo) -> str:
+    if dialect is Dialect.AURORA:
+        delta = timestamp - _EPOCH
+        return str((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    t = timestamp.astimezone(tz)
+    return f"{t.year:04d}{t.month:02d}{t.day:02d} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
+
+
+def _read_syslog_header(text: str, tz: tzinfo, year: int | None) -> tuple[datetime, str, int]:
+    """Return the time, the header verbatim and where the record starts."""
+    match = _SYSLOG_HEADER.match(text)
+    if match is None:
+        raise LineError(
+            "not a server_audit record: neither a timestamp nor a syslog header",
+            line=text,
+            offset=0,
+        )
+    if match["iso"] is not None:
+        try:
+            timestamp = datetime.fromisoformat(match["iso"])
+        except ValueError:
+            raise LineError("bad RFC 3339 syslog time", line=text, offset=0) from None
+        if timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=tz)
+        timestamp = timestamp.astimezone(UTC)
+    else:
+        timestamp = _bsd_time(match["month"], match["day"], match["hms"], tz, year, text)
+    start = _record_start(text, match.end())
+    return timestamp, text[:start], start
+
+
+def _bsd_time(month: str, day: str, hms: str, tz: tzinfo, year: int | None, text: str) -> datetime:
+    number = _MONTHS.get(month)
+    if number is None:
+        raise LineError(f"bad syslog month {month!r}", line=text, offset=0)
+    try:
+        if year is not None:
+            local = _local_time(year, number, day, hms, tz)
+        else:
+            now = datetime.now(tz)
+            local = _local_time(now.year, number, day, hms, tz)
+            if local - now > timedelta(days=1):
+                local = _local_time(now.year - 1, number, day, hms, tz)
+    except ValueError:
+        raise LineError("bad syslog time", line=text, offset=0) from None
+    return local.astimezone(UTC)
+
+
+def _local_time(year: int, month: int, day: str, hms: str, tz: tzinfo) -> datetime:
+    return datetime(year, month, int(day), int(hms[:2]), int(hms[3:5]), int(hms[6:]), tzinfo=tz)
+
+
+def _record_start(text: str, message_start: int) -> int:
+    """Find the record inside ``<syslog_info> <record>``; the info may be empty or hold spaces."""
+    if text.startswith(" ", message_start):
+        return message_start + 1
+    position = text.find(" ", message_start)
+    while position != -1:
+        if _HEAD.match(text, position + 1):
+            return position + 1
+        position = text.find(" ", position + 1)
+    return message_start
+
+
+# --- the head: serverhost, username, host, connection id, query id, operation ---------------
+
+
+def _read_head(text: str, start: int) -> tuple[str, str, str, int, int, str, int]:
+    parts = text[start:].split(",", 6)
+    if len(parts) == 7:
+        serverhost, username, host, connection, query, operation, tail = parts
+        if (
+            operation in _KNOWN_OPERATIONS
+            and connection.isdigit()
+            and query.isdigit()
+            and connection.isascii()
+            and query.isascii()
+        ):
+            return (
+                serverhost,
+                username,
+                host,
+                int(connection),
+                int(query),
+                operation,
+                len(text) - len(tail),
+            )
+    match = _HEAD.match(text, start)
+    if match is None:
+        raise _head_error(text, start, parts)
+    serverhost, username, host, connection, query, operation = match.groups()
+    return serverhost, username, host, int(connection), int(query), operation, match.end()
+
+
+def _head_error(text: str, start: int, parts: list[str]) -> LineError:
+    names = ("server host", "user name", "host", "connection id", "query id", "operation")
+    offset = start
+    for index, (name, value) in enumerate(zip(names, parts, strict=False)):
+        bad_number = index in (3, 4) and not (value.isdigit() and value.isascii())
+        bad_operation = index == 5 and re.fullmatch(r"[A-Z][A-Z_]*", value) is None
+        if bad_number or bad_operation:
+            return LineError(f"expected the {name}, found {value[:40]!r}", line=text, offset=offset)
+        offset += len(value) + 1
+    return LineError(
+        f"record ends after {len(parts) - 1} of its 9 fields",
+        line=text,
+        offset=len(text),
+    )
+
+
+# --- the tails ------------------------------------------------------------------------------
+
+
+def _read_query_tail(
+    tail: str, dialect: Dialect, text: str, offset: int
+) -> tuple[str, str, int | None, bool, bool]:
+    """``db,'escaped query',retcode`` (RDS: ``...,retcode,,``); a cut line ends in the quote."""
+    rds = tail.endswith(",,") and dialect in (Dialect.AUTO, Dialect.RDS_MYSQL)
+    body = tail[:-2] if rds else tail
+    quoted, comma, retcode = body.rpartition(",")
+    if comma and quoted.endswith("'") and _is_int(retcode):
+        close = len(quoted) - 1
+        open_ = _opening_quote(quoted, close)
+        if open_ > 0 and _unescaped(quoted, close):
+            obj = _unescape(quoted[open_ + 1 : close])
+            return quoted[: open_ - 1], obj, int(retcode), False, rds
+    # No closing quote and retcode: the server cut the line inside the query.
+    open_ = tail.find(",'")
+    if open_ == -1:
+        raise LineError("QUERY record without a quoted query", line=text, offset=offset)
+    content = tail[open_ + 2 :]
+    stray = _first_unescaped_quote(content)
+    if stray != -1:
+        raise LineError(
+            "unexpected text after the quoted query", line=text, offset=offset + open_ + 3 + stray
+        )
+    return tail[:open_], _unescape(content), None, True, False
+
+
+def _read_connection_tail(
+    tail: str, operation: str, dialect: Dialect, text: str, offset: int
+) -> tuple[str, str, int | None, str | None]:
+    """``db,object,status``, and on RDS a fourth field: the connection type."""
+    connection_type = None
+    body = tail
+    if dialect is not Dialect.MARIADB and dialect is not Dialect.AURORA:
+        rest, comma, last = tail.rpartition(",")
+        if comma and (dialect is Dialect.RDS_MYSQL or _looks_like_connection_type(rest, last)):
+            body, connection_type = rest, last
+    head, comma, status = body.rpartition(",")
+    if operation == "PROXY_CONNECT" and ",`" in head:
+        database, _, proxied = head.partition(",`")
+        obj = "`" + proxied
+    else:
+        database, comma, obj = head.rpartition(",")
+    if not comma:
+        raise LineError(
+            f"{operation} record should end with db,object,status", line=text, offset=offset
+        )
+    return database, obj, _retcode(status, text, offset + len(head) + 1), connection_type
+
+
+def _looks_like_connection_type(rest: str, last: str) -> bool:
+    """RDS writes a name, some 5.7 builds a digit; a MariaDB status follows an object."""
+    if last in _CONNECTION_TYPE_NAMES:
+        return True
+    if last not in CONNECTION_TYPES:
+        return False
+    before, _, status = rest.rpartition(",")
+    return _is_int(status) and before.endswith(",")
+
+
+def _read_table_tail(tail: str, text: str, offset: int) -> tuple[str, str, int | None]:
+    """``db,table,`` (Aurora adds the retcode). A comma in both names cannot be placed:
+    the split goes at the last one, so a database name with commas reads right."""
+    head, comma, status = tail.rpartition(",")
+    database, comma2, obj = head.rpartition(",")
+    if not comma or not comma2:
+        raise LineError("record should end with db,object,retcode", line=text, offset=offset)
+    return database, obj, _retcode(status, text, offset + len(head) + 1)
+
+
+def _retcode(status: str, text: str, offset: int) -> int | None:
+    if not status:
+        return None
+    if _is_int(status):
+        return int(status)
+    raise LineError(f"bad return code {status[:40]!r}", line=text, offset=offset)
+
+
+def _is_int(text: str) -> bool:
+    digits = text[1:] if text.startswith("-") else text
+    return digits.isdigit() and digits.isascii()
+
+
+# --- the quoted query -----------------------------------------------------------------------
+
+
+def _unescaped(text: str, position: int) -> bool:
+    """Whether the character at ``position`` is preceded by an even run of backslashes."""
+    run = position
+    while run > 0 and text[run - 1] == "\\":
+        run -= 1
+    return (position - run) % 2 == 0
+
+
+def _opening_quote(text: str, close: int) -> int:
+    """The quote opening the query closed at ``close``: the nearest unescaped one before it.
+
+    Inside the query every quote is escaped, so the nearest unescaped quote to the left
+    is the opening one; it must start a field (follow a comma). -1 if there is none.
+    """
+    position = close
+    while True:
+        position = text.rfind("'", 0, position)
+        if position == -1:
+            return -1
+        if _unescaped(text, position):
+            return position if position > 0 and text[position - 1] == "," else -1
+
+
+def _first_unescaped_quote(text: str) -> int:
+    position = text.find("'")
+    while position != -1 and not _unescaped(text, position):
+        position = text.find("'", position + 1)
+    return position
+
+
+def _unescape(text: str) -> str:
+    """Undo the plugin's escapes, read left to right: ``\\\\`` pairs first, then the rest."""
+    if "\\" not in text:
+        return text
+    pieces = text.split("\\\\")
+    for index, piece in enumerate(pieces):
+        if "\\" in piece:
+            for escaped, char in _UNESCAPES:
+                piece = piece.replace(escaped, char)
+            pieces[index] = piece
+    return "\\".join(pieces)

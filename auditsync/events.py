@@ -1,0 +1,147 @@
+"""The values the pipeline produces: :class:`AuditEvent` and where it came from, :class:`Origin`.
+
+An event is created once per audit line, so it is a slotted, frozen attrs class with no
+validators: :func:`auditsync.parse_line` is the only place that needs to check anything,
+and it checks the line, not the object.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from datetime import datetime
+
+import attrs
+
+__all__ = ["CONNECTION_TYPES", "AuditEvent", "Dialect", "Origin"]
+
+
+class Dialect(enum.StrEnum):
+    """The line layouts of the server_audit family (see docs/line-grammar.md).
+
+    It lives here, beside the event that records it, so that the grammar in
+    :mod:`auditsync.auditlog` can import the event without a cycle.
+    """
+
+    AUTO = "auto"
+    MARIADB = "mariadb"
+    AURORA = "aurora"
+    RDS_MYSQL = "rds-mysql"
+
+
+#: RDS for MySQL 5.7 builds may write the connection type as MySQL's ``enum_vio_type``.
+CONNECTION_TYPES = {
+    "0": "UNDEFINED",
+    "1": "TCP/IP",
+    "2": "SOCKET",
+    "3": "NAMED_PIPE",
+    "4": "SSL",
+    "5": "SHARED_MEMORY",
+}
+
+
+@attrs.frozen(slots=True)
+class Origin:
+    """Where an event came from; each part is ``None`` where the source does not know it."""
+
+    log_group: str | None = None
+    log_stream: str | None = None
+    event_id: str | None = None
+    shard_id: str | None = None
+    sequence_number: str | None = None
+    path: str | None = None
+    line_number: int | None = None
+
+    def describe(self) -> str:
+        """A short human-readable location, for error messages and logs."""
+        parts = []
+        if self.path is not None:
+            line = "" if self.line_number is None else f":{self.line_number}"
+            parts.append(f"{self.path}{line}")
+        if self.shard_id is not None or self.sequence_number is not None:
+            parts.append(f"kinesis {self.shard_id or '?'} seq {self.sequence_number or '?'}")
+        if self.log_group:
+            parts.append(f"{self.log_group} {self.log_stream or ''}".rstrip())
+        if self.event_id is not None:
+            parts.append(f"event {self.event_id}")
+        return ", ".join(parts) or "unknown origin"
+
+
+@attrs.frozen(slots=True)
+class AuditEvent:
+    """One server_audit record.
+
+    ``object`` is the unescaped query text of QUERY events, the table of table events,
+    ``old|newdb.new`` of RENAME, the proxied user of PROXY_CONNECT and, on MariaDB 12,
+    the TLS version of connection records. Query bytes that are not UTF-8 are kept as
+    ``surrogateescape`` characters: :attr:`object_bytes` gives back the server's bytes.
+    """
+
+    timestamp: datetime
+    serverhost: str
+    username: str
+    host: str
+    connection_id: int
+    query_id: int
+    operation: str
+    database: str
+    object: str
+    retcode: int | None
+    connection_type: str | None = None
+    truncated: bool = False
+    dialect: Dialect = Dialect.MARIADB
+    origin: Origin | None = None
+    #: The syslog header before the record, verbatim, for lines that came through syslog.
+    syslog_prefix: str | None = None
+
+    @property
+    def key(self) -> str:
+        """A stable idempotency key for sinks.
+
+        The CloudWatch log event id where there is one. Otherwise a digest of the record
+        and its place in its source: the server writes identical lines for distinct
+        events (one statement writing a table five times), so the record alone is no key.
+        """
+        origin = self.origin
+        if origin is not None and origin.event_id:
+            return origin.event_id
+        digest = hashlib.blake2b(digest_size=16)
+        for part in self._identity():
+            digest.update(part.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x1f")
+        if origin is not None:
+            digest.update(f"{origin.path}\x1f{origin.line_number}".encode("utf-8", "surrogatepass"))
+        return digest.hexdigest()
+
+    def _identity(self) -> tuple[str, ...]:
+        return (
+            self.serverhost,
+            self.timestamp.isoformat(),
+            self.username,
+            self.host,
+            str(self.connection_id),
+            str(self.query_id),
+            self.operation,
+            self.database,
+            self.object,
+            "" if self.retcode is None else str(self.retcode),
+            self.connection_type or "",
+            "truncated" if self.truncated else "",
+        )
+
+    @property
+    def object_bytes(self) -> bytes:
+        """The object exactly as the server wrote it, bytes that are not UTF-8 included."""
+        return self.object.encode("utf-8", "surrogateescape")
+
+    @property
+    def connection_type_name(self) -> str | None:
+        """The connection type as a name, also where RDS wrote MySQL's number for it."""
+        if self.connection_type is None:
+            return None
+        return CONNECTION_TYPES.get(self.connection_type, self.connection_type)
+
+    @property
+    def failed(self) -> bool:
+        """True for records the server logged with a non-zero return code."""
+        return bool(self.retcode)
