@@ -13,7 +13,7 @@ from datetime import datetime
 
 import attrs
 
-__all__ = ["CONNECTION_TYPES", "AuditEvent", "Dialect", "Origin"]
+__all__ = ["CONNECTION_TYPES", "AuditEvent", "DeadLetter", "Dialect", "Origin"]
 
 
 class Dialect(enum.StrEnum):
@@ -145,3 +145,19 @@ class AuditEvent:
     def failed(self) -> bool:
         """True for records the server logged with a non-zero return code."""
         return bool(self.retcode)
+
+
+@attrs.frozen(slots=True)
+class DeadLetter:
+    """A record auditsync could not deliver, kept whole so nothing is lost in silence.
+
+    ``stage`` says where it failed: ``"payload"`` (base64/gzip), ``"envelope"`` (the
+    subscription JSON), ``"line"`` (not an audit line) or ``"sink"`` (a sink refused it).
+    ``raw`` is the input of that stage, byte for byte; ``event`` is set for refusals.
+    """
+
+    stage: str
+    error: str
+    raw: bytes
+    origin: Origin | None = None
+    event: AuditEvent | None = None

@@ -1,0 +1,47 @@
+"""What a sink is: somewhere events go, one batch at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..events import AuditEvent, DeadLetter
+
+__all__ = ["DeadLetterSink", "Refused", "Sink"]
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """Takes batches of events.
+
+    ``write`` either takes the whole batch or raises; a batch that raised was not taken
+    and will be retried, so writes must be idempotent (``AuditEvent.key`` is for that).
+    A sink that will *never* accept some events stores the rest and raises
+    :class:`Refused` naming them.
+    """
+
+    def write(self, events: Sequence[AuditEvent]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class DeadLetterSink(Protocol):
+    """Takes the records that could not be delivered, with why and where."""
+
+    def write(self, letters: Sequence[DeadLetter]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Refused(Exception):
+    """Raised by a sink that stored everything but ``events``, which it never will.
+
+    Not a failure: the pipeline hands exactly these events to its dead-letter sink with
+    ``reason`` and counts the batch delivered, so a retry never sees them again.
+    """
+
+    def __init__(self, events: Sequence[AuditEvent], reason: str):
+        self.events = tuple(events)
+        self.reason = reason
+        super().__init__(f"{len(self.events)} event(s) refused: {reason}")
