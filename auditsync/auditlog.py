@@ -11,7 +11,7 @@ See docs/line-grammar.md for the dialects and the sources.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 
 from .errors import LineError
@@ -53,6 +53,22 @@ _SYSLOG_HEADER = re.compile(
     re.ASCII,
 )
 
+_CUSTOM_TIME = re.compile(
+    r"(\d{4})-?(\d\d)-?(\d\d)[T ]?(\d\d):?(\d\d):?(\d\d)(?:[.,](\d{1,9}))? ?(Z|[+-]\d\d:?\d\d)?",
+    re.ASCII,
+)
+_DATE, _EPOCH_MICROS, _EPOCH_OTHER, _CUSTOM, _SYSLOG = (
+    "date",
+    "epoch",
+    "epoch-other",
+    "custom",
+    "syslog",
+)
+#: The timestamp forms format_line writes itself, by dialect.
+_STANDARD_FORMS = frozenset(
+    {(_DATE, Dialect.MARIADB), (_DATE, Dialect.RDS_MYSQL), (_EPOCH_MICROS, Dialect.AURORA)}
+)
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_UNITS = {10: 1_000_000, 13: 1_000, 16: 1}
 
@@ -83,7 +99,8 @@ def parse_line(
     recognised in every dialect. ``tz`` is the zone of timestamps that carry none (the
     MariaDB and RDS date form, BSD syslog times); ``year`` completes BSD syslog times,
     which carry none (default: the current year, or the last one for a time that would
-    lie more than a day ahead). A trailing newline is ignored. Raises :class:`LineError`
+    lie more than a day ahead). A numeric custom ``server_audit_timestamp_format``
+    (MariaDB 12) is read too. A trailing newline is ignored. Raises :class:`LineError`
     with the offset where reading failed.
     """
     text = line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
@@ -94,18 +111,19 @@ def parse_line(
         raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
 
     first = text[:1]
-    if first.isdigit() and text[4:5] != "-":
+    header = None
+    if first == "<" or first.isalpha() or text[4:5] == "-":
+        header = _SYSLOG_HEADER.match(text)
+    if header is not None:
+        timestamp = _syslog_time(header, tz, year, text)
+        start = _record_start(text, header.end())
+        stamp_form = _SYSLOG
+    else:
         stamp_text, comma, _ = text.partition(",")
         if not comma:
             raise LineError("not a server_audit record: no comma", line=text, offset=0)
-        timestamp, epoch = _read_timestamp(stamp_text, tz, text)
-        prefix = None
+        timestamp, stamp_form = _read_timestamp(stamp_text, tz, text)
         start = len(stamp_text) + 1
-    elif first == "<" or first.isalpha() or first.isdigit():
-        timestamp, prefix, start = _read_syslog_header(text, tz, year)
-        epoch = False
-    else:
-        raise LineError("not a server_audit record: no timestamp", line=text, offset=0)
 
     serverhost, username, host, connection_id, query_id, operation, tail_start = _read_head(
         text, start
@@ -125,7 +143,16 @@ def parse_line(
         database, obj, retcode = _read_table_tail(tail, text, tail_start)
 
     if wanted is Dialect.AUTO:
-        wanted = Dialect.RDS_MYSQL if rds else Dialect.AURORA if epoch else Dialect.MARIADB
+        wanted = (
+            Dialect.RDS_MYSQL
+            if rds
+            else Dialect.AURORA
+            if stamp_form in (_EPOCH_MICROS, _EPOCH_OTHER)
+            else Dialect.MARIADB
+        )
+    # Keep the text before the server host verbatim where the dialect's own timestamp
+    # form would not write it back: syslog headers, custom or unusual timestamps.
+    prefix = None if (stamp_form, wanted) in _STANDARD_FORMS else text[:start]
     return AuditEvent(
         timestamp,
         serverhost,
@@ -160,8 +187,8 @@ def format_line(
         f"{event.serverhost},{event.username},{event.host},"
         f"{event.connection_id},{event.query_id},{event.operation},{event.database},"
     )
-    if event.syslog_prefix is not None:
-        head = event.syslog_prefix + head
+    if event.prefix is not None:
+        head = event.prefix + head
     else:
         head = _format_timestamp(event.timestamp, chosen, tz) + "," + head
     retcode = "" if event.retcode is None else str(event.retcode)
@@ -180,8 +207,8 @@ def format_line(
 # --- timestamps ---------------------------------------------------------------------------
 
 
-def _read_timestamp(stamp: str, tz: tzinfo, line: str) -> tuple[datetime, bool]:
-    """Return the UTC time and whether it was an epoch number (Aurora) or the date form."""
+def _read_timestamp(stamp: str, tz: tzinfo, line: str) -> tuple[datetime, str]:
+    """Return the UTC time and its form: date, 16-digit epoch (Aurora), other epoch, custom."""
     if stamp.isdigit() and stamp.isascii():
         unit = _EPOCH_UNITS.get(len(stamp))
         if unit is None:
@@ -190,15 +217,41 @@ def _read_timestamp(stamp: str, tz: tzinfo, line: str) -> tuple[datetime, bool]:
                 line=line,
                 offset=0,
             )
-        return _EPOCH + timedelta(microseconds=int(stamp) * unit), True
+        form = _EPOCH_MICROS if unit == 1 else _EPOCH_OTHER
+        return _EPOCH + timedelta(microseconds=int(stamp) * unit), form
     try:
-        return _date_form(stamp, tz), False
+        return _date_form(stamp, tz), _DATE
     except ValueError:
-        raise LineError(
-            f"bad timestamp {stamp[:40]!r} (expected YYYYMMDD HH:MM:SS or epoch digits)",
-            line=line,
-            offset=0,
-        ) from None
+        pass
+    custom = _CUSTOM_TIME.fullmatch(stamp)
+    if custom is not None:
+        try:
+            return _custom_time(custom, tz), _CUSTOM
+        except ValueError:
+            pass
+    raise LineError(
+        f"bad timestamp {stamp[:40]!r} (expected YYYYMMDD HH:MM:SS, an ISO 8601 time "
+        "or epoch digits)",
+        line=line,
+        offset=0,
+    )
+
+
+def _custom_time(match: re.Match[str], tz: tzinfo) -> datetime:
+    """A numeric ``server_audit_timestamp_format`` (MariaDB 12), e.g. ``%Y%m%dT%H:%i:%s.%f%z``."""
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    zone = tz
+    if offset == "Z":
+        zone = UTC
+    elif offset:
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    local = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=zone
+    )
+    return local.astimezone(UTC)
 
 
 @lru_cache(maxsize=1024)
@@ -229,27 +282,16 @@ def _format_timestamp(timestamp: datetime, dialect: Dialect, tz: tzinfo) -> str:
     return f"{t.year:04d}{t.month:02d}{t.day:02d} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
-def _read_syslog_header(text: str, tz: tzinfo, year: int | None) -> tuple[datetime, str, int]:
-    """Return the time, the header verbatim and where the record starts."""
-    match = _SYSLOG_HEADER.match(text)
-    if match is None:
-        raise LineError(
-            "not a server_audit record: neither a timestamp nor a syslog header",
-            line=text,
-            offset=0,
-        )
-    if match["iso"] is not None:
-        try:
-            timestamp = datetime.fromisoformat(match["iso"])
-        except ValueError:
-            raise LineError("bad RFC 3339 syslog time", line=text, offset=0) from None
-        if timestamp.tzinfo is None:
-            timestamp = timestamp.replace(tzinfo=tz)
-        timestamp = timestamp.astimezone(UTC)
-    else:
-        timestamp = _bsd_time(match["month"], match["day"], match["hms"], tz, year, text)
-    start = _record_start(text, match.end())
-    return timestamp, text[:start], start
+def _syslog_time(header: re.Match[str], tz: tzinfo, year: int | None, text: str) -> datetime:
+    if header["iso"] is None:
+        return _bsd_time(header["month"], header["day"], header["hms"], tz, year, text)
+    try:
+        timestamp = datetime.fromisoformat(header["iso"])
+    except ValueError:
+        raise LineError("bad RFC 3339 syslog time", line=text, offset=0) from None
+    if timestamp.tzinfo is None:
+        timestamp = timestamp.replace(tzinfo=tz)
+    return timestamp.astimezone(UTC)
 
 
 def _bsd_time(month: str, day: str, hms: str, tz: tzinfo, year: int | None, text: str) -> datetime:

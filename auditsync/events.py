@@ -91,8 +91,10 @@ class AuditEvent:
     truncated: bool = False
     dialect: Dialect = Dialect.MARIADB
     origin: Origin | None = None
-    #: The syslog header before the record, verbatim, for lines that came through syslog.
-    syslog_prefix: str | None = None
+    #: The text before the server host, verbatim, where the dialect's own timestamp form
+    #: would not write it back: a syslog header, or a custom or unusual timestamp and its
+    #: comma. ``None`` for the standard forms. :func:`format_line` writes it as it is.
+    prefix: str | None = None
 
     @property
     def key(self) -> str:
