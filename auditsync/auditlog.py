@@ -118,6 +118,9 @@ def parse_line(
         timestamp = _syslog_time(header, tz, year, text)
         start = _record_start(text, header.end())
         stamp_form = _SYSLOG
+    elif not first.isdigit():
+        problem = "an empty line" if not text else "neither a timestamp nor a syslog header"
+        raise LineError(f"not a server_audit record: {problem}", line=text, offset=0)
     else:
         stamp_text, comma, _ = text.partition(",")
         if not comma:
@@ -397,7 +400,7 @@ def _read_query_tail(
     stray = _first_unescaped_quote(content)
     if stray != -1:
         raise LineError(
-            "unexpected text after the quoted query", line=text, offset=offset + open_ + 3 + stray
+            "unexpected text after the quoted query", line=text, offset=offset + open_ + 2 + stray
         )
     return tail[:open_], _unescape(content), None, True, False
 
@@ -426,13 +429,17 @@ def _read_connection_tail(
 
 
 def _looks_like_connection_type(rest: str, last: str) -> bool:
-    """RDS writes a name, some 5.7 builds a digit; a MariaDB status follows an object."""
+    """RDS writes a name, some 5.7 builds a digit after the status.
+
+    A digit alone is MariaDB's status, unless a status stands before it, after an empty
+    object or a proxied `user`@`host`: the RDS layout.
+    """
     if last in _CONNECTION_TYPE_NAMES:
         return True
     if last not in CONNECTION_TYPES:
         return False
     before, _, status = rest.rpartition(",")
-    return _is_int(status) and before.endswith(",")
+    return _is_int(status) and (before.endswith(",") or before.endswith("`"))
 
 
 def _read_table_tail(tail: str, text: str, offset: int) -> tuple[str, str, int | None]:

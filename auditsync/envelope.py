@@ -49,6 +49,23 @@ class SubscriptionMessage:
     log_events: tuple[LogEvent, ...]
     policy_level: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The message as CloudWatch writes it, for producing payloads in tests and tools."""
+        document: dict[str, Any] = {
+            "messageType": self.message_type,
+            "owner": self.owner,
+            "logGroup": self.log_group,
+            "logStream": self.log_stream,
+            "subscriptionFilters": list(self.subscription_filters),
+            "logEvents": [
+                {"id": event.id, "timestamp": event.timestamp, "message": event.message}
+                for event in self.log_events
+            ],
+        }
+        if self.policy_level is not None:
+            document["policyLevel"] = self.policy_level
+        return document
+
     @property
     def is_control(self) -> bool:
         """A reachability check CloudWatch sends to a new destination: skip it, never fail."""

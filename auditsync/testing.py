@@ -1,0 +1,246 @@
+"""Hypothesis strategies for auditsync's inputs and values, for our tests and yours.
+
+They generate what the server and AWS can produce — events of every dialect, their lines,
+subscription messages, and the Lambda events that carry them — inside the domain where
+a line can be read back without ambiguity (see docs/line-grammar.md: a table event whose
+database *and* table hold commas cannot be split, so these strategies never make one).
+Requires ``hypothesis`` (``pip install 'auditsync[test]'``).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+try:
+    from hypothesis import strategies as st
+except ImportError as missing:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "auditsync.testing needs hypothesis: pip install 'auditsync[test]'"
+    ) from missing
+
+import orjson
+
+from .auditlog import CONNECTION_OPERATIONS, format_line
+from .envelope import CONTROL_MESSAGE, DATA_MESSAGE, LogEvent, SubscriptionMessage
+from .events import AuditEvent, Dialect
+
+__all__ = [
+    "audit_events",
+    "audit_lines",
+    "control_messages",
+    "firehose_events",
+    "kinesis_event",
+    "kinesis_events",
+    "query_texts",
+    "subscription_events",
+    "subscription_messages",
+    "to_payload",
+]
+
+_FIRST_SEQUENCE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898
+_TABLE_OPERATIONS = ("READ", "WRITE", "CREATE", "DROP", "ALTER")
+_CONTROL_TEXT = "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."
+
+_SPECIALS = "',\"\\`|.@% ;()\n\r\t\b\f\x00\x1a\x7f"
+#: Query text: anything a client can send, including bytes that are not UTF-8, which
+#: the parser keeps as ``surrogateescape`` characters.
+_query_chars = st.one_of(
+    st.characters(codec="utf-8", exclude_categories=["Cs"]),
+    st.sampled_from(_SPECIALS),
+    st.sampled_from([chr(0xDC80 + byte) for byte in range(128)]),
+)
+
+
+def query_texts(max_size: int = 200) -> st.SearchStrategy[str]:
+    """Query text with the characters parsers get wrong: quotes, escapes, controls, bytes."""
+    return st.text(_query_chars, max_size=max_size)
+
+
+# Names are written raw. A user name may hold commas but no digits, so no run of it can
+# pass for the ",host,connection,query,OPERATION," anchor.
+_user_names = st.text(st.sampled_from("abcxyzAZ_ ,'@.-%$é"), max_size=12)
+_host_names = st.text(st.sampled_from("abcxyz0123456789.-:_"), max_size=20)
+_server_hosts = st.text(st.sampled_from("abcxyz0123456789.-_"), min_size=1, max_size=20)
+_database_names = st.text(st.sampled_from("abcxyz0129_$ ,'.é"), max_size=12)
+_table_names = st.text(st.sampled_from("abcxyz0129_$ '.é#"), max_size=12)
+
+
+def _timestamps(dialect: Dialect) -> st.SearchStrategy[datetime]:
+    moments = st.datetimes(min_value=datetime(2002, 1, 1), max_value=datetime(2099, 12, 31))
+    if dialect is not Dialect.AURORA:
+        moments = moments.map(lambda moment: moment.replace(microsecond=0))
+    return moments.map(lambda moment: moment.replace(tzinfo=UTC))
+
+
+@st.composite
+def audit_events(draw: st.DrawFn, dialect: Dialect | None = None) -> AuditEvent:
+    """An event of ``dialect`` (any concrete one by default) that its line reads back as."""
+    chosen = dialect or draw(st.sampled_from([Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL]))
+    kinds = ["query", "connection"] + ([] if chosen is Dialect.RDS_MYSQL else ["table"])
+    kind = draw(st.sampled_from(kinds))
+    connection_type = None
+    truncated = False
+    database = draw(_database_names)
+    if kind == "query":
+        operation = "QUERY"
+        obj = draw(query_texts())
+        # A line cut inside the quote carries no RDS marker, so it reads back as MariaDB.
+        truncated = draw(st.booleans()) and "'" not in database and chosen is not Dialect.RDS_MYSQL
+        retcode = None if truncated else draw(st.integers(0, 5000))
+    elif kind == "connection":
+        operation = draw(st.sampled_from(sorted(CONNECTION_OPERATIONS)))
+        if operation == "PROXY_CONNECT":
+            database = database.replace(",", "")
+            obj = f"`{draw(_user_names)}`@`{draw(_host_names)}`"
+        else:
+            obj = "" if chosen is not Dialect.MARIADB else draw(st.sampled_from(["", "TLSv1.3"]))
+        retcode = draw(st.sampled_from([0, 0, 1045, 1044]))
+        if chosen is Dialect.RDS_MYSQL:
+            connection_type = draw(st.sampled_from(["TCP/IP", "SSL", "SOCKET", "1", "4"]))
+    else:
+        operation = draw(st.sampled_from(_TABLE_OPERATIONS))
+        obj = draw(_table_names)
+        retcode = draw(st.integers(0, 1)) if chosen is Dialect.AURORA else None
+    return AuditEvent(
+        timestamp=draw(_timestamps(chosen)),
+        serverhost=draw(_server_hosts),
+        username=draw(_user_names),
+        host=draw(_host_names),
+        connection_id=draw(st.integers(0, 2**32 - 1)),
+        query_id=0 if kind == "connection" else draw(st.integers(0, 2**63 - 1)),
+        operation=operation,
+        database=database,
+        object=obj,
+        retcode=retcode,
+        connection_type=connection_type,
+        truncated=truncated,
+        dialect=chosen,
+    )
+
+
+def audit_lines(dialect: Dialect | None = None) -> st.SearchStrategy[str]:
+    """Well-formed server_audit lines, as the server writes them (timestamps in UTC)."""
+    return audit_events(dialect).map(format_line)
+
+
+def _log_events(lines: st.SearchStrategy[str]) -> st.SearchStrategy[LogEvent]:
+    return st.builds(
+        LogEvent,
+        id=st.integers(0, 10**56).map(lambda number: f"{number:056d}"),
+        timestamp=st.integers(0, 2**42),
+        message=lines,
+    )
+
+
+def _cloudwatch_safe(line: str) -> str:
+    """CloudWatch stores UTF-8 JSON: bytes that are not UTF-8 arrive replaced."""
+    return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@st.composite
+def subscription_messages(
+    draw: st.DrawFn,
+    lines: st.SearchStrategy[str] | None = None,
+    max_events: int = 5,
+) -> SubscriptionMessage:
+    """A DATA_MESSAGE as a subscription filter delivers it; ``lines`` default to audit lines."""
+    source = (lines or audit_lines()).map(_cloudwatch_safe)
+    cluster = draw(st.text(st.sampled_from("abc-123"), min_size=1, max_size=10))
+    return SubscriptionMessage(
+        message_type=DATA_MESSAGE,
+        owner=draw(st.from_regex(r"\d{12}", fullmatch=True)),
+        log_group=f"/aws/rds/cluster/{cluster}/audit",
+        log_stream=f"{cluster}-instance-1.audit.log.{draw(st.integers(0, 3))}",
+        subscription_filters=("to-kinesis",),
+        log_events=tuple(draw(st.lists(_log_events(source), min_size=1, max_size=max_events))),
+        policy_level=draw(st.sampled_from([None, "ACCOUNT_LEVEL_POLICY"])),
+    )
+
+
+def control_messages() -> st.SearchStrategy[SubscriptionMessage]:
+    """The reachability check CloudWatch sends when a subscription is created."""
+    return _log_events(st.just(_CONTROL_TEXT)).map(
+        lambda event: SubscriptionMessage(
+            message_type=CONTROL_MESSAGE,
+            owner="CloudwatchLogs",
+            log_group="",
+            log_stream="",
+            subscription_filters=(),
+            log_events=(event,),
+        )
+    )
+
+
+def to_payload(message: SubscriptionMessage | bytes) -> str:
+    """Base64 of gzip of the message JSON: what Kinesis and subscription filters carry."""
+    raw = message if isinstance(message, bytes) else orjson.dumps(message.to_dict())
+    return base64.b64encode(gzip.compress(raw)).decode("ascii")
+
+
+def _kinesis_record(payload: str, shard: str, sequence: int) -> dict[str, Any]:
+    number = f"{sequence:056d}"
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": "a" * 32,
+            "sequenceNumber": number,
+            "data": payload,
+            "approximateArrivalTimestamp": 1668093033.744,
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard}:{number}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/auditsync",
+        "awsRegion": "eu-west-1",
+        "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/audit",
+    }
+
+
+def kinesis_event(payloads: Sequence[str], shard: str = "shardId-000000000000") -> dict[str, Any]:
+    """A Lambda Kinesis event carrying ``payloads`` in order, with rising sequence numbers."""
+    return {
+        "Records": [
+            _kinesis_record(payload, shard, _FIRST_SEQUENCE + index)
+            for index, payload in enumerate(payloads)
+        ]
+    }
+
+
+def kinesis_events(max_records: int = 5) -> st.SearchStrategy[dict[str, Any]]:
+    """Lambda Kinesis events of data and control messages."""
+    messages = st.one_of(subscription_messages(), control_messages()).map(to_payload)
+    return st.lists(messages, min_size=1, max_size=max_records).map(kinesis_event)
+
+
+def subscription_events() -> st.SearchStrategy[dict[str, Any]]:
+    """Lambda events from a subscription filter: ``{"awslogs": {"data": ...}}``."""
+    return st.one_of(subscription_messages(), control_messages()).map(
+        lambda message: {"awslogs": {"data": to_payload(message)}}
+    )
+
+
+def firehose_events(max_records: int = 5) -> st.SearchStrategy[dict[str, Any]]:
+    """Firehose data-transformation events of CloudWatch Logs records."""
+    messages = st.one_of(subscription_messages(), control_messages()).map(to_payload)
+
+    def build(payloads: list[str]) -> dict[str, Any]:
+        return {
+            "invocationId": "00540a87-5050-496a-84e4-e7d92bbaf5e2",
+            "deliveryStreamArn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/audit",
+            "region": "eu-west-1",
+            "records": [
+                {
+                    "recordId": f"4963{index:052d}",
+                    "approximateArrivalTimestamp": 1668093033744,
+                    "data": payload,
+                }
+                for index, payload in enumerate(payloads)
+            ],
+        }
+
+    return st.lists(messages, min_size=1, max_size=max_records).map(build)

@@ -1,0 +1,388 @@
+"""The server_audit line grammar: every dialect, escapes, names with commas, errors."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from auditsync import (
+    AuditEvent,
+    AuditSyncError,
+    Dialect,
+    LineError,
+    Origin,
+    format_line,
+    parse_line,
+)
+from auditsync.testing import audit_events, audit_lines, query_texts
+
+T0 = "20240131 14:02:07"
+HEAD = f"{T0},db1,root,localhost,5,12"
+
+
+def server_escape(text: str) -> str:
+    """What server_audit.c's escape_string writes, restated here so tests can catch the parser."""
+    table = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r", "'": "\\'"}
+    table["\\"] = "\\\\"
+    return "".join(table.get(char, char) for char in text)
+
+
+def query_line(query: str, retcode: int = 0, head: str = HEAD, database: str = "shop") -> str:
+    return f"{head},QUERY,{database},'{server_escape(query)}',{retcode}"
+
+
+# --- dialects -------------------------------------------------------------------------------
+
+
+def test_mariadb_query_line() -> None:
+    event = parse_line(query_line("select 'a,b', \"c\" from t"))
+    assert event == AuditEvent(
+        timestamp=datetime(2024, 1, 31, 14, 2, 7, tzinfo=UTC),
+        serverhost="db1",
+        username="root",
+        host="localhost",
+        connection_id=5,
+        query_id=12,
+        operation="QUERY",
+        database="shop",
+        object="select 'a,b', \"c\" from t",
+        retcode=0,
+        dialect=Dialect.MARIADB,
+    )
+
+
+def test_aurora_epoch_microseconds_and_table_retcode() -> None:
+    line = "1653053459680124,c731-instance-1,admin,52.94.133.136,35,698024,WRITE,testdb,test2,0"
+    event = parse_line(line)
+    assert event.dialect is Dialect.AURORA
+    assert event.timestamp == datetime(2022, 5, 20, 13, 30, 59, 680124, tzinfo=UTC)
+    assert (event.operation, event.database, event.object, event.retcode) == (
+        "WRITE",
+        "testdb",
+        "test2",
+        0,
+    )
+    assert format_line(event) == line
+
+
+def test_rds_mysql_connection_type_and_query_trailer() -> None:
+    connect = parse_line(
+        "20221201 14:07:05,ip-10-22-1-51,rdsadmin,localhost,821,0,CONNECT,,,0,SOCKET"
+    )
+    assert connect.dialect is Dialect.RDS_MYSQL
+    assert connect.connection_type == "SOCKET"
+    assert connect.retcode == 0
+    query = parse_line(
+        "20230501 10:02:19,ip-10-1-0-50,rdsadmin,localhost,7,585281,QUERY,,"
+        "'select * from t where (type <> \\'BACKGROUND\\')',0,,"
+    )
+    assert query.dialect is Dialect.RDS_MYSQL
+    assert query.object == "select * from t where (type <> 'BACKGROUND')"
+    assert query.retcode == 0
+
+
+@pytest.mark.parametrize(("written", "name"), [("1", "TCP/IP"), ("4", "SSL"), ("TCP/IP", "TCP/IP")])
+def test_rds_connection_type_as_number_or_name(written: str, name: str) -> None:
+    event = parse_line(f"{HEAD[:-3]},9,0,DISCONNECT,app,,0,{written}")
+    assert event.dialect is Dialect.RDS_MYSQL
+    assert event.connection_type == written
+    assert event.connection_type_name == name
+
+
+def test_mariadb_connection_records() -> None:
+    connect = parse_line(f"{T0},db1,app,10.0.0.7,9,0,CONNECT,shop,,0")
+    failed = parse_line(f"{T0},db1,app,10.0.0.7,9,0,FAILED_CONNECT,,,1045")
+    assert (connect.operation, connect.database, connect.object, connect.retcode) == (
+        "CONNECT",
+        "shop",
+        "",
+        0,
+    )
+    assert failed.retcode == 1045
+    assert failed.failed
+    assert not connect.failed
+    assert connect.connection_type is None
+
+
+def test_mariadb_12_host_port_and_tls_version() -> None:
+    event = parse_line("20260731 09:14:22,mdb1,root,192.168.1.24:54312,7,0,CONNECT,mysql,TLSv1.3,0")
+    assert (event.host, event.database, event.object, event.dialect) == (
+        "192.168.1.24:54312",
+        "mysql",
+        "TLSv1.3",
+        Dialect.MARIADB,
+    )
+
+
+def test_mariadb_12_custom_timestamp_format_is_kept_verbatim() -> None:
+    line = "20231207T13:14:28.000000+0100,mdbe106,root,localhost,4,0,CONNECT,,,0"
+    event = parse_line(line)
+    assert event.timestamp == datetime(2023, 12, 7, 12, 14, 28, tzinfo=UTC)
+    assert event.prefix == "20231207T13:14:28.000000+0100,"
+    assert format_line(event) == line
+
+
+def test_proxy_connect_object() -> None:
+    event = parse_line(f"{T0},db1,app,localhost,9,0,PROXY_CONNECT,shop,`admin`@`%`,0")
+    assert (event.database, event.object, event.retcode) == ("shop", "`admin`@`%`", 0)
+
+
+def test_table_events_have_no_retcode_on_mariadb() -> None:
+    event = parse_line(f"{HEAD},WRITE,mysql,table_stats,")
+    assert (event.operation, event.database, event.object, event.retcode) == (
+        "WRITE",
+        "mysql",
+        "table_stats",
+        None,
+    )
+
+
+def test_rename_object() -> None:
+    event = parse_line(f"{HEAD},RENAME,test,t1|test.renamed_t1,")
+    assert event.object == "t1|test.renamed_t1"
+
+
+# --- syslog ---------------------------------------------------------------------------------
+
+RECORD = "db1,root,localhost,5,12,QUERY,shop,'select 1',0"
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("<14>Nov 27 05:43:16 mysql-server_auditing:  ", datetime(2025, 11, 27, 5, 43, 16)),
+        ("<14>Nov 27 05:43:16 mysql-server_auditing: my info ", datetime(2025, 11, 27, 5, 43, 16)),
+        ("Jan  3 14:02:07 dbhost mysql-server_auditing: x ", datetime(2025, 1, 3, 14, 2, 7)),
+        ("Jan 31 14:02:07 dbhost mysql-server_auditing[77]:  ", datetime(2025, 1, 31, 14, 2, 7)),
+        (
+            "2024-01-31T14:02:07.123456+01:00 dbhost mysql-server_auditing: prod ",
+            datetime(2024, 1, 31, 13, 2, 7, 123456),
+        ),
+    ],
+)
+def test_syslog_headers(prefix: str, expected: datetime) -> None:
+    line = prefix + RECORD
+    event = parse_line(line, year=2025)
+    assert event.timestamp == expected.replace(tzinfo=UTC)
+    assert (event.serverhost, event.object, event.prefix) == ("db1", "select 1", prefix)
+    assert format_line(event) == line
+
+
+def test_syslog_without_year_uses_a_recent_one() -> None:
+    event = parse_line("Jan 31 14:02:07 dbhost mysql-server_auditing:  " + RECORD)
+    now = datetime.now(UTC)
+    assert now - timedelta(days=367) < event.timestamp < now + timedelta(days=2)
+
+
+def test_syslog_record_cut_at_nul_is_truncated() -> None:
+    event = parse_line("<14>Nov 27 05:43:16 mysql-server_auditing:  db1,root,h,5,12,QUERY,s,'ab")
+    assert event.truncated
+    assert (event.object, event.retcode) == ("ab", None)
+
+
+# --- the quoted query -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a\\",
+        "\\",
+        "it's",
+        "''",
+        "\\'",
+        "x\\\\'y",
+        "tab\there\nnew line\r\x08\x0c",
+        "a,b',0",
+        "ends with quote'",
+        "nul\x00and\x1a\x7f",
+        "é中😀",
+        "",
+    ],
+)
+def test_escapes_read_left_to_right(query: str) -> None:
+    line = query_line(query)
+    event = parse_line(line)
+    assert event.object == query
+    assert event.retcode == 0
+    assert format_line(event) == line
+
+
+def test_trailing_backslash_before_retcode() -> None:
+    assert parse_line(f"{HEAD},QUERY,s,'a\\\\',0").object == "a\\"
+
+
+def test_bytes_that_are_not_utf8_survive() -> None:
+    raw = HEAD.encode() + b",QUERY,s,'select _binary 0x\xff\xfe\x80 \xc3(',0"
+    event = parse_line(raw)
+    assert event.object_bytes == b"select _binary 0x\xff\xfe\x80 \xc3("
+    assert format_line(event).encode("utf-8", "surrogateescape") == raw
+
+
+def test_line_cut_inside_the_quote_is_a_truncated_event() -> None:
+    event = parse_line(f"{HEAD},QUERY,shop,'insert into t values (\\'abc")
+    assert event.truncated
+    assert event.retcode is None
+    assert event.object == "insert into t values ('abc"
+    assert format_line(event) == f"{HEAD},QUERY,shop,'insert into t values (\\'abc"
+
+
+def test_old_plugin_lines_with_spaces_for_newlines() -> None:
+    assert parse_line(f"{HEAD},QUERY,s,'select  1 from   t',0").object == "select  1 from   t"
+
+
+# --- names written raw ----------------------------------------------------------------------
+
+
+def test_user_and_database_with_commas_and_quotes() -> None:
+    event = parse_line(f"{T0},db1,we,ird,localhost,5,12,QUERY,weird,name,'select 1',0")
+    assert (event.username, event.host, event.database) == ("we,ird", "localhost", "weird,name")
+    event = parse_line(f"{T0},db1,o'neil,localhost,5,12,QUERY,o'db,'select \\'x\\'',0")
+    assert (event.username, event.database, event.object) == ("o'neil", "o'db", "select 'x'")
+
+
+def test_database_holding_quote_comma_before_the_query() -> None:
+    event = parse_line(f"{HEAD},QUERY,a,'b,'select \\'a\\'',0")
+    assert (event.database, event.object) == ("a,'b", "select 'a'")
+
+
+def test_name_with_a_raw_newline() -> None:
+    event = parse_line(f"{T0},db1,new\nline,localhost,5,12,QUERY,s,'select 1',0")
+    assert event.username == "new\nline"
+
+
+def test_table_event_with_commas_in_the_database() -> None:
+    event = parse_line(f"{HEAD},READ,weird,name,t1,")
+    assert (event.database, event.object) == ("weird,name", "t1")
+
+
+# --- time zones -----------------------------------------------------------------------------
+
+
+def test_tz_for_timestamps_without_zone() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    event = parse_line(query_line("select 1"), tz=berlin)
+    assert event.timestamp == datetime(2024, 1, 31, 13, 2, 7, tzinfo=UTC)
+    assert event.timestamp.tzinfo is UTC
+    assert format_line(event, tz=berlin) == query_line("select 1")
+    assert parse_line(query_line("select 1"), tz=timezone(timedelta(hours=-5))).timestamp.hour == 19
+
+
+def test_explicit_dialect_is_honoured() -> None:
+    line = f"{T0},h,u,c,1,0,CONNECT,a,,0,1"
+    assert parse_line(line).connection_type == "1"
+    mariadb = parse_line(line, dialect="mariadb")
+    assert (mariadb.database, mariadb.object, mariadb.retcode) == ("a,", "0", 1)
+    assert mariadb.dialect is Dialect.MARIADB
+    with pytest.raises(LineError):
+        parse_line(f"{HEAD},QUERY,s,'x',0,,", dialect=Dialect.MARIADB)
+    with pytest.raises(ValueError, match="unknown dialect"):
+        parse_line(line, dialect="oracle")
+
+
+def test_format_line_in_another_dialect() -> None:
+    event = parse_line(query_line("select 1"))
+    assert format_line(event, dialect="rds-mysql").endswith("'select 1',0,,")
+    assert format_line(event, dialect=Dialect.AURORA).startswith("1706709727000000,")
+
+
+def test_trailing_newline_is_ignored() -> None:
+    assert parse_line(query_line("x") + "\r\n") == parse_line(query_line("x"))
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "offset", "message"),
+    [
+        ("", 0, "empty line"),
+        ("hello world", 0, "neither a timestamp nor a syslog header"),
+        ("20240131 14:02:07", 0, "no comma"),
+        ("20240199 14:02:07,h,u,c,1,2,QUERY,d,'x',0", 0, "bad timestamp"),
+        ("123456789012,h,u,c,1,2,QUERY,d,'x',0", 0, "12 digits"),
+        ("20240131 14:02:07,h,u,c,x,2,QUERY,d,'x',0", 24, "connection id"),
+        ("20240131 14:02:07,h,u,c,1,2,query,d,'x',0", 28, "operation"),
+        ("20240131 14:02:07,h,u", 21, "fields"),
+        ("20240131 14:02:07,h,u,c,1,2,QUERY,d,x,0", 34, "without a quoted query"),
+        ("20240131 14:02:07,h,u,c,1,2,QUERY,d,'x'y,0", 38, "after the quoted query"),
+        ("20240131 14:02:07,h,u,c,1,0,CONNECT,d,,ok", 39, "bad return code"),
+        ("20240131 14:02:07,h,u,c,1,2,WRITE,d", 34, "db,object,retcode"),
+    ],
+)
+def test_malformed_lines_say_what_and_where(line: str, offset: int, message: str) -> None:
+    with pytest.raises(LineError, match=message) as caught:
+        parse_line(line)
+    assert caught.value.offset == offset
+    assert caught.value.line == line
+    assert f"offset {offset}" in str(caught.value)
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def test_key_is_the_cloudwatch_event_id_when_known() -> None:
+    event = parse_line(query_line("x"), origin=Origin(event_id="3195310660696698337880902507980"))
+    assert event.key == "3195310660696698337880902507980"
+
+
+def test_identical_lines_at_distinct_places_have_distinct_keys() -> None:
+    line = f"{HEAD},WRITE,mysql,table_stats,"
+    first = parse_line(line, origin=Origin(path="a.log", line_number=1))
+    second = parse_line(line, origin=Origin(path="a.log", line_number=2))
+    assert first.key != second.key
+    assert first.key == parse_line(line, origin=Origin(path="a.log", line_number=1)).key
+    assert parse_line(line).key != parse_line(f"{HEAD},WRITE,mysql,table_stat,").key
+
+
+# --- properties -----------------------------------------------------------------------------
+
+
+@given(audit_events())
+def test_events_survive_format_and_parse(event: AuditEvent) -> None:
+    assert parse_line(format_line(event)) == event
+
+
+@given(audit_lines())
+def test_format_line_inverts_parse_line(line: str) -> None:
+    assert format_line(parse_line(line)) == line
+
+
+@given(query_texts(max_size=400), st.integers(0, 9999))
+@example("a\\", 0)
+@example("\\'", 1064)
+def test_server_escaped_text_parses_back_to_itself(query: str, retcode: int) -> None:
+    event = parse_line(query_line(query, retcode))
+    assert (event.object, event.retcode, event.truncated) == (query, retcode, False)
+
+
+@given(query_texts(), st.integers(0, 400))
+def test_a_line_cut_anywhere_in_the_query_is_an_event_or_a_line_error(query: str, cut: int) -> None:
+    line = query_line(query)
+    prefix = line[: len(HEAD) + len(",QUERY,shop,'") + cut]
+    try:
+        event = parse_line(prefix)
+    except LineError:
+        return
+    assert query.startswith(event.object) or event.object.endswith("\\")
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_line_errors(data: bytes) -> None:
+    with contextlib.suppress(AuditSyncError):
+        parse_line(data)
+
+
+@given(audit_lines(), st.data())
+def test_mutated_lines_raise_only_line_errors(line: str, data: st.DataObject) -> None:
+    position = data.draw(st.integers(0, len(line)))
+    insert = data.draw(st.text(st.sampled_from(",'\\\n 0aQ`:<>-"), max_size=3))
+    drop = data.draw(st.integers(0, 3))
+    mutated = line[:position] + insert + line[position + drop :]
+    with contextlib.suppress(AuditSyncError):
+        parse_line(mutated)
