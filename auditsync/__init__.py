@@ -1,24 +1,32 @@
 """auditsync: the MariaDB/MySQL server_audit log, as it travels through AWS, as typed events.
 
 The public names below are the stable contract (docs/index.md); the modules behind them
-are an implementation detail.
+are an implementation detail. The Lambda adapters live in :mod:`auditsync.aws`, the
+sinks in :mod:`auditsync.sinks`, the Hypothesis strategies in :mod:`auditsync.testing`.
 """
 
 from .auditlog import format_line, parse_line
 from .envelope import LogEvent, SubscriptionMessage, iter_messages, parse_message
-from .errors import AuditSyncError, EnvelopeError, LineError, PayloadError
-from .events import AuditEvent, Dialect, Origin
+from .errors import AuditSyncError, DeliveryError, EnvelopeError, LineError, PayloadError
+from .events import AuditEvent, DeadLetter, Dialect, Origin
 from .payload import decode_payload
+from .pipeline import Line, Payload, Pipeline, Report
 
 __all__ = [
     "AuditEvent",
     "AuditSyncError",
+    "DeadLetter",
+    "DeliveryError",
     "Dialect",
     "EnvelopeError",
+    "Line",
     "LineError",
     "LogEvent",
     "Origin",
+    "Payload",
     "PayloadError",
+    "Pipeline",
+    "Report",
     "SubscriptionMessage",
     "decode_payload",
     "format_line",

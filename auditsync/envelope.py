@@ -20,6 +20,7 @@ __all__ = [
     "DATA_MESSAGE",
     "LogEvent",
     "SubscriptionMessage",
+    "iter_documents",
     "iter_messages",
     "parse_message",
 ]
@@ -90,6 +91,22 @@ def iter_messages(data: bytes) -> Iterator[SubscriptionMessage]:
     was configured, so documents are split where the JSON parser says the first one ends,
     never by searching for braces (which a query can hold).
     """
+    for _start, _end, message in iter_documents(data):
+        if isinstance(message, EnvelopeError):
+            raise message
+        yield message
+
+
+def iter_documents(
+    data: bytes,
+) -> Iterator[tuple[int, int, SubscriptionMessage | EnvelopeError]]:
+    """Yield ``(start, end, message or error)`` for each document of ``data``.
+
+    A document that is JSON but not a message yields its error and reading goes on; text
+    that is not JSON yields an error spanning the rest of the buffer and ends the reading,
+    since nothing says where the next document would start. For callers that keep going
+    past bad documents (the pipeline dead-letters them).
+    """
     view = memoryview(data)
     start = 0
     end = len(view)
@@ -97,12 +114,15 @@ def iter_messages(data: bytes) -> Iterator[SubscriptionMessage]:
         start = _skip_whitespace(data, start, end)
         if start >= end:
             return
-        document, following = _next_document(view, start)
         try:
-            message = _from_mapping(document)
+            document, following = _next_document(view, start)
         except EnvelopeError as error:
-            raise EnvelopeError(error.reason, field=error.field, offset=start) from None
-        yield message
+            yield start, end, error
+            return
+        try:
+            yield start, following, _from_mapping(document)
+        except EnvelopeError as error:
+            yield start, following, EnvelopeError(error.reason, field=error.field, offset=start)
         start = following
 
 

@@ -8,7 +8,7 @@ into it, the way tomli's errors point at a line and column.
 
 from __future__ import annotations
 
-__all__ = ["AuditSyncError", "EnvelopeError", "LineError", "PayloadError"]
+__all__ = ["AuditSyncError", "DeliveryError", "EnvelopeError", "LineError", "PayloadError"]
 
 
 class AuditSyncError(ValueError):
@@ -67,3 +67,11 @@ class LineError(AuditSyncError):
     ):
         self.line = line
         super().__init__(message, where=where, offset=offset)
+
+
+class DeliveryError(RuntimeError):
+    """A sink failed to take a batch: not bad input, and a retry may well succeed.
+
+    The sink's own exception is the ``__cause__``. Raised by the adapters whose retry is
+    the caller's (a subscription-filter Lambda, the command line).
+    """

@@ -1,0 +1,333 @@
+"""Decode → messages → lines → events → filter → sink, keeping the books.
+
+The pipeline is where "lose nothing" is enforced. Every record that comes in ends in
+exactly one column of the :class:`Report`: delivered, filtered, control, dead-lettered,
+or failed (the sink failed; a retry can fix it). Records that can never succeed become
+:class:`DeadLetter` s with their raw bytes and origin; they are never retried, so one
+poison record cannot block a Kinesis shard.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, tzinfo
+
+import attrs
+
+from .auditlog import Dialect, format_line, parse_line
+from .envelope import iter_documents
+from .errors import AuditSyncError, LineError, PayloadError
+from .events import AuditEvent, DeadLetter, Origin
+from .payload import DEFAULT_MAX_SIZE, decode_payload
+from .sinks.base import DeadLetterSink, Refused, Sink
+
+__all__ = ["Line", "Payload", "Pipeline", "Report"]
+
+logger = logging.getLogger("auditsync")
+
+Filter = Callable[[AuditEvent], bool]
+Transform = Callable[[AuditEvent], AuditEvent]
+
+
+@attrs.frozen(slots=True)
+class Payload:
+    """CloudWatch Logs subscription data: base64 and/or gzip of one or more messages."""
+
+    data: bytes | str
+    origin: Origin | None = None
+
+
+@attrs.frozen(slots=True)
+class Line:
+    """One raw server_audit line, as read from a log file."""
+
+    text: str | bytes
+    origin: Origin | None = None
+
+
+@attrs.define
+class Report:
+    """What one call did. ``records == delivered + filtered + control + dead_lettered + failed``.
+
+    A record is a log line (a CloudWatch log event, or a line of a file); a payload or
+    JSON document that could not be read at all counts as one record, as does a control
+    message. ``failed_input`` is the index of the first input not delivered because the
+    sink failed, and ``error`` what it raised; inputs after it were not processed.
+    """
+
+    records: int = 0
+    events: int = 0
+    delivered: int = 0
+    filtered: int = 0
+    control: int = 0
+    dead_lettered: int = 0
+    failed: int = 0
+    dead_letters: list[DeadLetter] = attrs.field(factory=list)
+    failed_input: int | None = None
+    error: BaseException | None = None
+    elapsed: float = 0.0
+
+    @property
+    def balanced(self) -> bool:
+        """Whether every record is accounted for exactly once."""
+        return self.records == (
+            self.delivered + self.filtered + self.control + self.dead_lettered + self.failed
+        )
+
+    def add(self, other: Report) -> None:
+        """Fold another report into this one (the CLI sums a report per file)."""
+        for name in ("records", "events", "delivered", "filtered", "control"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.dead_lettered += other.dead_lettered
+        self.failed += other.failed
+        self.dead_letters.extend(other.dead_letters)
+        self.elapsed += other.elapsed
+        if self.error is None and other.error is not None:
+            self.error = other.error
+
+    def summary(self) -> str:
+        """One line for logs and the command line."""
+        rate = self.events / self.elapsed if self.elapsed > 0 else 0.0
+        return (
+            f"{self.records} records, {self.events} events: {self.delivered} delivered, "
+            f"{self.filtered} filtered, {self.control} control, "
+            f"{self.dead_lettered} dead-lettered, {self.failed} failed "
+            f"in {self.elapsed:.2f} s ({rate:,.0f} events/s)"
+        )
+
+
+@attrs.define
+class _Batch:
+    """Events and dead letters waiting for one flush, and the first input they came from."""
+
+    events: list[AuditEvent] = attrs.field(factory=list)
+    letters: list[DeadLetter] = attrs.field(factory=list)
+    first_input: int | None = None
+
+
+class Pipeline:
+    """Turn payloads and lines into events and deliver them to ``sink``.
+
+    ``filter`` keeps the events it returns true for; ``transform`` rewrites each kept
+    event (redaction, for one); ``dead_letter`` takes what can never be delivered —
+    without one, dead letters are logged at ERROR with the same detail. Events go to
+    the sink in batches of up to ``batch_size``; a batch the sink rejected is reported
+    from its first input, so a retry from there loses nothing.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        filter: Filter | None = None,
+        dialect: Dialect | str = Dialect.AUTO,
+        tz: tzinfo = UTC,
+        dead_letter: DeadLetterSink | None = None,
+        transform: Transform | None = None,
+        batch_size: int = 1000,
+        max_payload_size: int = DEFAULT_MAX_SIZE,
+        year: int | None = None,
+    ):
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.sink = sink
+        self.filter = filter
+        self.dialect = Dialect(dialect)
+        self.tz = tz
+        self.dead_letter = dead_letter
+        self.transform = transform
+        self.batch_size = batch_size
+        self.max_payload_size = max_payload_size
+        self.year = year
+
+    def process(self, inputs: Iterable[Payload | Line]) -> Report:
+        """Run every input through; stop at the first batch the sink fails to take."""
+        report = Report()
+        started = time.perf_counter()
+        batch = _Batch()
+        for index, item in enumerate(inputs):
+            if batch.first_input is None:
+                batch.first_input = index
+            if isinstance(item, Line):
+                self._take_line(item, batch, report)
+            else:
+                self._take_payload(item, batch, report)
+            if len(batch.events) + len(batch.letters) >= self.batch_size:
+                if not self._flush(batch, report):
+                    break
+                batch = _Batch()
+        else:
+            self._flush(batch, report)
+        report.elapsed = time.perf_counter() - started
+        return report
+
+    def process_payload(self, data: bytes | str, origin: Origin | None = None) -> Report:
+        """One subscription payload (a Kinesis record's data, ``awslogs.data``, an S3 object)."""
+        return self.process([Payload(data, origin)])
+
+    def process_lines(
+        self, lines: Iterable[str | bytes], origin: Origin | None = None
+    ) -> Report:
+        """Raw server_audit lines, numbered from 1 within ``origin.path``."""
+        base = origin or Origin()
+        return self.process(
+            Line(text, attrs.evolve(base, line_number=number))
+            for number, text in enumerate(lines, 1)
+        )
+
+    def with_sink(self, sink: Sink) -> Pipeline:
+        """The same settings delivering to another sink (the Firehose adapter collects)."""
+        return Pipeline(
+            sink,
+            filter=self.filter,
+            dialect=self.dialect,
+            tz=self.tz,
+            dead_letter=self.dead_letter,
+            transform=self.transform,
+            batch_size=self.batch_size,
+            max_payload_size=self.max_payload_size,
+            year=self.year,
+        )
+
+    def close(self) -> None:
+        """Close the sink and the dead-letter sink."""
+        self.sink.close()
+        if self.dead_letter is not None:
+            self.dead_letter.close()
+
+    # --- taking inputs apart ----------------------------------------------------------------
+
+    def _take_line(self, item: Line, batch: _Batch, report: Report) -> None:
+        report.records += 1
+        try:
+            event = parse_line(
+                item.text, dialect=self.dialect, tz=self.tz, origin=item.origin, year=self.year
+            )
+        except LineError as error:
+            raw = item.text if isinstance(item.text, bytes) else _encode(item.text)
+            batch.letters.append(_letter("line", error, raw, item.origin))
+            return
+        self._keep(event, batch, report)
+
+    def _take_payload(self, item: Payload, batch: _Batch, report: Report) -> None:
+        base = item.origin or Origin()
+        try:
+            decoded = decode_payload(item.data, max_size=self.max_payload_size)
+        except PayloadError as error:
+            report.records += 1
+            raw = item.data if isinstance(item.data, bytes) else _encode(item.data)
+            batch.letters.append(_letter("payload", error, raw, item.origin))
+            return
+        seen = False
+        for start, end, message in iter_documents(decoded):
+            seen = True
+            if isinstance(message, AuditSyncError):
+                report.records += 1
+                batch.letters.append(_letter("envelope", message, decoded[start:end], base))
+                continue
+            if message.is_control:
+                report.records += 1
+                report.control += 1
+                continue
+            group, stream = message.log_group, message.log_stream
+            for log_event in message.log_events:
+                report.records += 1
+                origin = Origin(
+                    group,
+                    stream,
+                    log_event.id,
+                    base.shard_id,
+                    base.sequence_number,
+                    base.path,
+                    base.line_number,
+                )
+                try:
+                    event = parse_line(
+                        log_event.message,
+                        dialect=self.dialect,
+                        tz=self.tz,
+                        origin=origin,
+                        year=self.year,
+                    )
+                except LineError as error:
+                    raw = _encode(log_event.message)
+                    batch.letters.append(_letter("line", error, raw, origin))
+                    continue
+                self._keep(event, batch, report)
+        if not seen:
+            report.records += 1
+            empty = PayloadError("payload holds no subscription message")
+            raw = item.data if isinstance(item.data, bytes) else _encode(item.data)
+            batch.letters.append(_letter("payload", empty, raw, item.origin))
+
+    def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
+        report.events += 1
+        if self.filter is not None and not self.filter(event):
+            report.filtered += 1
+            return
+        if self.transform is not None:
+            event = self.transform(event)
+        batch.events.append(event)
+
+    # --- delivering -------------------------------------------------------------------------
+
+    def _flush(self, batch: _Batch, report: Report) -> bool:
+        """Deliver one batch; on a sink failure count it failed and return False."""
+        letters = batch.letters
+        refused: Sequence[AuditEvent] = ()
+        try:
+            if batch.events:
+                try:
+                    self.sink.write(batch.events)
+                except Refused as refusal:
+                    refused = refusal.events
+                    letters = letters + [_refused(event, refusal.reason) for event in refused]
+            if letters:
+                self._dead_letter(letters)
+        except Exception as error:  # any sink failure is retryable
+            report.failed += len(batch.events) + len(batch.letters)
+            report.failed_input = batch.first_input
+            report.error = error
+            logger.warning(
+                "sink failed on a batch of %d events from input %s: %r",
+                len(batch.events),
+                batch.first_input,
+                error,
+            )
+            return False
+        report.delivered += len(batch.events) - len(refused)
+        report.dead_lettered += len(letters)
+        report.dead_letters.extend(letters)
+        return True
+
+    def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        if self.dead_letter is not None:
+            self.dead_letter.write(letters)
+            return
+        for letter in letters:
+            logger.error(
+                "dead letter (%s): %s; from %s; raw base64 %s",
+                letter.stage,
+                letter.error,
+                letter.origin.describe() if letter.origin else "unknown origin",
+                base64.b64encode(letter.raw).decode("ascii"),
+            )
+
+
+def _encode(text: str) -> bytes:
+    """The bytes a line came from; text built by hand may hold surrogates no byte made."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _letter(stage: str, error: AuditSyncError, raw: bytes, origin: Origin | None) -> DeadLetter:
+    return DeadLetter(stage, str(error), raw, origin)
+
+
+def _refused(event: AuditEvent, reason: str) -> DeadLetter:
+    return DeadLetter("sink", reason, _encode(format_line(event)), event.origin, event)
