@@ -28,6 +28,10 @@ __all__ = ["Line", "Payload", "Pipeline", "Report"]
 
 logger = logging.getLogger("auditsync")
 
+#: A report keeps the first dead letters for the caller to look at; the count is exact
+#: and the dead-letter sink gets them all, but a report's memory stays bounded.
+_KEPT_DEAD_LETTERS = 1000
+
 Filter = Callable[[AuditEvent], bool]
 Transform = Callable[[AuditEvent], AuditEvent]
 
@@ -54,8 +58,9 @@ class Report:
 
     A record is a log line (a CloudWatch log event, or a line of a file); a payload or
     JSON document that could not be read at all counts as one record, as does a control
-    message. ``failed_input`` is the index of the first input not delivered because the
-    sink failed, and ``error`` what it raised; inputs after it were not processed.
+    message. ``dead_letters`` keeps the first 1,000 dead letters. ``failed_input`` is
+    the index of the first input not delivered because the sink failed, and ``error``
+    what it raised; inputs after it were not processed.
     """
 
     records: int = 0
@@ -83,7 +88,8 @@ class Report:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dead_lettered += other.dead_lettered
         self.failed += other.failed
-        self.dead_letters.extend(other.dead_letters)
+        room = _KEPT_DEAD_LETTERS - len(self.dead_letters)
+        self.dead_letters.extend(other.dead_letters[:room])
         self.elapsed += other.elapsed
         if self.error is None and other.error is not None:
             self.error = other.error
@@ -168,9 +174,7 @@ class Pipeline:
         """One subscription payload (a Kinesis record's data, ``awslogs.data``, an S3 object)."""
         return self.process([Payload(data, origin)])
 
-    def process_lines(
-        self, lines: Iterable[str | bytes], origin: Origin | None = None
-    ) -> Report:
+    def process_lines(self, lines: Iterable[str | bytes], origin: Origin | None = None) -> Report:
         """Raw server_audit lines, numbered from 1 within ``origin.path``."""
         base = origin or Origin()
         return self.process(
@@ -300,7 +304,7 @@ class Pipeline:
             return False
         report.delivered += len(batch.events) - len(refused)
         report.dead_lettered += len(letters)
-        report.dead_letters.extend(letters)
+        report.dead_letters.extend(letters[: _KEPT_DEAD_LETTERS - len(report.dead_letters)])
         return True
 
     def _dead_letter(self, letters: list[DeadLetter]) -> None:

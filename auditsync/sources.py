@@ -1,0 +1,320 @@
+"""Where inputs come from: Lambda events and files, turned into pipeline inputs with origins.
+
+Lambda events are dicts; files are streamed, never read whole, so a multi-gigabyte log
+goes through in constant memory. A file's shape is recognised from its first bytes:
+
+- a raw server_audit log (any dialect, syslog included), plain or gzip;
+- a CloudWatch Logs export object: ``<ISO-8601 time> <line>`` per line, gzip;
+- CloudWatch subscription messages, one or many back to back — a Firehose S3 object
+  (gzip members, no delimiter), or a file of decoded messages;
+- a saved Lambda event: Kinesis, subscription filter or Firehose.
+"""
+
+from __future__ import annotations
+
+import enum
+import gzip
+import io
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import orjson
+
+from .auditlog import parse_line
+from .errors import EnvelopeError, LineError
+from .events import Origin
+from .pipeline import Line, Payload
+
+__all__ = [
+    "InputFormat",
+    "detect_format",
+    "firehose_inputs",
+    "kinesis_inputs",
+    "open_input",
+    "read_inputs",
+    "subscription_inputs",
+]
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_PEEK = 64 * 1024
+_CHUNK = 1 << 20
+
+#: How a physical line that starts a record begins: a timestamp of some dialect, or a
+#: syslog header. Anything else continues the record before it (a raw newline in a name).
+_RECORD_START = re.compile(
+    rb"\d{8} \d\d:\d\d:\d\d,|\d{10,16},|\d{4}-?\d\d-?\d\d[T ]\d\d:|<\d{1,3}>"
+    rb"|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d "
+)
+#: A CloudWatch Logs export line: the event's ingestion time, a space, the message.
+_EXPORT_TIME = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z ")
+
+
+class InputFormat(enum.StrEnum):
+    """The shapes of file the command line reads."""
+
+    AUTO = "auto"
+    LOG = "log"
+    EXPORT = "export"
+    MESSAGES = "messages"
+    LAMBDA = "lambda"
+
+
+# --- Lambda events --------------------------------------------------------------------------
+
+
+def kinesis_inputs(event: dict[str, Any]) -> list[Payload]:
+    """One payload per Kinesis record, with its shard and sequence number."""
+    inputs = []
+    for index, record in enumerate(_records(event, "Records")):
+        kinesis = record.get("kinesis") if isinstance(record, dict) else None
+        if not isinstance(kinesis, dict):
+            raise EnvelopeError(f"Records[{index}] has no kinesis object", field="kinesis")
+        data = kinesis.get("data")
+        event_id = record.get("eventID")
+        shard = event_id.partition(":")[0] if isinstance(event_id, str) else None
+        sequence = kinesis.get("sequenceNumber")
+        origin = Origin(shard_id=shard or None, sequence_number=sequence)
+        inputs.append(Payload(data if isinstance(data, (str, bytes)) else b"", origin))
+    return inputs
+
+
+def subscription_inputs(event: dict[str, Any]) -> list[Payload]:
+    """The one payload of a subscription-filter event, ``{"awslogs": {"data": ...}}``."""
+    awslogs = event.get("awslogs") if isinstance(event, dict) else None
+    data = awslogs.get("data") if isinstance(awslogs, dict) else None
+    if not isinstance(data, str):
+        raise EnvelopeError("not a subscription filter event: no awslogs.data", field="awslogs")
+    return [Payload(data)]
+
+
+def firehose_inputs(event: dict[str, Any]) -> list[Payload]:
+    """One payload per Firehose record; the record id stands in the sequence number."""
+    inputs = []
+    for index, record in enumerate(_records(event, "records")):
+        record_id = record.get("recordId") if isinstance(record, dict) else None
+        if not isinstance(record_id, str):
+            raise EnvelopeError(f"records[{index}] has no recordId", field="recordId")
+        data = record.get("data")
+        origin = Origin(sequence_number=record_id)
+        inputs.append(Payload(data if isinstance(data, (str, bytes)) else b"", origin))
+    return inputs
+
+
+def lambda_inputs(event: dict[str, Any]) -> list[Payload]:
+    """The inputs of any of the three Lambda events auditsync handles."""
+    if "awslogs" in event:
+        return subscription_inputs(event)
+    if "records" in event:
+        return firehose_inputs(event)
+    if "Records" in event:
+        return kinesis_inputs(event)
+    raise EnvelopeError("not a Kinesis, subscription filter or Firehose event")
+
+
+def _records(event: dict[str, Any], name: str) -> list[Any]:
+    records = event.get(name) if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        raise EnvelopeError(f"not a Lambda batch: no {name} list", field=name)
+    return records
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def open_input(raw: Readable) -> io.BufferedReader:
+    """The decompressed content of a file: gzip (every member, and gzip inside gzip, as
+    Firehose writes when its own compression wraps CloudWatch's) or plain."""
+    stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Raw(raw))
+    for _ in range(3):
+        if stream.peek(2)[:2] != _GZIP_MAGIC:
+            break
+        stream = io.BufferedReader(_Raw(gzip.GzipFile(fileobj=stream, mode="rb")))
+    return stream
+
+
+class Readable(Protocol):
+    """What a file source needs of a stream: ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class _Raw(io.RawIOBase):
+    """Any binary stream as a raw stream, so that a BufferedReader can sit on it and peek."""
+
+    def __init__(self, inner: Readable):
+        self.inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def detect_format(head: bytes) -> InputFormat:
+    """The shape of a (decompressed) file from its first bytes.
+
+    JSON is told apart later, from its first document (see :func:`read_inputs`): a
+    Lambda event holds a batch key, a subscription message a ``messageType``.
+    """
+    start = head.lstrip()
+    if start[:1] in (b"{", b"["):
+        return InputFormat.MESSAGES
+    stamp = _EXPORT_TIME.match(start)
+    if stamp is not None and _RECORD_START.match(start, stamp.end()):
+        return InputFormat.EXPORT
+    return InputFormat.LOG
+
+
+def read_inputs(
+    stream: IO[bytes], path: str, form: InputFormat = InputFormat.AUTO
+) -> Iterator[Payload | Line]:
+    """Stream a decompressed file as pipeline inputs, each with its origin."""
+    if form is InputFormat.AUTO:
+        peek = stream.peek(_PEEK) if isinstance(stream, io.BufferedReader) else b""
+        form = detect_format(peek[:_PEEK])
+    if form is InputFormat.LOG:
+        yield from _log_lines(stream, path, export=False)
+    elif form is InputFormat.EXPORT:
+        yield from _log_lines(stream, path, export=True)
+    else:
+        yield from _json_inputs(stream, path, lambda_events=form is InputFormat.LAMBDA)
+
+
+def _json_inputs(stream: IO[bytes], path: str, *, lambda_events: bool) -> Iterator[Payload]:
+    """Documents of a JSON file: subscription messages, or Lambda events to take apart."""
+    for number, document in enumerate(_documents(stream), 1):
+        if number == 1 and not lambda_events:
+            lambda_events = _is_lambda_event(document)
+        if not lambda_events:
+            yield Payload(document, Origin(path=path, line_number=number))
+            continue
+        try:
+            inputs = lambda_inputs(orjson.loads(document))
+        except (orjson.JSONDecodeError, EnvelopeError):
+            yield Payload(document, Origin(path=path, line_number=number))
+            continue
+        for item in inputs:
+            yield Payload(item.data, _at(item.origin or Origin(), path))
+
+
+def _is_lambda_event(document: bytes) -> bool:
+    try:
+        value = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        return False
+    return (
+        isinstance(value, dict)
+        and "messageType" not in value
+        and ("Records" in value or "records" in value or "awslogs" in value)
+    )
+
+
+def _at(origin: Origin, path: str) -> Origin:
+    return Origin(
+        origin.log_group,
+        origin.log_stream,
+        origin.event_id,
+        origin.shard_id,
+        origin.sequence_number,
+        path,
+        origin.line_number,
+    )
+
+
+def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[Line]:
+    """Records of a log, one per line, rejoining records a raw newline in a name split.
+
+    A physical line that does not start like a record continues the one before it — but
+    only when that one does not read on its own, so a stray line of junk stays a dead
+    letter of its own and never spoils a good record.
+    """
+    pending: bytes | None = None
+    pending_number = 0
+    for number, physical in enumerate(stream, 1):
+        line = physical[:-1] if physical.endswith(b"\n") else physical
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if not line:
+            continue
+        if export:
+            stamp = _EXPORT_TIME.match(line)
+            if stamp is not None:
+                line = line[stamp.end() :]
+            elif pending is not None:
+                pending += b"\n" + line
+                continue
+        elif pending is not None and not _RECORD_START.match(line) and not _reads(pending):
+            pending += b"\n" + line
+            continue
+        if pending is not None:
+            yield Line(pending, Origin(path=path, line_number=pending_number))
+        pending, pending_number = line, number
+    if pending is not None:
+        yield Line(pending, Origin(path=path, line_number=pending_number))
+
+
+def _reads(record: bytes) -> bool:
+    """Whether a record reads on its own: the grammar is the judge."""
+    try:
+        parse_line(record)
+    except LineError:
+        return False
+    return True
+
+
+def _documents(stream: IO[bytes]) -> Iterator[bytes]:
+    """The JSON documents of a stream, one after another, in bounded memory.
+
+    A document is complete when orjson parses it; the reader grows its window
+    geometrically, so a large document costs linear time, and keeps only the unread rest.
+    """
+    buffer = b""
+    want = _CHUNK
+    exhausted = False
+    while True:
+        buffer = buffer.lstrip()
+        if not buffer:
+            if exhausted:
+                return
+            buffer = stream.read(want)
+            exhausted = not buffer
+            continue
+        try:
+            orjson.loads(buffer)
+        except orjson.JSONDecodeError as error:
+            if error.pos > 0 and "after document" in error.msg:
+                yield buffer[: error.pos]
+                buffer = buffer[error.pos :]
+                want = _CHUNK
+                continue
+            if not exhausted:
+                more = stream.read(want)
+                exhausted = not more
+                buffer += more
+                want *= 2
+                continue
+            yield buffer
+            return
+        if exhausted:
+            yield buffer
+            return
+        more = stream.read(want)
+        if not more:
+            yield buffer
+            return
+        buffer += more
+
+
+def iter_paths(paths: Iterable[str]) -> Iterator[Path]:
+    """Files named, and the files below directories named, in a stable order."""
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            yield from sorted(child for child in path.rglob("*") if child.is_file())
+        else:
+            yield path
