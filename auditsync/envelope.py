@@ -7,6 +7,7 @@ strict about what it promises: a missing or ill-typed required field is an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "iter_documents",
     "iter_messages",
     "parse_message",
+    "read_document",
 ]
 
 DATA_MESSAGE = "DATA_MESSAGE"
@@ -79,8 +81,8 @@ def parse_message(data: bytes | str | Mapping[str, Any]) -> SubscriptionMessage:
         return _from_mapping(data)
     try:
         document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise EnvelopeError(f"not JSON: {exc.msg}", offset=exc.pos) from None
+    except orjson.JSONDecodeError:
+        raise _not_json(data) from None
     return _from_mapping(document)
 
 
@@ -107,18 +109,17 @@ def iter_documents(
     since nothing says where the next document would start. For callers that keep going
     past bad documents (the pipeline dead-letters them).
     """
-    view = memoryview(data)
     start = 0
-    end = len(view)
+    end = len(data)
     while True:
         start = _skip_whitespace(data, start, end)
         if start >= end:
             return
-        try:
-            document, following = _next_document(view, start)
-        except EnvelopeError as error:
-            yield start, end, error
+        found = read_document(data, start)
+        if found is None:
+            yield start, end, _not_json(data, start)
             return
+        document, following = found
         try:
             yield start, following, _from_mapping(document)
         except EnvelopeError as error:
@@ -126,7 +127,31 @@ def iter_documents(
         start = following
 
 
+#: Where one document may end and the next begin: "}" then optional whitespace then "{".
+_BOUNDARY = re.compile(rb"\}[ \t\r\n]*\{")
 _WHITESPACE = frozenset(b" \t\r\n")
+
+
+def read_document(data: bytes, start: int = 0) -> tuple[Any, int] | None:
+    """The first JSON document at ``start`` and where it ends; ``None`` if there is none.
+
+    The candidate ends are the ``}`` of every ``}{`` boundary, then the end of the data;
+    the first candidate that parses is the document's end. A JSON value is complete at
+    exactly one point, so a candidate inside a string or a nested object never parses.
+    Each document is parsed on its own, so the work is linear in the buffer (giving
+    orjson the whole rest of a buffer would validate it again for every document).
+    """
+    view = memoryview(data)
+    search = start
+    while True:
+        boundary = _BOUNDARY.search(data, search)
+        end = boundary.start() + 1 if boundary is not None else len(data)
+        try:
+            return orjson.loads(view[start:end]), end
+        except orjson.JSONDecodeError:
+            if boundary is None:
+                return None
+            search = boundary.start() + 1
 
 
 def _skip_whitespace(data: bytes, start: int, end: int) -> int:
@@ -135,18 +160,23 @@ def _skip_whitespace(data: bytes, start: int, end: int) -> int:
     return start
 
 
-def _next_document(view: memoryview, start: int) -> tuple[Any, int]:
-    """Parse the document at ``start``; return it and where the next one begins."""
+def _not_json(data: bytes | str, start: int = 0) -> EnvelopeError:
+    """The parser's complaint about ``data[start:]``, with a byte offset."""
     try:
-        return orjson.loads(view[start:]), len(view)
+        orjson.loads(data[start:])
     except orjson.JSONDecodeError as exc:
-        stop = start + exc.pos
-        if exc.pos > 0 and "after document" in exc.msg:
-            try:
-                return orjson.loads(view[start:stop]), stop
-            except orjson.JSONDecodeError:
-                pass
-        raise EnvelopeError(f"not JSON: {exc.msg}", offset=stop) from None
+        return EnvelopeError(
+            f"not JSON: {exc.msg}", offset=start + _byte_offset(data, start, exc.pos)
+        )
+    return EnvelopeError("not JSON: more than one document", offset=start)
+
+
+def _byte_offset(data: bytes | str, start: int, characters: int) -> int:
+    """orjson counts characters; offsets into bytes count bytes (error path only)."""
+    if isinstance(data, str):
+        return characters
+    text = data[start:].decode("utf-8", "replace")
+    return len(text[:characters].encode("utf-8"))
 
 
 def _from_mapping(document: Any) -> SubscriptionMessage:

@@ -24,6 +24,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_WBITS = zlib.MAX_WBITS
 _CHUNK = 1 << 20
+_FIRST_SLICE = 4096
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
 _LINE_BREAKS = re.compile(rb"[\r\n]+")
 
@@ -35,6 +36,8 @@ def decode_payload(data: bytes | str, *, max_size: int = DEFAULT_MAX_SIZE) -> by
     (standard alphabet, line breaks and missing padding tolerated); a stray character is
     a :class:`PayloadError`, never silently dropped.
     """
+    if max_size < 0:
+        raise ValueError(f"max_size must not be negative, not {max_size}")
     raw = _as_bytes(data)
     if not raw.startswith(_GZIP_MAGIC) and not _is_json(raw) and not _looks_like_zlib(raw):
         raw = _unbase64(raw)
@@ -46,7 +49,13 @@ def _as_bytes(data: bytes | str) -> bytes:
         if data.isascii():
             return data.encode("ascii")
         if data.lstrip()[:1] in ("{", "["):
-            return data.encode("utf-8", "surrogateescape")
+            try:
+                return data.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError as error:
+                raise PayloadError(
+                    "payload text holds a character no byte encodes (a lone surrogate)",
+                    offset=error.start,
+                ) from None
         raise PayloadError(
             "payload text is neither base64 nor JSON: non-ASCII character found",
             offset=next(i for i, ch in enumerate(data) if not ch.isascii()),
@@ -84,6 +93,8 @@ def _unbase64(raw: bytes) -> bytes:
         )
     text = _LINE_BREAKS.sub(b"", raw)
     body = text.rstrip(b"=")
+    if len(text) - len(body) > 2:
+        raise PayloadError("base64 text with more than two '=' of padding", offset=len(body))
     if b"=" in body:
         raise PayloadError("base64 padding '=' inside the data", offset=raw.index(b"="))
     if len(body) % 4 == 1:
@@ -115,41 +126,54 @@ def _is_zlib_header(raw: bytes) -> bool:
 
 
 def _inflate_members(raw: bytes, wbits: int, kind: str, max_size: int) -> bytes:
-    """Inflate every member back to back; gzip members may be followed by NUL padding."""
+    """Inflate every member back to back; gzip members may be followed by NUL padding.
+
+    Input goes to zlib in slices that start at 4 KiB and double up to ``_CHUNK``, so the
+    bytes after a member are never copied whole (``unused_data`` of a whole-buffer call
+    copies the rest of the buffer for every member: quadratic in a Firehose object of
+    thousands of small members).
+    """
     out = bytearray()
-    rest = raw
-    while rest:
-        member_offset = len(raw) - len(rest)
-        rest = _inflate_one(rest, wbits, kind, member_offset, out, max_size)
-        if not rest.strip(b"\0"):
+    view = memoryview(raw)
+    position = 0
+    while position < len(raw):
+        position = _inflate_one(view, position, wbits, kind, out, max_size)
+        if position >= len(raw) or not raw[position]:
+            if raw.count(0, position) != len(raw) - position:
+                raise PayloadError(f"unexpected bytes after the {kind} stream", offset=position)
             break
-        if kind != "gzip" or not rest.startswith(_GZIP_MAGIC):
-            raise PayloadError(
-                f"unexpected bytes after the {kind} stream", offset=len(raw) - len(rest)
-            )
+        if kind != "gzip" or raw[position : position + 2] != _GZIP_MAGIC:
+            raise PayloadError(f"unexpected bytes after the {kind} stream", offset=position)
     return bytes(out)
 
 
 def _inflate_one(
-    data: bytes, wbits: int, kind: str, offset: int, out: bytearray, max_size: int
-) -> bytes:
-    """Inflate one member into ``out``; return the bytes after it."""
+    view: memoryview, start: int, wbits: int, kind: str, out: bytearray, max_size: int
+) -> int:
+    """Inflate the member at ``start`` into ``out``; return where the next one starts."""
     inflater = zlib.decompressobj(wbits)
-    pending = data
+    position = start
+    pending: bytes | memoryview = b""
+    # Slices start small and double: a small member then copies little in unused_data.
+    slice_size = _FIRST_SLICE
     try:
         while True:
+            if not pending and position < len(view):
+                pending = view[position : position + slice_size]
+                position += len(pending)
+                slice_size = min(2 * slice_size, _CHUNK)
             chunk = inflater.decompress(pending, min(_CHUNK, max_size - len(out) + 1))
             out += chunk
             if len(out) > max_size:
                 raise PayloadError(
                     f"{kind} data inflates beyond the limit of {max_size} bytes "
                     "(decompression bomb?)",
-                    offset=offset,
+                    offset=start,
                 )
             pending = inflater.unconsumed_tail
             if inflater.eof:
-                return inflater.unused_data
-            if not chunk and not pending:
-                raise PayloadError(f"truncated {kind} stream", offset=offset)
+                return position - len(inflater.unused_data)
+            if not chunk and not pending and position >= len(view):
+                raise PayloadError(f"truncated {kind} stream", offset=start)
     except zlib.error as exc:
-        raise PayloadError(f"corrupt {kind} stream: {exc}", offset=offset) from None
+        raise PayloadError(f"corrupt {kind} stream: {exc}", offset=start) from None

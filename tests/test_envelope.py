@@ -1,0 +1,755 @@
+"""The CloudWatch Logs subscription message: parse_message, iter_messages and their values.
+
+The contract: one message, or many back to back with no delimiter (``}{``), newline-
+separated or with whitespace between; braces and ``}{`` inside strings never confuse the
+splitter; CONTROL_MESSAGE is recognised and never an error; unknown fields are ignored;
+a missing or ill-typed required field is an :class:`EnvelopeError` whose ``field`` names
+it; every error is an :class:`AuditSyncError`, never a bare ``orjson.JSONDecodeError``,
+``KeyError`` or ``UnicodeDecodeError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gzip
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Iterator
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+import orjson
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from auditsync import (
+    AuditSyncError,
+    EnvelopeError,
+    LogEvent,
+    SubscriptionMessage,
+    decode_payload,
+    iter_messages,
+    parse_message,
+)
+
+AUDIT_LINE = (
+    "20240101 10:00:00,prod-instance-1,admin,10.0.0.1,35,698024,QUERY,shop,"
+    "'SELECT \\'}{\\' FROM t WHERE a = \"{\"',0"
+)
+DATA: dict[str, Any] = {
+    "messageType": "DATA_MESSAGE",
+    "owner": "123456789012",
+    "logGroup": "/aws/rds/cluster/prod/audit",
+    "logStream": "prod-instance-1.audit.log.0",
+    "subscriptionFilters": ["to-kinesis"],
+    "logEvents": [
+        {
+            "id": "31953106606966983378809025079804211143289615424298221568",
+            "timestamp": 1432826855000,
+            "message": AUDIT_LINE,
+        },
+        {
+            "id": "31953106606966983378809025079804211143289615424298221569",
+            "timestamp": 1432826855001,
+            "message": "second",
+        },
+        {
+            "id": "31953106606966983378809025079804211143289615424298221570",
+            "timestamp": 1432826855002,
+            "message": "third",
+        },
+    ],
+}
+DATA_EXPECTED = SubscriptionMessage(
+    message_type="DATA_MESSAGE",
+    owner="123456789012",
+    log_group="/aws/rds/cluster/prod/audit",
+    log_stream="prod-instance-1.audit.log.0",
+    subscription_filters=("to-kinesis",),
+    log_events=(
+        LogEvent(
+            "31953106606966983378809025079804211143289615424298221568", 1432826855000, AUDIT_LINE
+        ),
+        LogEvent(
+            "31953106606966983378809025079804211143289615424298221569", 1432826855001, "second"
+        ),
+        LogEvent(
+            "31953106606966983378809025079804211143289615424298221570", 1432826855002, "third"
+        ),
+    ),
+    policy_level=None,
+)
+CONTROL: dict[str, Any] = {
+    "messageType": "CONTROL_MESSAGE",
+    "owner": "CloudwatchLogs",
+    "logGroup": "",
+    "logStream": "",
+    "subscriptionFilters": [],
+    "logEvents": [
+        {
+            "id": "",
+            "timestamp": 1432826855000,
+            "message": "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream.",
+        }
+    ],
+}
+TOP_LEVEL_FIELDS = ["messageType", "owner", "logGroup", "logStream", "subscriptionFilters"]
+EVENT_FIELDS = ["id", "timestamp", "message"]
+
+
+def dumps(document: Any) -> bytes:
+    return orjson.dumps(document)
+
+
+def data(**changes: Any) -> dict[str, Any]:
+    """A deep copy of DATA with some top-level fields replaced."""
+    document = copy.deepcopy(DATA)
+    document.update(changes)
+    return document
+
+
+def envelope_error(call: Callable[[], object]) -> EnvelopeError:
+    with pytest.raises(EnvelopeError) as info:
+        call()
+    error = info.value
+    assert isinstance(error, AuditSyncError)
+    assert isinstance(error, ValueError)
+    assert not isinstance(error, orjson.JSONDecodeError)
+    assert str(error)
+    return error
+
+
+def all_inputs(document: Any) -> Iterator[tuple[str, Callable[[], object]]]:
+    """Every way to hand a document to the envelope: bytes, str, dict, a buffer."""
+    raw = dumps(document)
+    yield "bytes", lambda: parse_message(raw)
+    yield "str", lambda: parse_message(raw.decode())
+    yield "dict", lambda: parse_message(document)
+    yield "iter", lambda: list(iter_messages(raw))
+
+
+# -- parse_message ---------------------------------------------------------------------
+
+
+def test_parse_bytes() -> None:
+    assert parse_message(dumps(DATA)) == DATA_EXPECTED
+
+
+def test_parse_str() -> None:
+    assert parse_message(dumps(DATA).decode()) == DATA_EXPECTED
+
+
+def test_parse_mapping() -> None:
+    assert parse_message(DATA) == DATA_EXPECTED
+    assert parse_message(MappingProxyType(DATA)) == DATA_EXPECTED
+
+
+def test_parse_pretty_printed() -> None:
+    assert parse_message(json.dumps(DATA, indent=2)) == DATA_EXPECTED
+    assert parse_message(" \n" + json.dumps(DATA) + "\n") == DATA_EXPECTED
+
+
+def test_values_are_typed() -> None:
+    message = parse_message(dumps(DATA))
+    assert type(message.subscription_filters) is tuple
+    assert type(message.log_events) is tuple
+    assert all(type(event) is LogEvent for event in message.log_events)
+    event = message.log_events[0]
+    assert type(event.id) is str
+    assert type(event.timestamp) is int
+    assert event.timestamp == 1432826855000
+    assert event.message == AUDIT_LINE
+
+
+def test_values_are_frozen_attrs_classes() -> None:
+    message = parse_message(dumps(DATA))
+    assert attrs.has(SubscriptionMessage)
+    assert attrs.has(LogEvent)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        message.owner = "x"  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        message.log_events[0].message = "x"  # type: ignore[misc]
+    assert hash(message) == hash(parse_message(dumps(DATA)))
+
+
+def test_non_ascii_and_escapes_survive() -> None:
+    text = "SELECT 'é€😀', '\\\\', '\"', '}{', '\u2028', '\x00'"
+    message = parse_message(dumps(data(logEvents=[{"id": "1", "timestamp": 1, "message": text}])))
+    assert message.log_events[0].message == text
+
+
+def test_empty_log_events_and_filters() -> None:
+    message = parse_message(dumps(data(logEvents=[], subscriptionFilters=[])))
+    assert message.log_events == ()
+    assert message.subscription_filters == ()
+
+
+def test_several_subscription_filters() -> None:
+    message = parse_message(dumps(data(subscriptionFilters=["a", "b", "c"])))
+    assert message.subscription_filters == ("a", "b", "c")
+
+
+# -- control messages ------------------------------------------------------------------
+
+
+def test_control_message_is_recognised() -> None:
+    for _name, call in all_inputs(CONTROL):
+        result = call()
+        message = result[0] if isinstance(result, list) else result
+        assert isinstance(message, SubscriptionMessage)
+        assert message.is_control
+        assert message.owner == "CloudwatchLogs"
+        assert message.log_group == ""
+        assert message.log_stream == ""
+        assert message.subscription_filters == ()
+        assert len(message.log_events) == 1
+        assert message.log_events[0].message.startswith(
+            "CWL CONTROL MESSAGE: Checking health of destination"
+        )
+
+
+def test_data_message_is_not_control() -> None:
+    assert not parse_message(DATA).is_control
+
+
+def test_control_message_between_data_messages() -> None:
+    blob = dumps(DATA) + dumps(CONTROL) + b"\n" + dumps(DATA)
+    assert [m.is_control for m in iter_messages(blob)] == [False, True, False]
+
+
+def test_control_message_with_policy_level() -> None:
+    message = parse_message({**CONTROL, "policyLevel": "ACCOUNT_LEVEL_POLICY"})
+    assert message.is_control
+    assert message.policy_level == "ACCOUNT_LEVEL_POLICY"
+
+
+# -- unknown fields --------------------------------------------------------------------
+
+
+def test_policy_level_is_exposed() -> None:
+    message = parse_message(dumps(data(policyLevel="ACCOUNT_LEVEL_POLICY")))
+    assert message.policy_level == "ACCOUNT_LEVEL_POLICY"
+    assert attrs.evolve(message, policy_level=None) == DATA_EXPECTED
+
+
+def test_policy_level_absent_is_none() -> None:
+    assert parse_message(DATA).policy_level is None
+
+
+def test_extracted_fields_and_unknown_fields_are_ignored() -> None:
+    document = data(
+        policyLevel="ACCOUNT_LEVEL_POLICY",
+        somethingNew={"nested": [1, 2, {"x": None}]},
+        another=None,
+        number=1.5,
+    )
+    for event in document["logEvents"]:
+        event["extractedFields"] = {"@timestamp": "2024-01-01", "count": 3}
+        event["unknown"] = [True, False]
+    for _name, call in all_inputs(document):
+        result = call()
+        message = result[0] if isinstance(result, list) else result
+        assert isinstance(message, SubscriptionMessage)
+        assert attrs.evolve(message, policy_level=None) == DATA_EXPECTED
+
+
+# -- required fields -------------------------------------------------------------------
+
+ILL_TYPED_STR: list[Any] = [None, 1, 1.5, True, [], {}, ["x"]]
+ILL_TYPED_LIST: list[Any] = [None, 1, True, "x", {}, {"0": "x"}]
+ILL_TYPED_INT: list[Any] = [None, True, False, 1.0, 1432826855000.0, "1432826855000", [], {}]
+
+
+@pytest.mark.parametrize("name", [*TOP_LEVEL_FIELDS, "logEvents"])
+def test_missing_top_level_field(name: str) -> None:
+    document = data()
+    del document[name]
+    for _how, call in all_inputs(document):
+        assert envelope_error(call).field == name
+
+
+@pytest.mark.parametrize("name", ["messageType", "owner", "logGroup", "logStream"])
+@pytest.mark.parametrize("value", ILL_TYPED_STR, ids=repr)
+def test_ill_typed_string_field(name: str, value: Any) -> None:
+    for _how, call in all_inputs(data(**{name: value})):
+        assert envelope_error(call).field == name
+
+
+@pytest.mark.parametrize("name", ["subscriptionFilters", "logEvents"])
+@pytest.mark.parametrize("value", ILL_TYPED_LIST, ids=repr)
+def test_ill_typed_list_field(name: str, value: Any) -> None:
+    for _how, call in all_inputs(data(**{name: value})):
+        assert envelope_error(call).field == name
+
+
+@pytest.mark.parametrize("value", ILL_TYPED_STR[:-1], ids=repr)
+def test_ill_typed_subscription_filter(value: Any) -> None:
+    for _how, call in all_inputs(data(subscriptionFilters=["ok", value])):
+        assert envelope_error(call).field == "subscriptionFilters[1]"
+
+
+@pytest.mark.parametrize("value", [None, 1, "x", [], ["id", "1"]], ids=repr)
+def test_log_event_that_is_not_an_object(value: Any) -> None:
+    document = data()
+    document["logEvents"][2] = value
+    for _how, call in all_inputs(document):
+        assert envelope_error(call).field == "logEvents[2]"
+
+
+@pytest.mark.parametrize("name", EVENT_FIELDS)
+def test_missing_log_event_field(name: str) -> None:
+    document = data()
+    del document["logEvents"][2][name]
+    for _how, call in all_inputs(document):
+        error = envelope_error(call)
+        assert error.field == f"logEvents[2].{name}"
+        assert f"logEvents[2].{name}" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("id", v) for v in ILL_TYPED_STR]
+    + [("message", v) for v in ILL_TYPED_STR]
+    + [("timestamp", v) for v in ILL_TYPED_INT],
+    ids=repr,
+)
+def test_ill_typed_log_event_field(name: str, value: Any) -> None:
+    document = data()
+    document["logEvents"][2][name] = value
+    for _how, call in all_inputs(document):
+        assert envelope_error(call).field == f"logEvents[2].{name}"
+
+
+def test_bool_is_not_a_timestamp() -> None:
+    document = data()
+    document["logEvents"][0]["timestamp"] = True
+    assert envelope_error(lambda: parse_message(document)).field == "logEvents[0].timestamp"
+    raw = dumps(DATA).replace(b'"timestamp":1432826855001', b'"timestamp":false')
+    assert envelope_error(lambda: parse_message(raw)).field == "logEvents[1].timestamp"
+
+
+def test_first_bad_event_is_named() -> None:
+    document = data()
+    del document["logEvents"][1]["message"]
+    del document["logEvents"][2]["id"]
+    assert envelope_error(lambda: parse_message(document)).field == "logEvents[1].message"
+
+
+@pytest.mark.parametrize("top", [b"[]", b"1", b'"x"', b"null", b"true", b"[{}]"])
+def test_top_level_that_is_not_an_object(top: bytes) -> None:
+    envelope_error(lambda: parse_message(top))
+    envelope_error(lambda: list(iter_messages(top)))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b" ", b"{", b"{}}", b'{"a":', b"\xff\xfe", b'{"a": "\xff"}', b"NaN", b"{'a': 1}"],
+)
+def test_not_json(raw: bytes) -> None:
+    envelope_error(lambda: parse_message(raw))
+    envelope_error(lambda: parse_message(raw.decode("latin-1")))
+
+
+@pytest.mark.parametrize("raw", [b"{", b'{"a":', b"\xff\xfe", b"}{", b"]"])
+def test_not_json_in_a_stream(raw: bytes) -> None:
+    envelope_error(lambda: list(iter_messages(dumps(DATA) + raw)))
+
+
+def test_lone_surrogate_in_text_is_an_envelope_error() -> None:
+    envelope_error(lambda: parse_message('{"messageType": "\ud800"}'))
+
+
+# -- iter_messages ---------------------------------------------------------------------
+
+
+def test_iter_one_message() -> None:
+    assert list(iter_messages(dumps(DATA))) == [DATA_EXPECTED]
+
+
+def test_iter_returns_an_iterator() -> None:
+    messages = iter_messages(dumps(DATA) + dumps(DATA))
+    assert iter(messages) is messages
+    assert next(messages) == DATA_EXPECTED
+
+
+def test_iter_empty_and_blank_buffers() -> None:
+    assert list(iter_messages(b"")) == []
+    assert list(iter_messages(b" \n\r\n\t")) == []
+
+
+@pytest.mark.parametrize(
+    "separator", [b"", b"\n", b"\r\n", b" ", b"\t", b"\n\n", b" \t\r\n "], ids=repr
+)
+def test_iter_concatenated(separator: bytes) -> None:
+    blob = separator.join([dumps(DATA), dumps(CONTROL), dumps(DATA)]) + separator
+    assert list(iter_messages(blob)) == [DATA_EXPECTED, parse_message(CONTROL), DATA_EXPECTED]
+
+
+def test_iter_leading_and_trailing_whitespace() -> None:
+    assert list(iter_messages(b"\n  " + dumps(DATA) + b"\n\n")) == [DATA_EXPECTED]
+
+
+def test_iter_pretty_printed_messages() -> None:
+    blob = (json.dumps(DATA, indent=2) + json.dumps(CONTROL, indent=4)).encode()
+    assert list(iter_messages(blob)) == [DATA_EXPECTED, parse_message(CONTROL)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "}{",
+        "}",
+        "{",
+        '"}{"',
+        '\\"}{\\"',
+        "\\",
+        "\\\\",
+        "}\n{",
+        '{"messageType":"DATA_MESSAGE"}',
+        "]}{[",
+    ],
+)
+def test_braces_inside_strings_do_not_split(text: str) -> None:
+    document = data(logEvents=[{"id": "}{", "timestamp": 1, "message": text}], owner=text)
+    blob = dumps(document) + dumps(document) + json.dumps(document).encode()
+    messages = list(iter_messages(blob))
+    assert len(messages) == 3
+    assert all(m.log_events[0].message == text for m in messages)
+    assert all(m.owner == text for m in messages)
+
+
+def test_firehose_object_many_members_many_messages() -> None:
+    """Firehose → S3: gzip members back to back, messages inside with no delimiter."""
+    documents = [data(logStream=f"prod-instance-{i}") for i in range(6)]
+    members = [gzip.compress(dumps(documents[i]) + dumps(documents[i + 1])) for i in (0, 2, 4)]
+    messages = list(iter_messages(decode_payload(b"".join(members))))
+    assert [m.log_stream for m in messages] == [f"prod-instance-{i}" for i in range(6)]
+
+
+def test_iter_error_names_the_field_and_the_message_offset() -> None:
+    bad = data()
+    del bad["logEvents"][2]["timestamp"]
+    first = dumps(DATA) + b"\n"
+    messages = iter_messages(first + dumps(bad))
+    assert next(messages) == DATA_EXPECTED  # the good message comes out before the error
+    error = envelope_error(lambda: next(messages))
+    assert error.field == "logEvents[2].timestamp"
+    assert error.offset == len(first)
+
+
+def test_iter_json_error_has_an_offset_in_the_buffer() -> None:
+    blob = dumps(DATA) + b'{"messageType": }'
+    error = envelope_error(lambda: list(iter_messages(blob)))
+    assert error.offset is not None
+    assert len(dumps(DATA)) <= error.offset <= len(blob)
+
+
+@pytest.mark.parametrize("other", [b"1", b"[]", b'"x"', b"null"])
+def test_iter_non_object_after_a_message(other: bytes) -> None:
+    envelope_error(lambda: list(iter_messages(dumps(DATA) + b"\n" + other)))
+
+
+# -- bugs found in review, and fixed ------------------------------------------------------
+
+
+@pytest.mark.parametrize("separator", [b"", b"\n"], ids=repr)
+def test_non_ascii_message_followed_by_another(separator: bytes) -> None:
+    document = data(logEvents=[{"id": "1", "timestamp": 1, "message": "SELECT 'é€'"}])
+    blob = dumps(document) + separator + dumps(document)
+    assert len(list(iter_messages(blob))) == 2
+
+
+def test_non_ascii_error_offset_is_a_byte_offset() -> None:
+    document = data(logEvents=[{"id": "1", "timestamp": 1, "message": "ééééé"}])
+    bad = data()
+    del bad["owner"]
+    first = dumps(document) + b"\n"
+    error = envelope_error(lambda: list(iter_messages(first + dumps(bad))))
+    assert error.field == "owner"
+    assert error.offset == len(first)
+
+
+class _Overtime(Exception):
+    pass
+
+
+def seconds_within(budget: float, call: Callable[[], object]) -> float:
+    """How long ``call`` takes, or ``inf`` once it has run past ``budget`` seconds."""
+
+    def on_alarm(signum: int, frame: object) -> None:
+        raise _Overtime
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, budget)
+    start = time.perf_counter()
+    try:
+        call()
+    except _Overtime:
+        return math.inf
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    return time.perf_counter() - start
+
+
+# -- strategies (local for now; the lead will move them into auditsync.testing) ---------
+
+EVENT_KEYS = frozenset(EVENT_FIELDS)
+MESSAGE_KEYS = frozenset([*TOP_LEVEL_FIELDS, "logEvents", "policyLevel"])
+
+
+def json_values(text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
+    scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | text
+    return st.recursive(
+        scalars,
+        lambda children: (
+            st.lists(children, max_size=3) | st.dictionaries(text, children, max_size=3)
+        ),
+        max_leaves=6,
+    )
+
+
+def unknown_fields(
+    known: frozenset[str], text: st.SearchStrategy[str]
+) -> st.SearchStrategy[dict[str, Any]]:
+    keys = text.filter(lambda key: key not in known)
+    return st.dictionaries(keys, json_values(text), max_size=2)
+
+
+def log_event_documents(text: st.SearchStrategy[str]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.builds(
+        lambda known, extra: {**extra, **known},
+        st.fixed_dictionaries(
+            {
+                "id": text,
+                "timestamp": st.integers(-(2**63), 2**63 - 1),
+                "message": text,
+            },
+            optional={"extractedFields": st.dictionaries(text, text, max_size=2)},
+        ),
+        unknown_fields(EVENT_KEYS | {"extractedFields"}, text),
+    )
+
+
+def message_documents(
+    text: st.SearchStrategy[str] | None = None,
+) -> st.SearchStrategy[dict[str, Any]]:
+    text = st.text() if text is None else text
+    return st.builds(
+        lambda known, extra: {**extra, **known},
+        st.fixed_dictionaries(
+            {
+                "messageType": st.sampled_from(["DATA_MESSAGE", "CONTROL_MESSAGE"]) | text,
+                "owner": text,
+                "logGroup": text,
+                "logStream": text,
+                "subscriptionFilters": st.lists(text, max_size=3),
+                "logEvents": st.lists(log_event_documents(text), max_size=3),
+            },
+            optional={"policyLevel": text},
+        ),
+        unknown_fields(MESSAGE_KEYS, text),
+    )
+
+
+def expected(document: dict[str, Any]) -> SubscriptionMessage:
+    return SubscriptionMessage(
+        message_type=document["messageType"],
+        owner=document["owner"],
+        log_group=document["logGroup"],
+        log_stream=document["logStream"],
+        subscription_filters=tuple(document["subscriptionFilters"]),
+        log_events=tuple(
+            LogEvent(e["id"], e["timestamp"], e["message"]) for e in document["logEvents"]
+        ),
+        policy_level=document.get("policyLevel"),
+    )
+
+
+SERIALIZERS: dict[str, Callable[[Any], bytes]] = {
+    "orjson": orjson.dumps,
+    "json-utf8": lambda d: json.dumps(d, ensure_ascii=False).encode(),
+    "json-ascii": lambda d: json.dumps(d).encode(),
+    "json-indented": lambda d: json.dumps(d, ensure_ascii=False, indent=1).encode(),
+}
+separators = st.text(" \t\r\n", max_size=3)
+
+
+def concatenate(documents: list[dict[str, Any]], gaps: list[str], serializer: str) -> bytes:
+    dump = SERIALIZERS[serializer]
+    blob = b""
+    for index, document in enumerate(documents):
+        gap = gaps[index % len(gaps)] if gaps else ""
+        blob += gap.encode() + dump(document)
+    return blob + (gaps[-1].encode() if gaps else b"")
+
+
+# -- properties ------------------------------------------------------------------------
+
+
+@given(document=message_documents(), serializer=st.sampled_from(sorted(SERIALIZERS)))
+def test_parse_any_message(document: dict[str, Any], serializer: str) -> None:
+    raw = SERIALIZERS[serializer](document)
+    assert parse_message(raw) == expected(document)
+    assert parse_message(raw.decode()) == expected(document)
+    assert parse_message(document) == expected(document)
+    assert list(iter_messages(raw)) == [expected(document)]
+
+
+@given(
+    documents=st.lists(message_documents(), max_size=5),
+    gaps=st.lists(separators, max_size=4),
+    serializer=st.sampled_from(sorted(SERIALIZERS)),
+)
+@example(documents=[data(owner="é"), data(owner="é")], gaps=[], serializer="orjson")
+def test_iter_any_concatenation(
+    documents: list[dict[str, Any]], gaps: list[str], serializer: str
+) -> None:
+    blob = concatenate(documents, gaps, serializer)
+    assert list(iter_messages(blob)) == [expected(d) for d in documents]
+
+
+@given(
+    documents=st.lists(message_documents(st.text(st.characters(codec="ascii"))), max_size=5),
+    gaps=st.lists(separators, max_size=4),
+    serializer=st.sampled_from(sorted(SERIALIZERS)),
+)
+@example(
+    documents=[data(owner='}{"\\'), data(owner="{"), data(owner="}")], gaps=[], serializer="orjson"
+)
+def test_iter_any_concatenation_ascii(
+    documents: list[dict[str, Any]], gaps: list[str], serializer: str
+) -> None:
+    """The same property over ASCII text, which the splitter handles today."""
+    blob = concatenate(documents, gaps, serializer)
+    assert list(iter_messages(blob)) == [expected(d) for d in documents]
+
+
+@given(
+    documents=st.lists(message_documents(), max_size=5),
+    gaps=st.lists(separators, max_size=4),
+    indent=st.none() | st.integers(0, 2),
+)
+def test_iter_any_concatenation_escaped_to_ascii(
+    documents: list[dict[str, Any]], gaps: list[str], indent: int | None
+) -> None:
+    """Any text, escaped to ASCII by json.dumps: splitting works today."""
+    blob = b""
+    for index, document in enumerate(documents):
+        blob += (gaps[index % len(gaps)] if gaps else "").encode()
+        blob += json.dumps(document, indent=indent).encode()
+    assert list(iter_messages(blob)) == [expected(d) for d in documents]
+
+
+def _only_envelope_errors(call: Callable[[], object]) -> None:
+    with contextlib.suppress(AuditSyncError):
+        call()
+
+
+@given(raw=st.binary())
+@example(raw=b"{}{")
+@example(raw=b"{} {}")
+@example(raw=b"[]{}")
+def test_arbitrary_bytes_raise_only_envelope_errors(raw: bytes) -> None:
+    _only_envelope_errors(lambda: parse_message(raw))
+    _only_envelope_errors(lambda: list(iter_messages(raw)))
+
+
+@given(text=st.text(st.characters(categories=["Cs"]) | st.characters()))
+def test_arbitrary_text_raises_only_envelope_errors(text: str) -> None:
+    _only_envelope_errors(lambda: parse_message(text))
+    _only_envelope_errors(lambda: list(iter_messages(text.encode("utf-8", "surrogatepass"))))
+
+
+@given(value=json_values(st.text()))
+def test_arbitrary_json_raises_only_envelope_errors(value: Any) -> None:
+    raw = orjson.dumps(value)
+    _only_envelope_errors(lambda: parse_message(raw))
+    _only_envelope_errors(lambda: list(iter_messages(raw + raw)))
+    if isinstance(value, dict):
+        _only_envelope_errors(lambda: parse_message(value))
+
+
+@st.composite
+def mutations(draw: st.DrawFn, raw: bytes) -> bytes:
+    """``raw`` with a few bytes flipped, cut, inserted, deleted or repeated."""
+    buffer = bytearray(raw)
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.integers(0, len(buffer)))
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "duplicate"]))
+        if kind == "flip" and where < len(buffer):
+            buffer[where] ^= draw(st.integers(1, 255))
+        elif kind == "truncate":
+            del buffer[where:]
+        elif kind == "insert":
+            buffer[where:where] = draw(
+                st.binary(min_size=1, max_size=4) | st.sampled_from([b"{", b"}", b'"', b"\\"])
+            )
+        elif kind == "delete":
+            del buffer[where : where + draw(st.integers(1, 8))]
+        elif kind == "duplicate":
+            buffer[where:where] = buffer[where : where + draw(st.integers(1, 32))]
+    return bytes(buffer)
+
+
+@given(document=message_documents(), more=st.integers(0, 2), draws=st.data())
+def test_mutated_messages_raise_only_envelope_errors(
+    document: dict[str, Any], more: int, draws: st.DataObject
+) -> None:
+    raw = orjson.dumps(document) * (more + 1)
+    mutated = draws.draw(mutations(raw))
+    _only_envelope_errors(lambda: parse_message(mutated))
+    _only_envelope_errors(lambda: parse_message(mutated.decode("utf-8", "replace")))
+    _only_envelope_errors(lambda: list(iter_messages(mutated)))
+
+
+def render(path: list[str | int]) -> str:
+    """A path into a message the way EnvelopeError.field writes it: logEvents[2].id."""
+    text = ""
+    for key in path:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else key)
+    return text
+
+
+@given(document=message_documents(), draws=st.data())
+def test_mutated_structure_names_the_field(document: dict[str, Any], draws: st.DataObject) -> None:
+    """Delete or replace one value anywhere: it parses, or the error names that value,
+    one of its parents, or (for a replacement) something inside the new value."""
+    path: list[str | int] = []
+    node: Any = document
+    while isinstance(node, (dict, list)) and node and (not path or draws.draw(st.booleans())):
+        keys = sorted(node) if isinstance(node, dict) else list(range(len(node)))
+        key = draws.draw(st.sampled_from(keys))
+        path.append(key)
+        node = node[key]
+    if not path:
+        return
+    parent: Any = document
+    for key in path[:-1]:
+        parent = parent[key]
+    if draws.draw(st.booleans()):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = draws.draw(json_values(st.text()))
+    names = {render(path[:length]) for length in range(1, len(path) + 1)}
+    calls: list[Callable[[], object]] = [
+        lambda: parse_message(orjson.dumps(document)),
+        lambda: parse_message(document),
+    ]
+    for call in calls:
+        field: str | None = "(parsed)"
+        try:
+            call()
+        except EnvelopeError as error:
+            field = error.field
+        inside = render(path)
+        assert (
+            field == "(parsed)"
+            or field in names
+            or (field is not None and field.startswith((inside + "[", inside + ".")))
+        ), (field, names)
