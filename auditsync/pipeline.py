@@ -31,6 +31,8 @@ logger = logging.getLogger("auditsync")
 #: A report keeps the first dead letters for the caller to look at; the count is exact
 #: and the dead-letter sink gets them all, but a report's memory stays bounded.
 _KEPT_DEAD_LETTERS = 1000
+#: Without a dead-letter sink, a log line shows this much of the raw bytes.
+_LOGGED_RAW_BYTES = 4096
 
 Filter = Callable[[AuditEvent], bool]
 Transform = Callable[[AuditEvent], AuditEvent]
@@ -312,12 +314,15 @@ class Pipeline:
             self.dead_letter.write(letters)
             return
         for letter in letters:
+            shown = letter.raw[:_LOGGED_RAW_BYTES]
+            more = len(letter.raw) - len(shown)
             logger.error(
-                "dead letter (%s): %s; from %s; raw base64 %s",
+                "dead letter (%s): %s; from %s; raw base64 %s%s",
                 letter.stage,
                 letter.error,
                 letter.origin.describe() if letter.origin else "unknown origin",
-                base64.b64encode(letter.raw).decode("ascii"),
+                base64.b64encode(shown).decode("ascii"),
+                f" (and {more} more bytes)" if more else "",
             )
 
 

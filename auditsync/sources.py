@@ -23,6 +23,7 @@ from typing import IO, Any, Protocol
 import orjson
 
 from .auditlog import parse_line
+from .envelope import read_document
 from .errors import EnvelopeError, LineError
 from .events import Origin
 from .pipeline import Line, Payload
@@ -40,6 +41,7 @@ __all__ = [
 _GZIP_MAGIC = b"\x1f\x8b"
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
+_WHITESPACE = frozenset(b" \t\r\n")
 
 #: How a physical line that starts a record begins: a timestamp of some dialect, or a
 #: syslog header. Anything else continues the record before it (a raw newline in a name).
@@ -270,44 +272,34 @@ def _reads(record: bytes) -> bool:
 def _documents(stream: IO[bytes]) -> Iterator[bytes]:
     """The JSON documents of a stream, one after another, in bounded memory.
 
-    A document is complete when orjson parses it; the reader grows its window
-    geometrically, so a large document costs linear time, and keeps only the unread rest.
+    Reads a window at a time and cuts complete documents off its front
+    (:func:`read_document`); a document longer than the window makes the next read
+    twice as large, so even a huge one costs linear time.
     """
     buffer = b""
+    start = 0
     want = _CHUNK
     exhausted = False
     while True:
-        buffer = buffer.lstrip()
-        if not buffer:
-            if exhausted:
-                return
-            buffer = stream.read(want)
-            exhausted = not buffer
+        while start < len(buffer) and buffer[start] in _WHITESPACE:
+            start += 1
+        found = read_document(buffer, start) if start < len(buffer) else None
+        if found is not None:
+            end = found[1]
+            yield buffer[start:end]
+            start = end
+            want = _CHUNK
             continue
-        try:
-            orjson.loads(buffer)
-        except orjson.JSONDecodeError as error:
-            if error.pos > 0 and "after document" in error.msg:
-                yield buffer[: error.pos]
-                buffer = buffer[error.pos :]
-                want = _CHUNK
-                continue
-            if not exhausted:
-                more = stream.read(want)
-                exhausted = not more
-                buffer += more
-                want *= 2
-                continue
-            yield buffer
-            return
         if exhausted:
-            yield buffer
+            if start < len(buffer):
+                yield buffer[start:]
             return
         more = stream.read(want)
-        if not more:
-            yield buffer
-            return
-        buffer += more
+        exhausted = not more
+        buffer = buffer[start:] + more
+        start = 0
+        if start < len(buffer) and not exhausted:
+            want *= 2
 
 
 def iter_paths(paths: Iterable[str]) -> Iterator[Path]:

@@ -1,0 +1,400 @@
+"""The ``auditsync`` command: decode audit-log artefacts from files into a sink.
+
+Exit status: 0 when every record was delivered or deliberately skipped, 1 when anything
+was dead-lettered, 2 for usage errors (a bad option, a missing or unreadable file),
+3 when a sink failed to take events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import IO, Any, TextIO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from . import filters
+from .events import AuditEvent, Dialect
+from .pipeline import Pipeline, Report
+from .sinks.base import DeadLetterSink, Sink
+from .sources import InputFormat, iter_paths, open_input, read_inputs
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_DEAD_LETTERS, EXIT_USAGE, EXIT_DELIVERY = 0, 1, 2, 3
+_PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+
+
+class UsageError(Exception):
+    """A problem with how the command was called: one line on stderr, exit 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(format="auditsync: %(message)s", stream=sys.stderr)
+    try:
+        return int(arguments.run(arguments))
+    except UsageError as error:
+        print(f"auditsync: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("auditsync: interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auditsync",
+        description="Decode MariaDB/MySQL server_audit logs as AWS and MariaDB write them.",
+    )
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    decode = commands.add_parser(
+        "decode",
+        help="decode logs, S3 objects and saved Lambda events into a sink",
+        description="Decode every event of the inputs into a sink (JSON Lines by default).",
+    )
+    _add_input_options(decode)
+    decode.add_argument(
+        "--to",
+        default="jsonl",
+        metavar="SINK",
+        help="jsonl (standard output), jsonl:PATH, sqlite:PATH or postgresql://… (default: jsonl)",
+    )
+    decode.add_argument(
+        "--dead-letter",
+        metavar="PATH",
+        help="write what cannot be decoded to PATH as JSON Lines (raw bytes in base64)",
+    )
+    decode.add_argument(
+        "--sort",
+        nargs="?",
+        const=100_000,
+        type=int,
+        metavar="WINDOW",
+        help="order events by time within a window of WINDOW events (default 100000); "
+        "Aurora writes lines out of order",
+    )
+    decode.set_defaults(run=_decode)
+    stats = commands.add_parser(
+        "stats",
+        help="summarise what is in the logs",
+        description="Count events by operation, user and database; failed logins; error codes.",
+    )
+    _add_input_options(stats)
+    stats.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
+    stats.set_defaults(run=_stats)
+    return parser
+
+
+def _add_input_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "paths", nargs="*", metavar="PATH", help="files or directories; - for stdin"
+    )
+    command.add_argument(
+        "--format",
+        choices=[form.value for form in InputFormat],
+        default="auto",
+        help="force the input shape (default: recognise each file)",
+    )
+    command.add_argument(
+        "--dialect", choices=[d.value for d in Dialect], default="auto", help="line dialect"
+    )
+    command.add_argument(
+        "--tz", default="UTC", help="time zone of timestamps that carry none (default UTC)"
+    )
+    filtering = command.add_argument_group("filters")
+    filtering.add_argument("--operation", action="append", help="keep these operations")
+    filtering.add_argument("--database", action="append", help="keep these databases (globs)")
+    filtering.add_argument("--user", action="append", help="keep these users (globs)")
+    filtering.add_argument("--exclude-user", action="append", help="drop these users (globs)")
+    filtering.add_argument("--since", help="keep events at or after this ISO 8601 time")
+    filtering.add_argument("--until", help="keep events before this ISO 8601 time")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+
+def _decode(arguments: argparse.Namespace) -> int:
+    settings = _settings(arguments)
+    sink = _open_sink(arguments.to)
+    if arguments.sort:
+        sink = SortingSink(sink, arguments.sort)
+    dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
+    pipeline = Pipeline(sink, dead_letter=dead_letter, **settings)
+    try:
+        report = _run(pipeline, arguments)
+    finally:
+        pipeline.close()
+    print(report.summary(), file=sys.stderr)
+    if report.error is not None:
+        print(f"auditsync: the sink failed: {report.error}", file=sys.stderr)
+        return EXIT_DELIVERY
+    return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
+
+
+def _stats(arguments: argparse.Namespace) -> int:
+    counter = StatsSink()
+    pipeline = Pipeline(counter, **_settings(arguments))
+    report = _run(pipeline, arguments)
+    counter.print(sys.stdout, arguments.top)
+    print(report.summary(), file=sys.stderr)
+    return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
+
+
+def _run(pipeline: Pipeline, arguments: argparse.Namespace) -> Report:
+    """Feed every input through the pipeline, one file after another, streaming."""
+    form = InputFormat(arguments.format)
+    names = arguments.paths or ["-"]
+    files = [name if name == "-" else str(path) for name in names for path in _expand(name)]
+    total = Report()
+    started = time.perf_counter()
+    for name in files:
+        with _opened(name) as (raw, size):
+            progress = _Progress(raw, name, size)
+            inputs = read_inputs(open_input(progress), name, form)
+            report = pipeline.process(inputs)
+            progress.done()
+        total.add(report)
+        if report.error is not None:
+            break
+    total.elapsed = time.perf_counter() - started
+    return total
+
+
+def _expand(name: str) -> Iterator[Path]:
+    if name == "-":
+        yield Path("-")
+        return
+    path = Path(name)
+    if not path.exists():
+        raise UsageError(f"{name}: no such file or directory")
+    yield from iter_paths([name])
+
+
+class _opened:
+    """Open a file (or stdin) for binary reading, turning OS errors into one-line errors."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.file: IO[bytes] | None = None
+
+    def __enter__(self) -> tuple[IO[bytes], int | None]:
+        if self.name == "-":
+            return sys.stdin.buffer, None
+        try:
+            self.file = open(self.name, "rb")
+            return self.file, Path(self.name).stat().st_size
+        except OSError as error:
+            raise UsageError(f"{self.name}: {error.strerror or error}") from None
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _settings(arguments: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "dialect": Dialect(arguments.dialect),
+        "tz": _zone(arguments.tz),
+        "filter": _filter(arguments),
+    }
+
+
+def _zone(name: str) -> tzinfo:
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(f"unknown time zone {name!r}") from None
+
+
+def _filter(arguments: argparse.Namespace) -> filters.Predicate | None:
+    parts: list[filters.Predicate] = []
+    if arguments.operation:
+        parts.append(filters.operation(*arguments.operation))
+    if arguments.database:
+        parts.append(filters.database(*arguments.database))
+    if arguments.user:
+        parts.append(filters.user(*arguments.user))
+    if arguments.exclude_user:
+        parts.append(filters.exclude_user(*arguments.exclude_user))
+    if arguments.since or arguments.until:
+        parts.append(filters.between(_time(arguments.since), _time(arguments.until)))
+    if not parts:
+        return None
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = combined & part
+    return combined
+
+
+def _time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"not an ISO 8601 time: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _open_sink(spec: str) -> Sink:
+    from .sinks import JsonLinesSink, SQLiteSink
+
+    if spec == "jsonl":
+        return JsonLinesSink(sys.stdout)
+    kind, _, target = spec.partition(":")
+    if kind == "jsonl" and target:
+        return JsonLinesSink(target)
+    if kind == "sqlite" and target:
+        return SQLiteSink(target)
+    if kind in ("postgresql", "postgres"):
+        from .sinks import PostgresSink
+
+        try:
+            return PostgresSink(spec)
+        except ImportError as error:
+            raise UsageError(str(error)) from None
+        except Exception as error:  # a connection refused is a usage problem here
+            raise UsageError(f"cannot connect to {spec}: {error}") from None
+    raise UsageError(f"unknown sink {spec!r}: use jsonl, jsonl:PATH, sqlite:PATH or postgresql://…")
+
+
+def _open_dead_letter(path: str) -> DeadLetterSink:
+    from .sinks import JsonLinesSink
+
+    return JsonLinesSink(path)
+
+
+# --- sinks of the command line ----------------------------------------------------------------
+
+
+class SortingSink:
+    """Hands events on in time order, within a window of ``window`` events.
+
+    Aurora writes four files at once and its lines are not in time order; a bounded heap
+    restores the order of events less than ``window`` apart, in constant memory. Events
+    are held back until the window fills or the sink closes, so this belongs in batch
+    jobs, not in a Lambda whose invocation may end with events still held.
+    """
+
+    def __init__(self, sink: Sink, window: int):
+        self.sink = sink
+        self.window = max(1, window)
+        self.heap: list[tuple[datetime, int, int, AuditEvent]] = []
+        self.counter = 0
+
+    def write(self, events: Sequence[AuditEvent]) -> None:
+        ready = []
+        for event in events:
+            self.counter += 1
+            heapq.heappush(self.heap, (event.timestamp, event.query_id, self.counter, event))
+            if len(self.heap) > self.window:
+                ready.append(heapq.heappop(self.heap)[3])
+        if ready:
+            self.sink.write(ready)
+
+    def close(self) -> None:
+        rest = [heapq.heappop(self.heap)[3] for _ in range(len(self.heap))]
+        if rest:
+            self.sink.write(rest)
+        self.sink.close()
+
+
+class StatsSink:
+    """Counts what ``auditsync stats`` shows."""
+
+    def __init__(self) -> None:
+        self.operations: Counter[str] = Counter()
+        self.users: Counter[str] = Counter()
+        self.databases: Counter[str] = Counter()
+        self.failed_logins: Counter[str] = Counter()
+        self.errors: Counter[int] = Counter()
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+
+    def write(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            self.operations[event.operation] += 1
+            self.users[event.username] += 1
+            self.databases[event.database] += 1
+            if event.operation == "FAILED_CONNECT":
+                self.failed_logins[f"{event.username}@{event.host}"] += 1
+            elif event.retcode:
+                self.errors[event.retcode] += 1
+            if self.first is None or event.timestamp < self.first:
+                self.first = event.timestamp
+            if self.last is None or event.timestamp > self.last:
+                self.last = event.timestamp
+
+    def close(self) -> None:
+        pass
+
+    def print(self, out: TextIO, top: int) -> None:
+        if self.first is not None:
+            last = self.last.isoformat() if self.last else ""
+            print(f"from {self.first.isoformat()} to {last}", file=out)
+        tables: list[tuple[str, Counter[Any]]] = [
+            ("operation", self.operations),
+            ("user", self.users),
+            ("database", self.databases),
+            ("failed login", self.failed_logins),
+            ("error code", self.errors),
+        ]
+        for title, counts in tables:
+            print(f"\n{title:<40} {'events':>10}", file=out)
+            for value, count in counts.most_common(top):
+                print(f"{str(value) or '(none)':<40} {count:>10}", file=out)
+            if not counts:
+                print(f"{'(none)':<40} {0:>10}", file=out)
+
+
+class _Progress:
+    """Counts the bytes read from a file and draws a bar on a terminal for large inputs."""
+
+    def __init__(self, raw: IO[bytes], name: str, size: int | None):
+        self.raw = raw
+        self.name = name
+        self.size = size
+        self.read_bytes = 0
+        self.shown = 0.0
+        self.enabled = bool(size and size >= _PROGRESS_MIN_BYTES and sys.stderr.isatty())
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.raw.read(size)
+        self.read_bytes += len(data)
+        if self.enabled:
+            now = time.monotonic()
+            if now - self.shown > 0.2:
+                self.shown = now
+                self._draw()
+        return data
+
+    def _draw(self) -> None:
+        total = self.size or 1
+        share = min(1.0, self.read_bytes / total)
+        bar = "#" * int(share * 30)
+        print(
+            f"\r{self.name[-30:]:<30} [{bar:<30}] {share:6.1%} "
+            f"{self.read_bytes / 2**20:,.0f}/{total / 2**20:,.0f} MiB",
+            end="",
+            file=sys.stderr,
+        )
+
+    def done(self) -> None:
+        if self.enabled:
+            self.read_bytes = self.size or self.read_bytes
+            self._draw()
+            print(file=sys.stderr)

@@ -1,0 +1,262 @@
+"""PostgresSink: events and dead letters in PostgreSQL, through psycopg 3.
+
+The rows are the SQLite sink's (:func:`~auditsync.sinks.sqlite.event_row`), in proper
+types: ``timestamptz``, ``bigint``, ``boolean``, ``bytea``, ``jsonb``. PostgreSQL text
+cannot hold NUL, which queries in the audit log can: such text is stored with U+FFFD in
+place of each NUL, and its exact bytes beside it, as for bytes that are not UTF-8.
+
+psycopg is an optional extra (``pip install 'auditsync[postgres]'``), imported when a
+sink is made, so ``import auditsync.sinks`` works without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from ..events import AuditEvent, DeadLetter
+from .base import Refused
+from .sqlite import (
+    DEAD_LETTER_COLUMNS,
+    EVENT_COLUMNS,
+    INDEXED_COLUMNS,
+    dead_letter_row,
+    event_row,
+    sql_refusal,
+)
+
+__all__ = ["PostgresSink"]
+
+_ORIGIN_TYPES = {
+    "origin_log_group": "text",
+    "origin_log_stream": "text",
+    "origin_event_id": "text",
+    "origin_shard_id": "text",
+    "origin_sequence_number": "text",
+    "origin_path": "text",
+    "origin_line_number": "bigint",
+}
+_EVENT_TYPES = {
+    "key": "text PRIMARY KEY",
+    "timestamp": "timestamptz NOT NULL",
+    "serverhost": "text NOT NULL",
+    "username": "text NOT NULL",
+    "host": "text NOT NULL",
+    "connection_id": "bigint NOT NULL",
+    "query_id": "bigint NOT NULL",
+    "operation": "text NOT NULL",
+    "database": "text NOT NULL",
+    "object": "text NOT NULL",
+    "object_bytes": "bytea",
+    "retcode": "bigint",
+    "connection_type": "text",
+    "truncated": "boolean NOT NULL",
+    "dialect": "text NOT NULL",
+    "prefix": "text",
+    **_ORIGIN_TYPES,
+    "raw_fields": "jsonb",
+}
+_DEAD_LETTER_TYPES = {
+    "key": "text PRIMARY KEY",
+    "stage": "text NOT NULL",
+    "error": "text NOT NULL",
+    "raw": "bytea NOT NULL",
+    **_ORIGIN_TYPES,
+    "event_key": "text",
+    # json, not jsonb: the event's text may hold NUL, which json keeps as \u0000.
+    "event": "json",
+}
+
+
+def _import_psycopg() -> Any:
+    # Imported by name, so that neither importing auditsync nor type-checking it needs
+    # the extra installed.
+    try:
+        return importlib.import_module("psycopg")
+    except ImportError as missing:
+        raise ImportError(
+            "PostgresSink needs psycopg 3: pip install 'auditsync[postgres]'"
+        ) from missing
+
+
+class _Table:
+    """A table's name, columns and the statements that fill it."""
+
+    def __init__(self, sql: Any, name: str, columns: Sequence[str], types: dict[str, str]):
+        parts = name.split(".")
+        if not 1 <= len(parts) <= 2 or not all(parts):
+            raise ValueError(f"table name {name!r} should be 'table' or 'schema.table'")
+        self.name = name
+        self.columns = tuple(columns)
+        self.identifier = sql.Identifier(*parts)
+        # A temporary twin per target: COPY fills it, one INSERT moves new keys across.
+        digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+        stage = sql.Identifier(f"auditsync_stage_{digest}")
+        names = sql.SQL(", ").join(map(sql.Identifier, self.columns))
+        self.create = [
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(
+                self.identifier,
+                sql.SQL(", ").join(
+                    sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(types[column]))
+                    for column in self.columns
+                ),
+            )
+        ]
+        self.stage = [
+            sql.SQL(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS"
+            ).format(stage, self.identifier),
+            # Empty already, unless the caller's own transaction spans several writes.
+            sql.SQL("DELETE FROM {}").format(stage),
+        ]
+        self.copy = sql.SQL("COPY {} ({}) FROM STDIN").format(stage, names)
+        # Keys in order: concurrent writers then wait on each other's keys in the same
+        # order and cannot deadlock.
+        self.insert = sql.SQL(
+            "INSERT INTO {} ({}) SELECT {} FROM {} ORDER BY {} ON CONFLICT ({}) DO NOTHING"
+        ).format(
+            self.identifier,
+            names,
+            names,
+            stage,
+            sql.Identifier("key"),
+            sql.Identifier("key"),
+        )
+
+    def index(self, sql: Any, column: str) -> Any:
+        return sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
+            sql.Identifier(f"{self.name.split('.')[-1]}_{column}_idx"),
+            self.identifier,
+            sql.Identifier(column),
+        )
+
+
+class PostgresSink:
+    """Events in ``table`` and dead letters in ``dead_letter_table`` of a PostgreSQL database.
+
+    ``table`` may name a schema: ``"audit.events"``. With ``create`` (the default) the
+    tables and indexes are made if missing, under an advisory lock so that writers
+    starting together do not collide. Each ``write`` is one transaction: the rows are
+    COPied to a temporary table, then one ``INSERT ... ON CONFLICT (key) DO NOTHING``
+    stores the keys not yet stored, so a retried batch adds no rows, and concurrent
+    writers of overlapping batches store each key once.
+
+    A conninfo string opens a connection the sink owns: closed by :meth:`close`, and
+    opened again by the next write after it broke. A connection you pass stays yours;
+    if it is inside a transaction, each write is a savepoint in it and the commit is
+    yours. The sink may be shared between threads.
+
+    Events with an id beyond 64-bit integers are refused
+    (:class:`~auditsync.sinks.Refused`) after the rest of the batch is stored.
+    """
+
+    def __init__(
+        self,
+        conninfo_or_connection: Any,
+        *,
+        table: str = "audit_events",
+        dead_letter_table: str = "dead_letters",
+        create: bool = True,
+    ):
+        self._psycopg = _import_psycopg()
+        sql = self._psycopg.sql
+        self._events = _Table(sql, table, EVENT_COLUMNS, _EVENT_TYPES)
+        self._dead_letters = _Table(sql, dead_letter_table, DEAD_LETTER_COLUMNS, _DEAD_LETTER_TYPES)
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conninfo: str | None = None
+        if isinstance(conninfo_or_connection, str):
+            self._conninfo = conninfo_or_connection
+            self._connection = self._connect()
+        else:
+            self._connection = conninfo_or_connection
+        if create:
+            try:
+                self._create(sql)
+            except BaseException:
+                self.close()
+                raise
+
+    def _connect(self) -> Any:
+        return self._psycopg.connect(self._conninfo, autocommit=True)
+
+    def _create(self, sql: Any) -> None:
+        with self._connection.transaction(), self._connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("auditsync",))
+            for table in (self._events, self._dead_letters):
+                for statement in table.create:
+                    cursor.execute(statement)
+            for column in INDEXED_COLUMNS:
+                cursor.execute(self._events.index(sql, column))
+
+    @property
+    def connection(self) -> Any:
+        """The psycopg connection the sink writes through."""
+        return self._connection
+
+    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> None:
+        """Store the batch in one transaction, skipping keys already stored."""
+        if self._closed:
+            raise ValueError("write to a closed PostgresSink")
+        event_rows: list[tuple[Any, ...]] = []
+        letter_rows: list[tuple[Any, ...]] = []
+        refused: list[AuditEvent] = []
+        reasons: dict[str, None] = {}
+        for item in events:
+            if isinstance(item, AuditEvent):
+                reason = sql_refusal(item)
+                if reason is None:
+                    event_rows.append(event_row(item, nul_free=True))
+                else:
+                    refused.append(item)
+                    reasons[reason] = None
+            elif isinstance(item, DeadLetter):
+                letter_rows.append(dead_letter_row(item, nul_free=True))
+            else:
+                raise TypeError(
+                    f"expected an AuditEvent or a DeadLetter, got {type(item).__name__}"
+                )
+        if event_rows or letter_rows:
+            with self._lock:
+                connection = self._live_connection()
+                with connection.transaction(), connection.cursor() as cursor:
+                    for table, rows in (
+                        (self._events, event_rows),
+                        (self._dead_letters, letter_rows),
+                    ):
+                        if rows:
+                            _store(cursor, table, rows)
+        if refused:
+            raise Refused(refused, "; ".join(reasons))
+
+    def _live_connection(self) -> Any:
+        """The connection, opened again if the sink owns it and it broke since."""
+        if self._conninfo is not None and self._connection.closed:
+            self._connection = self._connect()
+        return self._connection
+
+    def close(self) -> None:
+        """Close the connection the sink opened; one passed in stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._conninfo is not None:
+            self._connection.close()
+
+    def __enter__(self) -> PostgresSink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _store(cursor: Any, table: _Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    for statement in table.stage:
+        cursor.execute(statement)
+    with cursor.copy(table.copy) as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(table.insert)

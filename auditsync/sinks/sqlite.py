@@ -1,0 +1,355 @@
+"""SQLiteSink: events and dead letters in a SQLite database, one row per key.
+
+The columns, and how a value becomes a row, are shared with the PostgreSQL sink
+(:mod:`auditsync.sinks.postgres`), so both databases hold the same rows:
+
+* one column per event field; the origin flattened into ``origin_*`` columns;
+* ``timestamp`` as ISO 8601 UTC text with microseconds (``2024-01-31T14:02:07.000000Z``):
+  fixed width, so text order is time order and an index serves ranges; SQLite's date
+  functions read it. PostgreSQL stores it as ``timestamptz``;
+* text the database cannot hold exactly (bytes that are not UTF-8; on PostgreSQL also
+  NUL) is stored readable, U+FFFD in place of what could not be kept, and the exact
+  bytes go beside it: the object's in ``object_bytes``, any other field's in
+  ``raw_fields``, a JSON object of column name to base64. Both are NULL when the text
+  is exact, which is nearly always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import orjson
+
+from ..events import AuditEvent, DeadLetter
+from .base import Refused
+from .jsonlines import _b64, dead_letter_key, event_to_dict, exact_bytes, is_unicode, iso_timestamp
+
+__all__ = [
+    "DEAD_LETTER_COLUMNS",
+    "EVENT_COLUMNS",
+    "INDEXED_COLUMNS",
+    "SQLiteSink",
+    "dead_letter_row",
+    "event_row",
+    "sql_refusal",
+]
+
+_ORIGIN_COLUMNS = (
+    "origin_log_group",
+    "origin_log_stream",
+    "origin_event_id",
+    "origin_shard_id",
+    "origin_sequence_number",
+    "origin_path",
+    "origin_line_number",
+)
+#: The event table's columns, in the order of :func:`event_row`.
+EVENT_COLUMNS = (
+    "key",
+    "timestamp",
+    "serverhost",
+    "username",
+    "host",
+    "connection_id",
+    "query_id",
+    "operation",
+    "database",
+    "object",
+    "object_bytes",
+    "retcode",
+    "connection_type",
+    "truncated",
+    "dialect",
+    "prefix",
+    *_ORIGIN_COLUMNS,
+    "raw_fields",
+)
+#: The dead-letter table's columns, in the order of :func:`dead_letter_row`.
+DEAD_LETTER_COLUMNS = ("key", "stage", "error", "raw", *_ORIGIN_COLUMNS, "event_key", "event")
+#: The event columns the sinks index: what audit questions filter on.
+INDEXED_COLUMNS = ("timestamp", "username", "database", "operation")
+
+_SQLITE_EVENT_TYPES = {
+    "key": "TEXT PRIMARY KEY NOT NULL",
+    "timestamp": "TEXT NOT NULL",
+    "serverhost": "TEXT NOT NULL",
+    "username": "TEXT NOT NULL",
+    "host": "TEXT NOT NULL",
+    "connection_id": "INTEGER NOT NULL",
+    "query_id": "INTEGER NOT NULL",
+    "operation": "TEXT NOT NULL",
+    "database": "TEXT NOT NULL",
+    "object": "TEXT NOT NULL",
+    "object_bytes": "BLOB",
+    "retcode": "INTEGER",
+    "connection_type": "TEXT",
+    "truncated": "INTEGER NOT NULL",
+    "dialect": "TEXT NOT NULL",
+    "prefix": "TEXT",
+    **{column: "TEXT" for column in _ORIGIN_COLUMNS},
+    "origin_line_number": "INTEGER",
+    "raw_fields": "TEXT",
+}
+_SQLITE_DEAD_LETTER_TYPES = {
+    "key": "TEXT PRIMARY KEY NOT NULL",
+    "stage": "TEXT NOT NULL",
+    "error": "TEXT NOT NULL",
+    "raw": "BLOB NOT NULL",
+    **{column: "TEXT" for column in _ORIGIN_COLUMNS},
+    "origin_line_number": "INTEGER",
+    "event_key": "TEXT",
+    "event": "TEXT",
+}
+
+# SQL integers are 64-bit; the grammar reads ids of any length.
+_INT64 = range(-(2**63), 2**63)
+
+
+# --- rows, shared with the PostgreSQL sink --------------------------------------------------
+
+
+def sql_refusal(event: AuditEvent) -> str | None:
+    """Why a SQL table can never hold ``event``, or ``None``: an id beyond 64 bits."""
+    origin = event.origin
+    for name, value in (
+        ("connection_id", event.connection_id),
+        ("query_id", event.query_id),
+        ("retcode", event.retcode),
+        ("origin line_number", None if origin is None else origin.line_number),
+    ):
+        if value is not None and value not in _INT64:
+            return f"{name} does not fit a 64-bit SQL integer"
+    return None
+
+
+class _Text:
+    """Turns field values into column text, keeping the exact bytes of what it changes."""
+
+    __slots__ = ("exact", "nul_free")
+
+    def __init__(self, nul_free: bool):
+        self.nul_free = nul_free
+        self.exact: dict[str, bytes] = {}
+
+    def __call__(self, column: str, value: str | None) -> str | None:
+        if value is None or (is_unicode(value) and not (self.nul_free and "\x00" in value)):
+            return value
+        raw = exact_bytes(value)
+        self.exact[column] = raw
+        text = raw.decode("utf-8", "replace")
+        return text.replace("\x00", "\ufffd") if self.nul_free else text
+
+
+def _origin_values(text: _Text, event_or_letter: AuditEvent | DeadLetter) -> tuple[Any, ...]:
+    origin = event_or_letter.origin
+    if origin is None:
+        return (None,) * len(_ORIGIN_COLUMNS)
+    return (
+        text("origin_log_group", origin.log_group),
+        text("origin_log_stream", origin.log_stream),
+        text("origin_event_id", origin.event_id),
+        text("origin_shard_id", origin.shard_id),
+        text("origin_sequence_number", origin.sequence_number),
+        text("origin_path", origin.path),
+        origin.line_number,
+    )
+
+
+def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
+    """The event as a row of :data:`EVENT_COLUMNS`; ``nul_free`` for databases without NUL."""
+    text = _Text(nul_free)
+    head = (
+        text("key", event.key),
+        iso_timestamp(event.timestamp),
+        text("serverhost", event.serverhost),
+        text("username", event.username),
+        text("host", event.host),
+        event.connection_id,
+        event.query_id,
+        text("operation", event.operation),
+        text("database", event.database),
+        text("object", event.object),
+    )
+    tail = (
+        event.retcode,
+        text("connection_type", event.connection_type),
+        event.truncated,
+        event.dialect.value,
+        text("prefix", event.prefix),
+        *_origin_values(text, event),
+    )
+    object_bytes = text.exact.pop("object", None)
+    raw_fields = None
+    if text.exact:
+        raw_fields = orjson.dumps({k: _b64(v) for k, v in text.exact.items()}).decode()
+    return (*head, object_bytes, *tail, raw_fields)
+
+
+def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any, ...]:
+    """The dead letter as a row of :data:`DEAD_LETTER_COLUMNS`.
+
+    ``raw`` keeps the input bytes and ``event`` the refused event as JSON
+    (:func:`~auditsync.sinks.jsonlines.event_to_dict`), both exact; the message and the
+    origin are stored readable.
+    """
+    text = _Text(nul_free)
+    event = letter.event
+    return (
+        dead_letter_key(letter),
+        text("stage", letter.stage),
+        text("error", letter.error),
+        letter.raw,
+        *_origin_values(text, letter),
+        None if event is None else text("event_key", event.key),
+        None if event is None else orjson.dumps(event_to_dict(event)).decode(),
+    )
+
+
+# --- the sink -----------------------------------------------------------------------------
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class SQLiteSink:
+    """Events in ``table`` and dead letters in ``dead_letter_table`` of a SQLite database.
+
+    Writes are idempotent: a key already stored is skipped, so a retried batch adds no
+    rows. Each ``write`` is one transaction, begun with ``BEGIN IMMEDIATE`` so that
+    writers queue on the busy timeout instead of failing on a lock upgrade: several
+    processes can write one file. A path is opened in WAL mode (readers never block the
+    writer) and closed by :meth:`close`. A connection you pass keeps its settings and
+    stays open; if it is inside a transaction, each write is a savepoint in it and the
+    commit is yours. The sink may be shared between threads.
+
+    Events with an id beyond SQL's 64-bit integers are stored nowhere: ``write`` stores
+    the rest of the batch, then raises :class:`~auditsync.sinks.Refused` naming them.
+    """
+
+    def __init__(
+        self,
+        path_or_connection: str | os.PathLike[str] | sqlite3.Connection,
+        *,
+        table: str = "audit_events",
+        dead_letter_table: str = "dead_letters",
+        timeout: float = 30.0,
+    ):
+        if isinstance(path_or_connection, sqlite3.Connection):
+            self._connection = path_or_connection
+            self._owned = False
+        else:
+            self._connection = sqlite3.connect(
+                path_or_connection, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+            self._owned = True
+        self._lock = threading.Lock()
+        self._closed = False
+        self._insert_event = _insert(table, EVENT_COLUMNS)
+        self._insert_dead_letter = _insert(dead_letter_table, DEAD_LETTER_COLUMNS)
+        try:
+            if self._owned:
+                self._connection.execute("PRAGMA journal_mode=WAL")
+            with self._transaction():
+                self._connection.execute(_create_table(table, EVENT_COLUMNS, _SQLITE_EVENT_TYPES))
+                for column in INDEXED_COLUMNS:
+                    self._connection.execute(
+                        f"CREATE INDEX IF NOT EXISTS {_quote(f'{table}_{column}_idx')} "
+                        f"ON {_quote(table)} ({column})"
+                    )
+                self._connection.execute(
+                    _create_table(dead_letter_table, DEAD_LETTER_COLUMNS, _SQLITE_DEAD_LETTER_TYPES)
+                )
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The connection the sink writes through, for reading the tables back."""
+        return self._connection
+
+    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> None:
+        """Store the batch in one transaction, skipping keys already stored."""
+        if self._closed:
+            raise ValueError("write to a closed SQLiteSink")
+        event_rows: list[tuple[Any, ...]] = []
+        letter_rows: list[tuple[Any, ...]] = []
+        refused: list[AuditEvent] = []
+        reasons: dict[str, None] = {}
+        for item in events:
+            if isinstance(item, AuditEvent):
+                reason = sql_refusal(item)
+                if reason is None:
+                    event_rows.append(event_row(item))
+                else:
+                    refused.append(item)
+                    reasons[reason] = None
+            elif isinstance(item, DeadLetter):
+                letter_rows.append(dead_letter_row(item))
+            else:
+                raise TypeError(
+                    f"expected an AuditEvent or a DeadLetter, got {type(item).__name__}"
+                )
+        if event_rows or letter_rows:
+            with self._lock, self._transaction():
+                if event_rows:
+                    self._connection.executemany(self._insert_event, event_rows)
+                if letter_rows:
+                    self._connection.executemany(self._insert_dead_letter, letter_rows)
+        if refused:
+            raise Refused(refused, "; ".join(reasons))
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        connection = self._connection
+        if connection.in_transaction:
+            connection.execute("SAVEPOINT auditsync")
+            try:
+                yield
+            except BaseException:
+                connection.execute("ROLLBACK TO auditsync")
+                connection.execute("RELEASE auditsync")
+                raise
+            connection.execute("RELEASE auditsync")
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+
+    def close(self) -> None:
+        """Close the connection the sink opened; one passed in stays open."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owned:
+            self._connection.close()
+
+    def __enter__(self) -> SQLiteSink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _create_table(table: str, columns: Sequence[str], types: dict[str, str]) -> str:
+    definitions = ", ".join(f"{column} {types[column]}" for column in columns)
+    return f"CREATE TABLE IF NOT EXISTS {_quote(table)} ({definitions})"
+
+
+def _insert(table: str, columns: Sequence[str]) -> str:
+    # ON CONFLICT (key) rather than INSERT OR IGNORE: only a repeated key is skipped,
+    # any other constraint failure still raises.
+    return (
+        f"INSERT INTO {_quote(table)} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (key) DO NOTHING"
+    )
