@@ -10,15 +10,14 @@ exactly what was not delivered.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
-
-import orjson
 
 from .errors import DeliveryError, EnvelopeError
 from .events import AuditEvent, Origin
 from .pipeline import Pipeline, Report
-from .sinks.jsonlines import event_to_dict
+from .sinks.jsonlines import to_json
+from .sinks.memory import MemorySink
 from .sources import firehose_inputs, kinesis_inputs, subscription_inputs
 
 __all__ = [
@@ -76,10 +75,11 @@ def handle_firehose_event(event: Event, pipeline: Pipeline) -> dict[str, list[di
     for item in firehose_inputs(event):
         # firehose_inputs keeps each record's id where a Kinesis record keeps its sequence.
         record_id = (item.origin or Origin()).sequence_number or ""
-        collected: list[AuditEvent] = []
-        report = pipeline.with_sink(_Collector(collected)).process([item])
-        if collected:
-            results.append({"recordId": record_id, "result": "Ok", "data": _json_lines(collected)})
+        collected = MemorySink()
+        report = pipeline.with_sink(collected).process([item])
+        if collected.items:
+            data = _json_lines(collected.events)
+            results.append({"recordId": record_id, "result": "Ok", "data": data})
         elif report.dead_lettered:
             failed = {"recordId": record_id, "result": "ProcessingFailed"}
             results.append(failed | {"data": _as_text(item.data)})
@@ -113,25 +113,10 @@ def lambda_handler(pipeline: Pipeline | Callable[[], Pipeline]) -> Callable[[Eve
     return handler
 
 
-class _Collector:
-    """A sink that keeps events in a list, for the Firehose response."""
-
-    def __init__(self, into: list[AuditEvent]):
-        self.into = into
-
-    def write(self, events: Sequence[AuditEvent]) -> None:
-        self.into.extend(events)
-
-    def close(self) -> None:
-        pass
-
-
 def _as_text(data: bytes | str) -> str:
     return data if isinstance(data, str) else data.decode("ascii", "replace")
 
 
 def _json_lines(events: list[AuditEvent]) -> str:
-    lines = b"".join(
-        orjson.dumps(event_to_dict(event), option=orjson.OPT_APPEND_NEWLINE) for event in events
-    )
+    lines = b"".join(to_json(event) + b"\n" for event in events)
     return base64.b64encode(lines).decode("ascii")

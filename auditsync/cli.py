@@ -8,7 +8,6 @@ was dead-lettered, 2 for usage errors (a bad option, a missing or unreadable fil
 from __future__ import annotations
 
 import argparse
-import heapq
 import logging
 import sys
 import time
@@ -125,10 +124,8 @@ def _add_input_options(command: argparse.ArgumentParser) -> None:
 def _decode(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     sink = _open_sink(arguments.to)
-    if arguments.sort:
-        sink = SortingSink(sink, arguments.sort)
     dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
-    pipeline = Pipeline(sink, dead_letter=dead_letter, **settings)
+    pipeline = Pipeline(sink, dead_letter=dead_letter, sort_window=arguments.sort or 0, **settings)
     try:
         report = _run(pipeline, arguments)
     finally:
@@ -279,38 +276,6 @@ def _open_dead_letter(path: str) -> DeadLetterSink:
 
 
 # --- sinks of the command line ----------------------------------------------------------------
-
-
-class SortingSink:
-    """Hands events on in time order, within a window of ``window`` events.
-
-    Aurora writes four files at once and its lines are not in time order; a bounded heap
-    restores the order of events less than ``window`` apart, in constant memory. Events
-    are held back until the window fills or the sink closes, so this belongs in batch
-    jobs, not in a Lambda whose invocation may end with events still held.
-    """
-
-    def __init__(self, sink: Sink, window: int):
-        self.sink = sink
-        self.window = max(1, window)
-        self.heap: list[tuple[datetime, int, int, AuditEvent]] = []
-        self.counter = 0
-
-    def write(self, events: Sequence[AuditEvent]) -> None:
-        ready = []
-        for event in events:
-            self.counter += 1
-            heapq.heappush(self.heap, (event.timestamp, event.query_id, self.counter, event))
-            if len(self.heap) > self.window:
-                ready.append(heapq.heappop(self.heap)[3])
-        if ready:
-            self.sink.write(ready)
-
-    def close(self) -> None:
-        rest = [heapq.heappop(self.heap)[3] for _ in range(len(self.heap))]
-        if rest:
-            self.sink.write(rest)
-        self.sink.close()
 
 
 class StatsSink:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime
 
 import attrs
@@ -101,19 +102,14 @@ class AuditEvent:
         """A stable idempotency key for sinks.
 
         The CloudWatch log event id where there is one. Otherwise a digest of the record
-        and its place in its source: the server writes identical lines for distinct
-        events (one statement writing a table five times), so the record alone is no key.
+        and its place in its source (file and line; Kinesis shard and sequence number; log
+        group and stream): the server writes identical lines for distinct events (one
+        statement writing a table five times), so the record alone is no key.
         """
         origin = self.origin
         if origin is not None and origin.event_id:
             return origin.event_id
-        digest = hashlib.blake2b(digest_size=16)
-        for part in self._identity():
-            digest.update(part.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-        if origin is not None:
-            digest.update(f"{origin.path}\x1f{origin.line_number}".encode("utf-8", "surrogatepass"))
-        return digest.hexdigest()
+        return _digest(self._identity(), origin)
 
     def _identity(self) -> tuple[str, ...]:
         return (
@@ -163,3 +159,41 @@ class DeadLetter:
     raw: bytes
     origin: Origin | None = None
     event: AuditEvent | None = None
+
+    @property
+    def key(self) -> str:
+        """A stable key for idempotent dead-letter sinks: the stage, the raw input, its place.
+
+        The error message is left out on purpose: it may change between versions, and a
+        retried record must still find its first copy.
+        """
+        parts = [self.stage, self.raw.hex()]
+        if self.event is not None:
+            parts.append(self.event.key)
+        return _digest(parts, self.origin, with_event_id=True)
+
+
+def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool = False) -> str:
+    """blake2b of ``parts`` and, where known, the place in the source."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x1f")
+    if origin is not None and origin != _NOWHERE:
+        place = [
+            origin.log_group,
+            origin.log_stream,
+            origin.shard_id,
+            origin.sequence_number,
+            origin.path,
+            origin.line_number,
+        ]
+        if with_event_id:
+            place.append(origin.event_id)
+        for item in place:
+            digest.update(b"\x1e" if item is None else str(item).encode("utf-8", "surrogatepass"))
+            digest.update(b"\x1f")
+    return digest.hexdigest()
+
+
+_NOWHERE = Origin()

@@ -10,10 +10,12 @@ poison record cannot block a Kinesis shard.
 from __future__ import annotations
 
 import base64
+import heapq
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 import attrs
 
@@ -107,6 +109,11 @@ class Report:
         )
 
 
+#: A held event: time, query id, arrival order (ties), input index, the event.
+_Held = tuple[datetime, int, int, int, AuditEvent]
+_ORDER = itertools.count()
+
+
 @attrs.define
 class _Batch:
     """Events and dead letters waiting for one flush, and the first input they came from."""
@@ -123,7 +130,9 @@ class Pipeline:
     event (redaction, for one); ``dead_letter`` takes what can never be delivered —
     without one, dead letters are logged at ERROR with the same detail. Events go to
     the sink in batches of up to ``batch_size``; a batch the sink rejected is reported
-    from its first input, so a retry from there loses nothing.
+    from its first input, so a retry from there loses nothing. ``sort_window`` > 0 holds
+    that many events back and releases them in time order (Aurora writes its lines out of
+    order); whatever is held is released at the end of each :meth:`process` call.
     """
 
     def __init__(
@@ -138,6 +147,7 @@ class Pipeline:
         batch_size: int = 1000,
         max_payload_size: int = DEFAULT_MAX_SIZE,
         year: int | None = None,
+        sort_window: int = 0,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -150,12 +160,14 @@ class Pipeline:
         self.batch_size = batch_size
         self.max_payload_size = max_payload_size
         self.year = year
+        self.sort_window = sort_window
 
     def process(self, inputs: Iterable[Payload | Line]) -> Report:
         """Run every input through; stop at the first batch the sink fails to take."""
         report = Report()
         started = time.perf_counter()
         batch = _Batch()
+        held: list[_Held] | None = [] if self.sort_window else None
         for index, item in enumerate(inputs):
             if batch.first_input is None:
                 batch.first_input = index
@@ -163,14 +175,39 @@ class Pipeline:
                 self._take_line(item, batch, report)
             else:
                 self._take_payload(item, batch, report)
+            if held is not None:
+                self._hold(batch, held, index, self.sort_window)
             if len(batch.events) + len(batch.letters) >= self.batch_size:
                 if not self._flush(batch, report):
                     break
                 batch = _Batch()
         else:
+            if held:
+                self._hold(batch, held, -1, 0)
             self._flush(batch, report)
+        if held:
+            # The sink failed with events still held back for ordering: not delivered.
+            report.failed += len(held)
+            earliest = min(entry[3] for entry in held)
+            report.failed_input = min(earliest, report.failed_input or earliest)
         report.elapsed = time.perf_counter() - started
         return report
+
+    @staticmethod
+    def _hold(batch: _Batch, held: list[_Held], index: int, window: int) -> None:
+        """Move the batch's new events into the ordering heap; release all but ``window``.
+
+        Released events keep the index of the input they came from, so a failed batch is
+        still reported from the earliest input it holds.
+        """
+        for event in batch.events:
+            heapq.heappush(held, (event.timestamp, event.query_id, next(_ORDER), index, event))
+        batch.events = []
+        while len(held) > window:
+            *_, source, event = heapq.heappop(held)
+            batch.events.append(event)
+            first = batch.first_input
+            batch.first_input = source if first is None else min(first, source)
 
     def process_payload(self, data: bytes | str, origin: Origin | None = None) -> Report:
         """One subscription payload (a Kinesis record's data, ``awslogs.data``, an S3 object)."""
@@ -196,6 +233,7 @@ class Pipeline:
             batch_size=self.batch_size,
             max_payload_size=self.max_payload_size,
             year=self.year,
+            sort_window=self.sort_window,
         )
 
     def close(self) -> None:
@@ -292,6 +330,8 @@ class Pipeline:
                     refused = refusal.events
                     letters = letters + [_refused(event, refusal.reason) for event in refused]
             if letters:
+                # Should this fail after the sink took the events, the whole batch counts
+                # as failed and its events come again: harmless, sinks are idempotent.
                 self._dead_letter(letters)
         except Exception as error:  # any sink failure is retryable
             report.failed += len(batch.events) + len(batch.letters)

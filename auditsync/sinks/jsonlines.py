@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import io
 import json
 import os
@@ -208,22 +207,8 @@ def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
 
 
 def dead_letter_key(letter: DeadLetter) -> str:
-    """A stable key for idempotent dead-letter sinks: the stage, the raw input, its place.
-
-    The error message is left out on purpose: it may change between versions, and a
-    retried record must still find its first copy.
-    """
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(letter.stage.encode("utf-8", "surrogatepass") + b"\x1f")
-    digest.update(len(letter.raw).to_bytes(8, "big") + letter.raw)
-    origin = letter.origin
-    if origin is not None:
-        for part in (*(getattr(origin, name) for name in _ORIGIN_TEXT), origin.line_number):
-            digest.update(b"\x1e" if part is None else str(part).encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-    if letter.event is not None:
-        digest.update(b"\x1d" + letter.event.key.encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
+    """The dead letter's key (:attr:`DeadLetter.key`), for sinks that store dead letters."""
+    return letter.key
 
 
 def dead_letter_to_dict(letter: DeadLetter) -> dict[str, Any]:

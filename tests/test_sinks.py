@@ -1,0 +1,861 @@
+"""The built-in sinks: the JSON form of events, JSON Lines, SQLite, memory, callback, fan-out."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import multiprocessing
+import random
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from auditsync import AuditEvent, Origin, parse_line
+from auditsync.events import DeadLetter
+from auditsync.sinks import (
+    CallbackSink,
+    DeadLetterSink,
+    FanOutSink,
+    JsonLinesSink,
+    MemorySink,
+    PostgresSink,
+    Refused,
+    Sink,
+    SQLiteSink,
+    dead_letter_from_dict,
+    dead_letter_to_dict,
+    event_from_dict,
+    event_to_dict,
+    to_json,
+)
+from auditsync.sinks.sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
+from auditsync.testing import audit_events
+
+LINE = r"20240131 14:02:07,db1,root,localhost,5,12,QUERY,shop,'insert into t values (\'a,b\')',0"
+#: A query holding bytes that are not UTF-8 (0xff 0xfe) beside UTF-8 (é) and an escape.
+NON_UTF8_LINE = (
+    b"20240131 14:02:07,db1,root,localhost,5,13,QUERY,shop,"
+    b"'select \xff\xfe from t where a = \\'caf\xc3\xa9\\'',0"
+)
+#: A table event whose database and table names are not UTF-8.
+NON_UTF8_NAMES = b"20240131 14:02:07,db1,r\xf6ot,localhost,5,15,WRITE,sh\xf6p,t\xe4ble,"
+NUL_LINE = b"20240131 14:02:07,db1,root,localhost,5,16,QUERY,shop,'select \x00 from t',0"
+AURORA_LINE = "1653053459680124,c731-instance-1,admin,52.94.133.136,35,698024,WRITE,testdb,test2,0"
+SYSLOG_LINE = (
+    "Jan 31 14:02:07 ip-10-0-0-1 mysql-server_auditing:  "
+    "db1,root,localhost,5,12,QUERY,shop,'select 1',0"
+)
+HUGE_ID_LINE = (
+    "20240131 14:02:07,db1,root,localhost,99999999999999999999,12,QUERY,shop,'select 1',0"
+)
+
+
+def event(number: int = 1, line: str | bytes = LINE, **origin: Any) -> AuditEvent:
+    """The event of ``line`` at line ``number`` of a file: distinct numbers, distinct keys."""
+    where = Origin(path="/var/log/mysql/server_audit.log", line_number=number, **origin)
+    return parse_line(line, origin=where)
+
+
+def events(count: int, start: int = 1) -> list[AuditEvent]:
+    return [event(number) for number in range(start, start + count)]
+
+
+def run_in_threads(sink: Any, count: int) -> list[BaseException]:
+    """``count`` threads writing overlapping batches through one sink; their errors."""
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for batch in range(5):
+                sink.write(events(10, start=worker * 25 + batch * 10))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def letter(
+    stage: str = "line", raw: bytes = b"not \xff an audit line", **kwargs: Any
+) -> DeadLetter:
+    return DeadLetter(
+        stage=stage,
+        error="not a server_audit record: no comma",
+        raw=raw,
+        origin=Origin(path="/var/log/mysql/server_audit.log", line_number=7),
+        **kwargs,
+    )
+
+
+# --- the JSON form ------------------------------------------------------------------------
+
+
+def test_event_to_dict_holds_every_field_in_plain_json_types() -> None:
+    item = event(3)
+    document = event_to_dict(item)
+    assert document == {
+        "key": item.key,
+        "timestamp": "2024-01-31T14:02:07.000000Z",
+        "serverhost": "db1",
+        "username": "root",
+        "host": "localhost",
+        "connection_id": 5,
+        "query_id": 12,
+        "operation": "QUERY",
+        "database": "shop",
+        "object": "insert into t values ('a,b')",
+        "retcode": 0,
+        "connection_type": None,
+        "truncated": False,
+        "dialect": "mariadb",
+        "prefix": None,
+        "origin": {
+            "log_group": None,
+            "log_stream": None,
+            "event_id": None,
+            "shard_id": None,
+            "sequence_number": None,
+            "path": "/var/log/mysql/server_audit.log",
+            "line_number": 3,
+        },
+    }
+    assert json.loads(orjson.dumps(document)) == document
+
+
+def test_timestamps_are_utc_with_microseconds_and_dialect_is_its_name() -> None:
+    document = event_to_dict(parse_line(AURORA_LINE))
+    assert document["timestamp"] == "2022-05-20T13:30:59.680124Z"
+    assert document["dialect"] == "aurora"
+    assert document["origin"] is None
+    assert document["retcode"] == 0
+
+
+def test_prefix_and_connection_type_are_kept() -> None:
+    syslog = event_to_dict(parse_line(SYSLOG_LINE, year=2024))
+    assert syslog["prefix"] == "Jan 31 14:02:07 ip-10-0-0-1 mysql-server_auditing:  "
+    rds = event_to_dict(parse_line("20240131 14:02:07,db1,root,10.0.0.9,5,0,CONNECT,shop,,0,SSL"))
+    assert (rds["connection_type"], rds["dialect"]) == ("SSL", "rds-mysql")
+
+
+def test_key_is_the_cloudwatch_event_id_where_there_is_one() -> None:
+    assert event_to_dict(event(1, event_id="3195310660696698337880"))["key"] == (
+        "3195310660696698337880"
+    )
+
+
+def test_non_utf8_query_becomes_readable_text_and_exact_base64() -> None:
+    item = parse_line(NON_UTF8_LINE)
+    document = event_to_dict(item)
+    data = orjson.dumps(document)
+    data.decode("utf-8")  # strict: valid UTF-8
+    assert document["object"] == "select \ufffd\ufffd from t where a = 'café'"
+    assert base64.b64decode(document["object_base64"]) == item.object_bytes
+    assert item.object_bytes == b"select \xff\xfe from t where a = 'caf\xc3\xa9'"
+    assert not any(name.endswith("_base64") for name in document if name != "object_base64")
+
+
+def test_non_utf8_names_get_their_own_base64_members() -> None:
+    item = parse_line(NON_UTF8_NAMES)
+    document = orjson.loads(orjson.dumps(event_to_dict(item)))
+    assert document["username"] == "r\ufffdot"
+    assert base64.b64decode(document["username_base64"]) == b"r\xf6ot"
+    assert base64.b64decode(document["database_base64"]) == b"sh\xf6p"
+    assert base64.b64decode(document["object_base64"]) == b"t\xe4ble"
+    assert "host_base64" not in document
+
+
+def test_non_utf8_origin_path_is_kept_exactly() -> None:
+    where = Origin(path=b"/logs/caf\xe9.log".decode("utf-8", "surrogateescape"), line_number=1)
+    document = orjson.loads(orjson.dumps(event_to_dict(parse_line(LINE, origin=where))))
+    assert base64.b64decode(document["origin"]["path_base64"]) == b"/logs/caf\xe9.log"
+    assert event_from_dict(document).origin == where
+
+
+def test_nul_in_a_query_is_plain_json() -> None:
+    document = event_to_dict(parse_line(NUL_LINE))
+    assert document["object"] == "select \x00 from t"
+    assert "object_base64" not in document
+    assert b"\\u0000" in orjson.dumps(document)
+
+
+@pytest.mark.parametrize(
+    "line", [LINE, NON_UTF8_LINE, NON_UTF8_NAMES, NUL_LINE, AURORA_LINE, HUGE_ID_LINE]
+)
+def test_event_from_dict_reverses_event_to_dict(line: str | bytes) -> None:
+    item = event(9, line)
+    back = event_from_dict(json.loads(to_json(item)))
+    assert back == item
+    assert back.key == item.key
+    assert back.object_bytes == item.object_bytes
+
+
+def test_ids_beyond_64_bits_are_written_as_full_json_integers() -> None:
+    item = event(1, HUGE_ID_LINE)
+    stream = io.StringIO()
+    JsonLinesSink(stream).write([item, event(2)])
+    first, second = stream.getvalue().splitlines()
+    assert json.loads(first)["connection_id"] == 99999999999999999999
+    assert event_from_dict(json.loads(first)) == item
+    assert orjson.loads(second)["connection_id"] == 5
+    with pytest.raises(ValueError, match="'connection_id' should be int"):
+        event_from_dict(orjson.loads(first))  # orjson reads it as a float: no silent loss
+
+
+def test_to_json_is_compact_utf8_without_newline() -> None:
+    data = to_json(parse_line(NON_UTF8_LINE))
+    assert data == orjson.dumps(event_to_dict(parse_line(NON_UTF8_LINE)))
+    assert b"\n" not in data
+    assert orjson.loads(to_json(letter()))["stage"] == "line"
+
+
+def test_syslog_event_reads_back_with_its_prefix() -> None:
+    item = parse_line(SYSLOG_LINE, year=2024)
+    assert event_from_dict(orjson.loads(orjson.dumps(event_to_dict(item)))) == item
+
+
+@given(audit_events(), st.one_of(st.none(), st.integers(0, 10**6)))
+def test_every_event_survives_the_json_form(item: AuditEvent, number: int | None) -> None:
+    if number is not None:
+        item = attrs.evolve(item, origin=Origin(path="server_audit.log", line_number=number))
+    data = orjson.dumps(event_to_dict(item))
+    data.decode("utf-8")
+    back = event_from_dict(orjson.loads(data))
+    # Bytes are the truth: the strategy may escape bytes that together are UTF-8
+    # ("\udcc2\udc80" for U+0080), which read back as the character they spell.
+    assert back.object_bytes == item.object_bytes
+    assert attrs.evolve(back, object=item.object) == item
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("timestamp"), "no member 'timestamp'"),
+        (lambda d: d.update(connection_id="5"), "'connection_id' should be int"),
+        (lambda d: d.update(truncated=0), "'truncated' should be bool"),
+        (lambda d: d.update(query_id=True), "'query_id' should be int"),
+        (lambda d: d.update(object=None), "'object' should be str"),
+        (lambda d: d.update(object_base64="!!"), "not an auditsync event"),
+        (lambda d: d.update(dialect="oracle"), "not an auditsync event"),
+    ],
+)
+def test_event_from_dict_says_what_is_wrong(change: Any, message: str) -> None:
+    document = event_to_dict(event())
+    change(document)
+    with pytest.raises(ValueError, match=message):
+        event_from_dict(document)
+
+
+def test_dead_letter_to_dict_keeps_raw_bytes_and_the_refused_event() -> None:
+    refused = parse_line(NON_UTF8_LINE)
+    item = letter("sink", raw=NON_UTF8_LINE, event=refused)
+    document = orjson.loads(orjson.dumps(dead_letter_to_dict(item)))
+    assert document["stage"] == "sink"
+    assert document["error"] == "not a server_audit record: no comma"
+    assert base64.b64decode(document["raw_base64"]) == NON_UTF8_LINE
+    assert document["origin"]["line_number"] == 7
+    assert document["event"] == orjson.loads(orjson.dumps(event_to_dict(refused)))
+    assert dead_letter_from_dict(document) == item
+
+
+def test_dead_letter_without_event_or_origin() -> None:
+    item = DeadLetter(stage="payload", error="bad base64", raw=b"\x00\x01")
+    document = dead_letter_to_dict(item)
+    assert (document["event"], document["origin"]) == (None, None)
+    assert dead_letter_from_dict(document) == item
+
+
+def test_dead_letter_keys_follow_stage_raw_and_origin_not_the_message() -> None:
+    first = letter()
+    assert dead_letter_to_dict(first)["key"] == dead_letter_to_dict(letter())["key"]
+    reworded = DeadLetter("line", "another message", first.raw, first.origin)
+    assert dead_letter_to_dict(reworded)["key"] == dead_letter_to_dict(first)["key"]
+    others = [
+        letter(stage="payload"),
+        letter(raw=b"other"),
+        DeadLetter("line", first.error, first.raw, Origin(path="x", line_number=7)),
+        DeadLetter("line", first.error, first.raw),
+        letter(event=event()),
+    ]
+    keys = {dead_letter_to_dict(item)["key"] for item in [first, *others]}
+    assert len(keys) == len(others) + 1
+
+
+def test_dead_letter_from_dict_rejects_what_is_not_one() -> None:
+    with pytest.raises(ValueError, match="no member 'raw_base64'"):
+        dead_letter_from_dict({"stage": "line", "error": "x", "origin": None, "event": None})
+
+
+# --- JsonLinesSink ------------------------------------------------------------------------
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_json_lines_to_a_path_appends_one_object_a_line(tmp_path: Path) -> None:
+    path = tmp_path / "audit" / "events.jsonl"
+    path.parent.mkdir()
+    batch = events(3)
+    with JsonLinesSink(path) as sink:
+        sink.write(batch[:2])
+        sink.write([])
+        sink.write(batch[2:])
+    with JsonLinesSink(str(path)) as again:
+        again.write([letter()])
+    lines = read_lines(path)
+    assert [line.get("key") for line in lines[:3]] == [item.key for item in batch]
+    assert lines[3]["stage"] == "line"
+    assert "stage" not in lines[0]
+    assert path.read_bytes().endswith(b"\n")
+
+
+def test_json_lines_is_readable_after_each_write(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    sink = JsonLinesSink(path)
+    sink.write(events(2))
+    assert len(read_lines(path)) == 2
+    sink.close()
+
+
+def test_json_lines_round_trips_non_utf8_bytes_through_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    written = [parse_line(NON_UTF8_LINE), parse_line(NON_UTF8_NAMES), parse_line(NUL_LINE)]
+    with JsonLinesSink(path) as sink:
+        sink.write(written)
+    path.read_bytes().decode("utf-8")
+    lines = read_lines(path)
+    assert base64.b64decode(lines[0]["object_base64"]) == written[0].object_bytes
+    assert [event_from_dict(line) for line in lines] == written
+
+
+class CountingStream(io.StringIO):
+    flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_json_lines_to_a_text_stream_flushes_and_never_closes_it() -> None:
+    stream = CountingStream()
+    sink = JsonLinesSink(stream)
+    sink.write(events(2))
+    assert stream.flushes == 1
+    sink.write([letter()])
+    assert stream.flushes == 2
+    sink.close()
+    sink.close()
+    assert not stream.closed
+    assert len(stream.getvalue().splitlines()) == 3
+
+
+def test_json_lines_to_a_binary_stream() -> None:
+    stream = io.BytesIO()
+    JsonLinesSink(stream).write([parse_line(NON_UTF8_LINE)])
+    assert event_from_dict(orjson.loads(stream.getvalue())) == parse_line(NON_UTF8_LINE)
+
+
+def test_json_lines_close_closes_only_its_own_file(tmp_path: Path) -> None:
+    sink = JsonLinesSink(tmp_path / "events.jsonl")
+    sink.close()
+    sink.close()
+    with pytest.raises(ValueError, match="closed"):
+        sink.write(events(1))
+    assert sink._stream.closed
+
+
+def test_json_lines_writes_nothing_of_a_batch_it_cannot_serialise() -> None:
+    stream = io.StringIO()
+    sink = JsonLinesSink(stream)
+    with pytest.raises(TypeError, match="AuditEvent or a DeadLetter"):
+        sink.write([event(), "not an event"])  # type: ignore[list-item]
+    assert stream.getvalue() == ""
+
+
+def _append_lines(path: str, worker: int, start: Any) -> None:
+    start.wait()
+    sink = JsonLinesSink(path)
+    for batch in range(20):
+        sink.write(events(50, start=worker * 10_000 + batch * 50))
+    sink.close()
+
+
+def test_json_lines_processes_appending_to_one_file_do_not_interleave(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [context.Process(target=_append_lines, args=(str(path), n, start)) for n in range(3)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    lines = read_lines(path)
+    assert len(lines) == 3 * 20 * 50
+    assert len({line["key"] for line in lines}) == len(lines)
+
+
+# --- MemorySink, CallbackSink, FanOutSink --------------------------------------------------
+
+
+def test_memory_sink_keeps_everything_in_order() -> None:
+    sink = MemorySink()
+    first, second = events(2)
+    sink.write([first])
+    sink.write([letter(), second])
+    sink.write([first])
+    assert sink.items == [first, letter(), second, first]
+    assert sink.events == [first, second, first]
+    assert sink.dead_letters == [letter()]
+    sink.close()
+    sink.close()
+    with pytest.raises(ValueError, match="closed"):
+        sink.write([first])
+    assert len(sink.items) == 4
+
+
+def test_callback_sink_calls_the_function_with_each_batch() -> None:
+    batches: list[Sequence[AuditEvent]] = []
+    closings: list[bool] = []
+    with CallbackSink(batches.append, on_close=lambda: closings.append(True)) as sink:
+        sink.write(events(2))
+        sink.write(events(1, start=3))
+    sink.close()
+    assert [len(batch) for batch in batches] == [2, 1]
+    assert closings == [True]
+    with pytest.raises(ValueError, match="closed"):
+        sink.write(events(1))
+
+
+def test_callback_sink_passes_the_function_s_errors_on() -> None:
+    def fail(batch: Sequence[AuditEvent]) -> None:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        CallbackSink(fail).write(events(1))
+
+
+def refusing(wanted: set[int], reason: str, log: list[str], name: str) -> CallbackSink:
+    """A sink that refuses the events at the line numbers in ``wanted``."""
+
+    def write(batch: Sequence[AuditEvent]) -> None:
+        log.append(name)
+        refused = [e for e in batch if e.origin and e.origin.line_number in wanted]
+        if refused:
+            raise Refused(refused, reason)
+
+    return CallbackSink(write)
+
+
+def test_fan_out_writes_each_sink_in_order() -> None:
+    log: list[str] = []
+    first, second = MemorySink(), MemorySink()
+    fan = FanOutSink(refusing(set(), "", log, "a"), first, refusing(set(), "", log, "b"), second)
+    batch = events(3)
+    fan.write(batch)
+    assert log == ["a", "b"]
+    assert first.items == batch
+    assert second.items == batch
+
+
+def test_fan_out_gathers_refusals_after_every_sink_ran() -> None:
+    log: list[str] = []
+    memory = MemorySink()
+    fan = FanOutSink(
+        refusing({3, 1}, "too big", log, "a"),
+        refusing({1, 4}, "no room", log, "b"),
+        memory,
+    )
+    batch = events(5)
+    with pytest.raises(Refused) as raised:
+        fan.write(batch)
+    assert log == ["a", "b"]
+    assert memory.items == batch
+    assert list(raised.value.events) == [batch[0], batch[2], batch[3]]
+    assert raised.value.reason == "too big; no room"
+
+
+def test_fan_out_stops_at_any_other_error_and_propagates_it() -> None:
+    first, last = MemorySink(), MemorySink()
+
+    def down(batch: Sequence[AuditEvent]) -> None:
+        raise ConnectionError("database down")
+
+    fan = FanOutSink(first, CallbackSink(down), last)
+    with pytest.raises(ConnectionError):
+        fan.write(events(2))
+    assert len(first.items) == 2
+    assert last.items == []
+
+
+def test_fan_out_closes_every_sink_even_when_one_fails() -> None:
+    closed: list[str] = []
+
+    def broken() -> None:
+        closed.append("broken")
+        raise OSError("cannot close")
+
+    last = MemorySink()
+    fan = FanOutSink(CallbackSink(print, on_close=broken), last)
+    with pytest.raises(OSError, match="cannot close"):
+        fan.close()
+    assert closed == ["broken"]
+    assert last.closed
+    fan.close()
+    with pytest.raises(ValueError, match="closed"):
+        fan.write(events(1))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda tmp: JsonLinesSink(tmp / "e.jsonl"),
+        lambda tmp: SQLiteSink(tmp / "e.db"),
+        lambda tmp: MemorySink(),
+        lambda tmp: CallbackSink(print),
+    ],
+)
+def test_sinks_satisfy_both_protocols_and_close_twice(make: Any, tmp_path: Path) -> None:
+    sink = make(tmp_path)
+    assert isinstance(sink, Sink)
+    assert isinstance(sink, DeadLetterSink)
+    sink.close()
+    sink.close()
+    assert isinstance(FanOutSink(sink), Sink)
+
+
+# --- SQLiteSink ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "audit.db"
+
+
+def rows(sink: SQLiteSink, table: str = "audit_events") -> list[sqlite3.Row]:
+    connection = sink.connection
+    connection.row_factory = sqlite3.Row
+    try:
+        return connection.execute(f'SELECT * FROM "{table}" ORDER BY rowid').fetchall()
+    finally:
+        connection.row_factory = None
+
+
+def test_sqlite_schema_has_typed_columns_indexes_and_wal(db: Path) -> None:
+    with SQLiteSink(db) as sink:
+        info = sink.connection.execute("PRAGMA table_info(audit_events)").fetchall()
+        assert tuple(column[1] for column in info) == EVENT_COLUMNS
+        types = {column[1]: column[2] for column in info}
+        assert types["connection_id"] == types["query_id"] == types["retcode"] == "INTEGER"
+        assert types["truncated"] == "INTEGER"
+        assert types["object_bytes"] == "BLOB"
+        assert {column[1] for column in info if column[5]} == {"key"}
+        indexed = {
+            row[0]
+            for row in sink.connection.execute(
+                "SELECT ii.name FROM sqlite_master m, pragma_index_list(m.name) il, "
+                "pragma_index_info(il.name) ii WHERE m.name = 'audit_events' AND il.origin = 'c'"
+            )
+        }
+        assert indexed == set(INDEXED_COLUMNS)
+        letters = sink.connection.execute("PRAGMA table_info(dead_letters)").fetchall()
+        assert tuple(column[1] for column in letters) == DEAD_LETTER_COLUMNS
+    check = sqlite3.connect(db)
+    assert check.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    check.close()
+
+
+def test_sqlite_stores_each_field_in_its_column(db: Path) -> None:
+    item = event(4, event_id=None, log_group="/aws/rds/cluster/prod/audit", shard_id="shard-1")
+    with SQLiteSink(db) as sink:
+        sink.write([item, parse_line(AURORA_LINE)])
+        first, aurora = rows(sink)
+    assert dict(first) == {
+        "key": item.key,
+        "timestamp": "2024-01-31T14:02:07.000000Z",
+        "serverhost": "db1",
+        "username": "root",
+        "host": "localhost",
+        "connection_id": 5,
+        "query_id": 12,
+        "operation": "QUERY",
+        "database": "shop",
+        "object": "insert into t values ('a,b')",
+        "object_bytes": None,
+        "retcode": 0,
+        "connection_type": None,
+        "truncated": 0,
+        "dialect": "mariadb",
+        "prefix": None,
+        "origin_log_group": "/aws/rds/cluster/prod/audit",
+        "origin_log_stream": None,
+        "origin_event_id": None,
+        "origin_shard_id": "shard-1",
+        "origin_sequence_number": None,
+        "origin_path": "/var/log/mysql/server_audit.log",
+        "origin_line_number": 4,
+        "raw_fields": None,
+    }
+    assert aurora["timestamp"] == "2022-05-20T13:30:59.680124Z"
+    assert aurora["origin_path"] is None
+
+
+def test_sqlite_timestamps_sort_and_work_with_date_functions(db: Path) -> None:
+    later = parse_line(LINE.replace("20240131 14:02:07", "20240201 00:00:00"))
+    with SQLiteSink(db) as sink:
+        sink.write([later, parse_line(AURORA_LINE), parse_line(LINE)])
+        ordered = sink.connection.execute(
+            "SELECT timestamp, unixepoch(timestamp) FROM audit_events ORDER BY timestamp"
+        ).fetchall()
+    assert [row[0][:10] for row in ordered] == ["2022-05-20", "2024-01-31", "2024-02-01"]
+    assert ordered[1][1] == int(parse_line(LINE).timestamp.timestamp())
+
+
+def test_sqlite_writing_the_same_events_again_adds_no_rows(db: Path) -> None:
+    batch = events(10)
+    with SQLiteSink(db) as sink:
+        sink.write(batch)
+        sink.write(batch)
+        sink.write([*batch[5:], *events(3, start=11), batch[0]])
+        keys = [row["key"] for row in rows(sink)]
+    assert keys == [item.key for item in [*batch, *events(3, start=11)]]
+    with SQLiteSink(db) as reopened:
+        reopened.write(batch)
+        assert len(rows(reopened)) == 13
+
+
+def test_sqlite_identical_lines_from_different_places_are_different_rows(db: Path) -> None:
+    line = "20240131 14:02:07,db1,root,localhost,5,12,WRITE,mysql,table_stats,"
+    with SQLiteSink(db) as sink:
+        sink.write([event(1, line), event(2, line), event(2, line)])
+        assert len(rows(sink)) == 2
+
+
+def test_sqlite_keeps_non_utf8_query_bytes_exactly(db: Path) -> None:
+    written = [parse_line(NON_UTF8_LINE), parse_line(LINE)]
+    with SQLiteSink(db) as sink:
+        sink.write(written)
+        lossy, exact = rows(sink)
+    assert lossy["object"] == "select \ufffd\ufffd from t where a = 'café'"
+    assert lossy["object_bytes"] == written[0].object_bytes
+    assert exact["object_bytes"] is None
+    recovered = [row["object_bytes"] or row["object"].encode() for row in (lossy, exact)]
+    assert recovered == [item.object_bytes for item in written]
+
+
+@given(audit_events())
+def test_sqlite_rows_give_back_every_byte(item: AuditEvent) -> None:
+    with SQLiteSink(sqlite3.connect(":memory:")) as sink:
+        sink.write([item])
+        (row,) = rows(sink)
+    exact = {name: base64.b64decode(v) for name, v in json.loads(row["raw_fields"] or "{}").items()}
+    assert (row["object_bytes"] or row["object"].encode()) == item.object_bytes
+    for name in ("serverhost", "username", "host", "database"):
+        expected = getattr(item, name).encode("utf-8", "surrogateescape")
+        assert exact.get(name, row[name].encode()) == expected
+    assert (row["connection_id"], row["query_id"]) == (item.connection_id, item.query_id)
+
+
+def test_sqlite_keeps_other_non_utf8_fields_in_raw_fields(db: Path) -> None:
+    item = parse_line(NON_UTF8_NAMES)
+    with SQLiteSink(db) as sink:
+        sink.write([item])
+        (row,) = rows(sink)
+    assert (row["username"], row["database"], row["object"]) == (
+        "r\ufffdot",
+        "sh\ufffdp",
+        "t\ufffdble",
+    )
+    assert row["object_bytes"] == b"t\xe4ble"
+    raw = {name: base64.b64decode(value) for name, value in json.loads(row["raw_fields"]).items()}
+    assert raw == {"username": b"r\xf6ot", "database": b"sh\xf6p"}
+
+
+def test_sqlite_keeps_nul_in_text(db: Path) -> None:
+    with SQLiteSink(db) as sink:
+        sink.write([parse_line(NUL_LINE)])
+        (row,) = rows(sink)
+    assert row["object"] == "select \x00 from t"
+    assert row["object_bytes"] is None
+
+
+def test_sqlite_stores_dead_letters_idempotently(db: Path) -> None:
+    refused = parse_line(NON_UTF8_LINE)
+    items = [letter(), letter("sink", raw=NON_UTF8_LINE, event=refused)]
+    with SQLiteSink(db) as sink:
+        sink.write(items)
+        sink.write([*items, event()])
+        stored = rows(sink, "dead_letters")
+        assert len(rows(sink)) == 1
+    assert [row["raw"] for row in stored] == [items[0].raw, NON_UTF8_LINE]
+    assert [row["stage"] for row in stored] == ["line", "sink"]
+    assert stored[0]["event"] is None
+    assert stored[1]["event_key"] == refused.key
+    assert event_from_dict(json.loads(stored[1]["event"])) == refused
+    assert stored[0]["origin_line_number"] == 7
+
+
+def test_sqlite_refuses_ids_beyond_64_bits_and_stores_the_rest(db: Path) -> None:
+    huge = event(2, HUGE_ID_LINE)
+    batch = [event(1), huge, event(3)]
+    with SQLiteSink(db) as sink:
+        with pytest.raises(Refused) as raised:
+            sink.write(batch)
+        assert raised.value.events == (huge,)
+        assert "connection_id" in raised.value.reason
+        assert [row["key"] for row in rows(sink)] == [batch[0].key, batch[2].key]
+
+
+def test_sqlite_a_failing_write_stores_nothing_of_its_batch(db: Path) -> None:
+    with SQLiteSink(db) as sink:
+        sink.connection.execute(
+            "CREATE TRIGGER boom BEFORE INSERT ON audit_events WHEN NEW.query_id = 99 "
+            "BEGIN SELECT RAISE(ABORT, 'boom'); END"
+        )
+        bad = parse_line(LINE.replace(",12,", ",99,"))
+        with pytest.raises(sqlite3.IntegrityError, match="boom"):
+            sink.write([*events(3), bad, letter()])
+        assert rows(sink) == []
+        assert rows(sink, "dead_letters") == []
+        assert not sink.connection.in_transaction
+        sink.write(events(3))
+        assert len(rows(sink)) == 3
+
+
+def test_sqlite_waits_for_another_writer_then_writes(db: Path) -> None:
+    with SQLiteSink(db, timeout=10) as sink:
+        other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+        other.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.5, other.execute, args=("COMMIT",))
+        release.start()
+        began = time.monotonic()
+        sink.write(events(2))
+        assert time.monotonic() - began >= 0.4
+        release.join()
+        other.close()
+        assert len(rows(sink)) == 2
+
+
+def test_sqlite_gives_up_after_its_timeout(db: Path) -> None:
+    with SQLiteSink(db, timeout=0.2) as sink:
+        other = sqlite3.connect(db, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            sink.write(events(2))
+        other.execute("ROLLBACK")
+        other.close()
+        sink.write(events(2))
+        assert len(rows(sink)) == 2
+
+
+def test_sqlite_leaves_a_connection_it_was_given_open(db: Path) -> None:
+    connection = sqlite3.connect(db)
+    with SQLiteSink(connection) as sink:
+        sink.write(events(2))
+    assert connection.execute("SELECT count(*) FROM audit_events").fetchone() == (2,)
+    connection.close()
+
+
+def test_sqlite_writes_inside_the_caller_s_transaction_as_a_savepoint(db: Path) -> None:
+    connection = sqlite3.connect(db, isolation_level=None)
+    sink = SQLiteSink(connection)
+    connection.execute("BEGIN")
+    sink.write(events(2))
+    assert connection.in_transaction
+    connection.execute("ROLLBACK")
+    assert connection.execute("SELECT count(*) FROM audit_events").fetchone() == (0,)
+    sink.write(events(2))
+    assert not connection.in_transaction
+    connection.close()
+
+
+def test_sqlite_table_names_are_quoted(db: Path) -> None:
+    with SQLiteSink(db, table='my "events"; --', dead_letter_table="letters") as sink:
+        sink.write([event(), letter()])
+        assert len(rows(sink, 'my ""events""; --')) == 1
+        assert len(rows(sink, "letters")) == 1
+
+
+def test_sqlite_sink_can_be_shared_between_threads(db: Path) -> None:
+    with SQLiteSink(db) as sink:
+        errors = run_in_threads(sink, 8)
+        assert errors == []
+        assert len(rows(sink)) == 8 * 25 + 25
+
+
+def test_sqlite_sink_rejects_writes_after_close(db: Path) -> None:
+    sink = SQLiteSink(db)
+    sink.close()
+    with pytest.raises(ValueError, match="closed"):
+        sink.write(events(1))
+
+
+def _write_overlapping(path: str, worker: int, start: Any) -> None:
+    """One writer process: its own sink, batches overlapping the other workers' events."""
+    start.wait()
+    numbers = list(range(worker * 60, worker * 60 + 150))
+    random.Random(worker).shuffle(numbers)
+    with SQLiteSink(path) as sink:
+        for index in range(0, len(numbers), 10):
+            sink.write([event(number) for number in numbers[index : index + 10]])
+
+
+def test_sqlite_concurrent_processes_store_exactly_the_union(db: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(target=_write_overlapping, args=(str(db), n, start)) for n in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    expected = {event(number).key for number in range(0, 3 * 60 + 150)}
+    with SQLiteSink(db) as sink:
+        keys = [row["key"] for row in rows(sink)]
+    assert len(keys) == len(expected)
+    assert set(keys) == expected
+
+
+# --- PostgresSink without a server --------------------------------------------------------
+
+
+def test_sinks_import_without_psycopg() -> None:
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "import auditsync.sinks as s\n"
+        "try:\n"
+        "    s.PostgresSink('dbname=x')\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'auditsync[postgres]'" in done.stdout
+
+
+@pytest.mark.parametrize("name", ["", "a.b.c", ".t", "s."])
+def test_postgres_sink_rejects_bad_table_names(name: str) -> None:
+    pytest.importorskip("psycopg")
+    with pytest.raises(ValueError, match=r"'schema\.table'"):
+        PostgresSink("dbname=unused", table=name, create=False)
