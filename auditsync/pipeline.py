@@ -121,6 +121,8 @@ class _Batch:
     events: list[AuditEvent] = attrs.field(factory=list)
     letters: list[DeadLetter] = attrs.field(factory=list)
     first_input: int | None = None
+    #: With a sort window: how many of ``events`` were released from it already.
+    released: int = 0
 
 
 class Pipeline:
@@ -200,14 +202,15 @@ class Pipeline:
         Released events keep the index of the input they came from, so a failed batch is
         still reported from the earliest input it holds.
         """
-        for event in batch.events:
+        for event in batch.events[batch.released :]:
             heapq.heappush(held, (event.timestamp, event.query_id, next(_ORDER), index, event))
-        batch.events = []
+        del batch.events[batch.released :]
         while len(held) > window:
             *_, source, event = heapq.heappop(held)
             batch.events.append(event)
             first = batch.first_input
             batch.first_input = source if first is None else min(first, source)
+        batch.released = len(batch.events)
 
     def process_payload(self, data: bytes | str, origin: Origin | None = None) -> Report:
         """One subscription payload (a Kinesis record's data, ``awslogs.data``, an S3 object)."""

@@ -1,0 +1,224 @@
+"""The pipeline's books: every record in exactly one column, batches, refusals, ordering."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from auditsync import (
+    AuditEvent,
+    DeadLetter,
+    Line,
+    Origin,
+    Payload,
+    Pipeline,
+    SubscriptionMessage,
+    parse_line,
+)
+from auditsync.filters import operation
+from auditsync.sinks import MemorySink, Refused
+from auditsync.testing import audit_lines, subscription_messages, to_payload
+
+HEAD = "20240131 14:02:07,db1,app,h"
+
+
+def query(number: int, text: str = "select 1", second: int = 7) -> str:
+    return f"20240131 14:02:{second:02d},db1,app,h,{number},{number},QUERY,shop,'{text}',0"
+
+
+class FailingSink:
+    """Takes ``good_writes`` batches, then fails every write."""
+
+    def __init__(self, good_writes: int):
+        self.good_writes = good_writes
+        self.taken: list[AuditEvent] = []
+
+    def write(self, events: Sequence[AuditEvent]) -> None:
+        if self.good_writes <= 0:
+            raise ConnectionError("down")
+        self.good_writes -= 1
+        self.taken.extend(events)
+
+    def close(self) -> None:
+        pass
+
+
+def test_lines_are_numbered_and_keyed_by_place() -> None:
+    sink = MemorySink()
+    report = Pipeline(sink).process_lines([query(1), query(1)], Origin(path="a.log"))
+    events = sink.events
+    assert [e.origin.line_number for e in events if e.origin] == [1, 2]
+    assert events[0].key != events[1].key
+    assert report.delivered == 2
+    assert report.balanced
+
+
+def test_batches_and_failure_attribution() -> None:
+    sink = FailingSink(good_writes=2)
+    inputs = [Line(query(n)) for n in range(10)]
+    report = Pipeline(sink, batch_size=3).process(inputs)
+    assert len(sink.taken) == 6
+    assert report.failed_input == 6
+    assert isinstance(report.error, ConnectionError)
+    assert (report.records, report.delivered, report.failed) == (9, 6, 3)
+    assert report.balanced
+
+
+def test_dead_letters_of_a_failed_batch_are_not_written() -> None:
+    letters = MemorySink()
+    report = Pipeline(FailingSink(0), dead_letter=letters).process([Line(query(1)), Line("junk")])
+    assert letters.items == []
+    assert (report.failed, report.dead_lettered) == (2, 0)
+    assert report.balanced
+
+
+def test_refused_events_become_dead_letters_with_the_reason() -> None:
+    class RefuseOdd:
+        def __init__(self) -> None:
+            self.rows: list[AuditEvent] = []
+
+        def write(self, events: Sequence[AuditEvent]) -> None:
+            odd = [e for e in events if e.connection_id % 2]
+            self.rows += [e for e in events if not e.connection_id % 2]
+            if odd:
+                raise Refused(odd, "odd connections are not welcome")
+
+        def close(self) -> None:
+            pass
+
+    sink, letters = RefuseOdd(), MemorySink()
+    report = Pipeline(sink, dead_letter=letters).process([Line(query(n)) for n in range(5)])
+    assert (report.delivered, report.dead_lettered, report.failed) == (3, 2, 0)
+    refused = letters.dead_letters
+    assert [letter.event.connection_id for letter in refused if letter.event] == [1, 3]
+    assert {letter.stage for letter in refused} == {"sink"}
+    assert refused[0].error == "odd connections are not welcome"
+    assert refused[0].raw == query(1).encode()
+    assert report.balanced
+
+
+def test_without_a_dead_letter_sink_dead_letters_are_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="auditsync"):
+        report = Pipeline(MemorySink()).process([Line("junk", Origin(path="x.log", line_number=3))])
+    assert report.dead_lettered == 1
+    assert "x.log:3" in caplog.text
+    assert "anVuaw==" in caplog.text  # base64 of b"junk"
+
+
+def test_filter_and_transform() -> None:
+    sink = MemorySink()
+    login = f"{HEAD},9,0,CONNECT,shop,,0"
+
+    def shout(event: AuditEvent) -> AuditEvent:
+        return parse_line(query(event.connection_id, event.object.upper()))
+
+    report = Pipeline(sink, filter=operation("QUERY"), transform=shout).process(
+        [Line(query(1)), Line(login)]
+    )
+    assert [e.object for e in sink.events] == ["SELECT 1"]
+    assert (report.filtered, report.delivered) == (1, 1)
+
+
+def test_sort_window_orders_events_across_inputs() -> None:
+    seconds = [5, 3, 9, 1, 7, 2]
+    sink = MemorySink()
+    report = Pipeline(sink, sort_window=10, batch_size=2).process(
+        [Line(query(n, second=s)) for n, s in enumerate(seconds)]
+    )
+    assert [e.timestamp.second for e in sink.events] == sorted(seconds)
+    assert report.delivered == len(seconds)
+
+
+def test_sort_window_is_bounded() -> None:
+    seconds = [5, 4, 3, 2, 1, 0]
+    sink = MemorySink()
+    Pipeline(sink, sort_window=2).process([Line(query(n, second=s)) for n, s in enumerate(seconds)])
+    assert [e.timestamp.second for e in sink.events] == [3, 2, 1, 0, 4, 5]
+
+
+def test_held_events_count_as_failed_when_the_sink_fails() -> None:
+    report = Pipeline(FailingSink(0), sort_window=100, batch_size=1).process(
+        [Line(query(n)) for n in range(5)]
+    )
+    assert report.balanced
+    assert report.failed == 5
+    assert report.failed_input == 0
+
+
+def test_empty_payload_and_payload_without_messages_are_dead_letters() -> None:
+    letters = MemorySink()
+    report = Pipeline(MemorySink(), dead_letter=letters).process([Payload(""), Payload(b"   ")])
+    assert report.dead_lettered == 2
+    assert all(letter.stage == "payload" for letter in letters.dead_letters)
+
+
+def test_bad_document_between_good_ones_is_its_own_dead_letter() -> None:
+    import orjson
+
+    good = orjson.dumps(
+        {
+            "messageType": "DATA_MESSAGE",
+            "owner": "1",
+            "logGroup": "g",
+            "logStream": "s",
+            "subscriptionFilters": [],
+            "logEvents": [{"id": "1", "timestamp": 0, "message": query(1)}],
+        }
+    )
+    sink, letters = MemorySink(), MemorySink()
+    report = Pipeline(sink, dead_letter=letters).process_payload(good + b'{"oops": 1}' + good)
+    assert report.delivered == 2
+    assert letters.dead_letters[0].stage == "envelope"
+    assert letters.dead_letters[0].raw == b'{"oops": 1}'
+
+
+def test_pipeline_validates_its_settings() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        Pipeline(MemorySink(), batch_size=0)
+    with pytest.raises(ValueError, match="oracle"):
+        Pipeline(MemorySink(), dialect="oracle")
+
+
+@given(st.lists(st.one_of(audit_lines(), st.text(max_size=30)), max_size=20), st.integers(1, 7))
+def test_books_balance_for_any_lines(lines: list[str], batch_size: int) -> None:
+    sink, letters = MemorySink(), MemorySink()
+    report = Pipeline(sink, dead_letter=letters, batch_size=batch_size).process(
+        [Line(text) for text in lines]
+    )
+    assert report.balanced
+    assert report.records == len(lines)
+    assert len(sink.events) == report.delivered
+    assert len(letters.dead_letters) == report.dead_lettered
+
+
+@given(st.lists(subscription_messages(), min_size=1, max_size=4))
+def test_every_log_event_of_generated_messages_is_delivered(
+    messages: list[SubscriptionMessage],
+) -> None:
+    sink = MemorySink()
+    report = Pipeline(sink).process([Payload(to_payload(m)) for m in messages])
+    expected = [event.id for message in messages for event in message.log_events]
+    assert [e.key for e in sink.events] == expected
+    assert report.balanced
+
+
+def test_report_summary_and_add() -> None:
+    first = Pipeline(MemorySink()).process([Line(query(1))])
+    second = Pipeline(MemorySink(), dead_letter=MemorySink()).process([Line("junk")])
+    first.add(second)
+    assert (first.records, first.delivered, first.dead_lettered) == (2, 1, 1)
+    assert "2 records" in first.summary()
+    assert isinstance(first.dead_letters[0], DeadLetter)
+
+
+def test_timestamps_are_aware_utc() -> None:
+    sink = MemorySink()
+    Pipeline(sink).process([Line(query(1))])
+    assert sink.events[0].timestamp == datetime(2024, 1, 31, 14, 2, 7, tzinfo=UTC)
