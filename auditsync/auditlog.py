@@ -274,7 +274,7 @@ def _date_form(stamp: str, tz: tzinfo) -> datetime:
         int(stamp[15:17]),
         tzinfo=tz,
     )
-    return local.astimezone(UTC)
+    return local if tz is UTC else local.astimezone(UTC)
 
 
 def _format_timestamp(timestamp: datetime, dialect: Dialect, tz: tzinfo) -> str:

@@ -174,12 +174,9 @@ class DeadLetter:
 
 
 def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool = False) -> str:
-    """blake2b of ``parts`` and, where known, the place in the source."""
-    digest = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x1f")
-    if origin is not None and origin != _NOWHERE:
+    """blake2b of ``parts`` and, where known, the place in the source; one hash call."""
+    text = "\x1f".join(parts)
+    if origin is not None:
         place = [
             origin.log_group,
             origin.log_stream,
@@ -190,10 +187,8 @@ def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool 
         ]
         if with_event_id:
             place.append(origin.event_id)
-        for item in place:
-            digest.update(b"\x1e" if item is None else str(item).encode("utf-8", "surrogatepass"))
-            digest.update(b"\x1f")
-    return digest.hexdigest()
+        if any(item is not None for item in place):
+            text += "\x1d" + "\x1f".join("\x1e" if item is None else str(item) for item in place)
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-_NOWHERE = Origin()

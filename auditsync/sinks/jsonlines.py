@@ -161,6 +161,10 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
         "prefix": event.prefix,
         "origin": origin_to_dict(event.origin),
     }
+    # One check of all the text at once: almost every event is plain Unicode. A
+    # surrogate never pairs up across a join, so one in any member still shows here.
+    if is_unicode("".join([document[name] or "" for name in _EVENT_TEXT])):
+        return document
     return _make_unicode(document, _EVENT_TEXT)
 
 
