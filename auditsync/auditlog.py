@@ -135,15 +135,18 @@ def parse_line(
     connection_type = None
     truncated = False
     rds = False
+    suffix = None
     if operation == "QUERY":
-        database, obj, retcode, truncated, rds = _read_query_tail(tail, wanted, text, tail_start)
+        database, obj, retcode, truncated, rds, suffix = _read_query_tail(
+            tail, wanted, text, tail_start
+        )
     elif operation in CONNECTION_OPERATIONS:
         database, obj, retcode, connection_type = _read_connection_tail(
             tail, operation, wanted, text, tail_start
         )
         rds = connection_type is not None
     else:
-        database, obj, retcode = _read_table_tail(tail, text, tail_start)
+        database, obj, retcode = _read_table_tail(tail, operation, text, tail_start)
 
     if wanted is Dialect.AUTO:
         wanted = (
@@ -172,6 +175,7 @@ def parse_line(
         wanted,
         origin,
         prefix,
+        suffix,
     )
 
 
@@ -198,7 +202,7 @@ def format_line(
     if event.operation == "QUERY":
         quoted = "'" + event.object.translate(_ESCAPE_TABLE)
         if event.truncated:
-            return head + quoted
+            return head + quoted + (event.suffix or "")
         tail = f"{quoted}',{retcode}"
         return head + (tail + ",," if chosen is Dialect.RDS_MYSQL else tail)
     tail = f"{event.object},{retcode}"
@@ -381,8 +385,12 @@ def _head_error(text: str, start: int, parts: list[str]) -> LineError:
 
 def _read_query_tail(
     tail: str, dialect: Dialect, text: str, offset: int
-) -> tuple[str, str, int | None, bool, bool]:
-    """``db,'escaped query',retcode`` (RDS: ``...,retcode,,``); a cut line ends in the quote."""
+) -> tuple[str, str, int | None, bool, bool, str | None]:
+    """``db,'escaped query',retcode`` (RDS: ``...,retcode,,``).
+
+    A line the server cut ends inside the quote, or (a rarer buffer corner) right after
+    the closing quote; either is a truncated event, and the lone quote its ``suffix``.
+    """
     rds = tail.endswith(",,") and dialect in (Dialect.AUTO, Dialect.RDS_MYSQL)
     body = tail[:-2] if rds else tail
     quoted, comma, retcode = body.rpartition(",")
@@ -391,18 +399,22 @@ def _read_query_tail(
         open_ = _opening_quote(quoted, close)
         if open_ > 0 and _unescaped(quoted, close):
             obj = _unescape(quoted[open_ + 1 : close])
-            return quoted[: open_ - 1], obj, int(retcode), False, rds
+            return quoted[: open_ - 1], obj, int(retcode), False, rds, None
     # No closing quote and retcode: the server cut the line inside the query.
     open_ = tail.find(",'")
     if open_ == -1:
         raise LineError("QUERY record without a quoted query", line=text, offset=offset)
     content = tail[open_ + 2 :]
     stray = _first_unescaped_quote(content)
-    if stray != -1:
+    suffix = None
+    if stray != -1 and stray == len(content) - 1:
+        # The closing quote made it and the retcode did not: the other buffer corner case.
+        content, suffix = content[:-1], "'"
+    elif stray != -1:
         raise LineError(
             "unexpected text after the quoted query", line=text, offset=offset + open_ + 2 + stray
         )
-    return tail[:open_], _unescape(content), None, True, False
+    return tail[:open_], _unescape(content), None, True, False, suffix
 
 
 def _read_connection_tail(
@@ -442,11 +454,19 @@ def _looks_like_connection_type(rest: str, last: str) -> bool:
     return _is_int(status) and (before.endswith(",") or before.endswith("`"))
 
 
-def _read_table_tail(tail: str, text: str, offset: int) -> tuple[str, str, int | None]:
+def _read_table_tail(
+    tail: str, operation: str, text: str, offset: int
+) -> tuple[str, str, int | None]:
     """``db,table,`` (Aurora adds the retcode). A comma in both names cannot be placed:
-    the split goes at the last one, so a database name with commas reads right."""
+    the split goes at the last one, so a database name with commas reads right.
+
+    RENAME's object is ``old|newdb.new``: split before the bar, so that a comma in the
+    new database's name stays in the object.
+    """
     head, comma, status = tail.rpartition(",")
-    database, comma2, obj = head.rpartition(",")
+    before, bar, after = head.partition("|") if operation == "RENAME" else (head, "", "")
+    database, comma2, obj = before.rpartition(",")
+    obj += bar + after
     if not comma or not comma2:
         raise LineError("record should end with db,object,retcode", line=text, offset=offset)
     return database, obj, _retcode(status, text, offset + len(head) + 1)

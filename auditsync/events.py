@@ -96,6 +96,9 @@ class AuditEvent:
     #: would not write it back: a syslog header, or a custom or unusual timestamp and its
     #: comma. ``None`` for the standard forms. :func:`format_line` writes it as it is.
     prefix: str | None = None
+    #: The text after a truncated query where the server wrote more than nothing: the
+    #: closing quote alone, when its buffer had room for it but not for the retcode.
+    suffix: str | None = None
 
     @property
     def key(self) -> str:

@@ -47,6 +47,7 @@ _EVENT_TEXT = (
     "object",
     "connection_type",
     "prefix",
+    "suffix",
 )
 _ORIGIN_TEXT = ("log_group", "log_stream", "event_id", "shard_id", "sequence_number", "path")
 
@@ -159,11 +160,12 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
         "truncated": event.truncated,
         "dialect": event.dialect.value,
         "prefix": event.prefix,
+        "suffix": event.suffix,
         "origin": origin_to_dict(event.origin),
     }
     # One check of all the text at once: almost every event is plain Unicode. A
     # surrogate never pairs up across a join, so one in any member still shows here.
-    if is_unicode("".join([document[name] or "" for name in _EVENT_TEXT])):
+    if is_unicode("".join([str(document[name] or "") for name in _EVENT_TEXT])):
         return document
     return _make_unicode(document, _EVENT_TEXT)
 
@@ -200,6 +202,7 @@ def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
             dialect=Dialect(document["dialect"]),
             origin=_origin_from_dict(document["origin"]),
             prefix=_text(document, "prefix", optional=True),
+            suffix=_text(document, "suffix", optional=True),
         )
     except KeyError as missing:
         raise ValueError(f"not an auditsync event: no member {missing}") from None

@@ -56,6 +56,7 @@ _EVENT_TYPES = {
     "truncated": "boolean NOT NULL",
     "dialect": "text NOT NULL",
     "prefix": "text",
+    "suffix": "text",
     **_ORIGIN_TYPES,
     "raw_fields": "jsonb",
 }

@@ -66,6 +66,7 @@ EVENT_COLUMNS = (
     "truncated",
     "dialect",
     "prefix",
+    "suffix",
     *_ORIGIN_COLUMNS,
     "raw_fields",
 )
@@ -91,6 +92,7 @@ _SQLITE_EVENT_TYPES = {
     "truncated": "INTEGER NOT NULL",
     "dialect": "TEXT NOT NULL",
     "prefix": "TEXT",
+    "suffix": "TEXT",
     **{column: "TEXT" for column in _ORIGIN_COLUMNS},
     "origin_line_number": "INTEGER",
     "raw_fields": "TEXT",
@@ -181,6 +183,7 @@ def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
         event.truncated,
         event.dialect.value,
         text("prefix", event.prefix),
+        text("suffix", event.suffix),
         *_origin_values(text, event),
     )
     object_bytes = text.exact.pop("object", None)
