@@ -20,7 +20,9 @@ def make_pipeline() -> Pipeline:
     """Called once per container, on the first invocation: connections live across calls."""
     return Pipeline(
         PostgresSink(os.environ["AUDITSYNC_POSTGRES"]),
-        dead_letter=JsonLinesSink(os.environ.get("AUDITSYNC_DEAD_LETTERS", "/tmp/dead-letters.jsonl")),
+        dead_letter=JsonLinesSink(
+            os.environ.get("AUDITSYNC_DEAD_LETTERS", "/tmp/dead-letters.jsonl")
+        ),
         filter=EXCLUDE_RDSADMIN,
     )
 

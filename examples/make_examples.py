@@ -12,8 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from auditsync import LogEvent, SubscriptionMessage
-from auditsync import Line
+from auditsync import Line, LogEvent, SubscriptionMessage
 from auditsync.sources import InputFormat, open_input, read_inputs
 from auditsync.testing import kinesis_event, to_payload
 
