@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sqlite3
 import sys
 import time
 from collections import Counter
@@ -19,10 +21,10 @@ from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import filters
-from .events import AuditEvent, Dialect
-from .pipeline import Pipeline, Report
+from .events import AuditEvent, Dialect, Origin
+from .pipeline import Line, Payload, Pipeline, Report, Unreadable
 from .sinks.base import DeadLetterSink, Sink
-from .sources import InputFormat, iter_paths, open_input, read_inputs
+from .sources import InputFormat, iter_paths, read_file
 
 __all__ = ["main"]
 
@@ -36,20 +38,25 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    parser = _parser()
-    arguments = parser.parse_args(argv)
+    parser, commands = _parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in commands:
+        # Options and paths may come in any order: "decode a.log --user x b.log".
+        arguments = commands[words[0]].parse_intermixed_args(words[1:])
+    else:
+        arguments = parser.parse_args(words)
     logging.basicConfig(format="auditsync: %(message)s", stream=sys.stderr)
     try:
         return int(arguments.run(arguments))
     except UsageError as error:
-        print(f"auditsync: {error}", file=sys.stderr)
+        print(f"auditsync: {' '.join(str(error).split())}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("auditsync: interrupted", file=sys.stderr)
         return 130
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="auditsync",
         description="Decode MariaDB/MySQL server_audit logs as AWS and MariaDB write them.",
@@ -74,12 +81,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     decode.add_argument(
         "--sort",
-        nargs="?",
-        const=100_000,
-        type=int,
-        metavar="WINDOW",
-        help="order events by time within a window of WINDOW events (default 100000); "
-        "Aurora writes lines out of order",
+        action="store_true",
+        help="order events by time within a window (Aurora writes lines out of order)",
+    )
+    decode.add_argument(
+        "--sort-window",
+        type=_positive,
+        default=100_000,
+        metavar="EVENTS",
+        help="how many events --sort holds back at most (default 100000)",
     )
     decode.set_defaults(run=_decode)
     stats = commands.add_parser(
@@ -90,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_input_options(stats)
     stats.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
     stats.set_defaults(run=_stats)
-    return parser
+    return parser, {"decode": decode, "stats": stats}
 
 
 def _add_input_options(command: argparse.ArgumentParser) -> None:
@@ -109,6 +119,9 @@ def _add_input_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--tz", default="UTC", help="time zone of timestamps that carry none (default UTC)"
     )
+    command.add_argument(
+        "--year", type=int, help="year of BSD syslog times, which carry none (default: this year)"
+    )
     filtering = command.add_argument_group("filters")
     filtering.add_argument("--operation", action="append", help="keep these operations")
     filtering.add_argument("--database", action="append", help="keep these databases (globs)")
@@ -125,7 +138,8 @@ def _decode(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     sink = _open_sink(arguments.to)
     dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
-    pipeline = Pipeline(sink, dead_letter=dead_letter, sort_window=arguments.sort or 0, **settings)
+    window = arguments.sort_window if arguments.sort else 0
+    pipeline = Pipeline(sink, dead_letter=dead_letter, sort_window=window, **settings)
     try:
         report = _run(pipeline, arguments)
     finally:
@@ -147,54 +161,56 @@ def _stats(arguments: argparse.Namespace) -> int:
 
 
 def _run(pipeline: Pipeline, arguments: argparse.Namespace) -> Report:
-    """Feed every input through the pipeline, one file after another, streaming."""
+    """Feed every file through the pipeline as one stream (so ``--sort`` spans files)."""
     form = InputFormat(arguments.format)
-    names = arguments.paths or ["-"]
-    files = [name if name == "-" else str(path) for name in names for path in _expand(name)]
-    total = Report()
-    started = time.perf_counter()
+    files = [name for given in (arguments.paths or ["-"]) for name in _expand(given)]
+    return pipeline.process(_inputs(files, form))
+
+
+def _inputs(files: list[str], form: InputFormat) -> Iterator[Payload | Line | Unreadable]:
     for name in files:
-        with _opened(name) as (raw, size):
-            progress = _Progress(raw, name, size)
-            inputs = read_inputs(open_input(progress), name, form)
-            report = pipeline.process(inputs)
-            progress.done()
-        total.add(report)
-        if report.error is not None:
-            break
-    total.elapsed = time.perf_counter() - started
-    return total
-
-
-def _expand(name: str) -> Iterator[Path]:
-    if name == "-":
-        yield Path("-")
-        return
-    path = Path(name)
-    if not path.exists():
-        raise UsageError(f"{name}: no such file or directory")
-    yield from iter_paths([name])
-
-
-class _opened:
-    """Open a file (or stdin) for binary reading, turning OS errors into one-line errors."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.file: IO[bytes] | None = None
-
-    def __enter__(self) -> tuple[IO[bytes], int | None]:
-        if self.name == "-":
-            return sys.stdin.buffer, None
         try:
-            self.file = open(self.name, "rb")
-            return self.file, Path(self.name).stat().st_size
+            raw, size = _open(name)
         except OSError as error:
-            raise UsageError(f"{self.name}: {error.strerror or error}") from None
+            yield Unreadable(
+                f"cannot open {name}: {error.strerror or error}", b"", Origin(path=name)
+            )
+            continue
+        try:
+            progress = _Progress(raw, name, size)
+            yield from read_file(progress, name, form)
+            progress.done()
+        finally:
+            if raw is not sys.stdin.buffer:
+                raw.close()
 
-    def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()
+
+def _expand(name: str) -> Iterator[str]:
+    """The files a name stands for, checked readable now so a typo fails before any work.
+
+    Paths stay as given: an event's key holds its file's path, so name a file the same
+    way on every run (docs/cli.md).
+    """
+    if name == "-":
+        yield name
+        return
+    try:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(f"{name}: no such file or directory")
+        for found in iter_paths([name]):
+            with found.open("rb"):
+                pass
+            yield str(found)
+    except OSError as error:
+        raise UsageError(f"{name}: {error.strerror or error}") from None
+
+
+def _open(name: str) -> tuple[IO[bytes], int | None]:
+    if name == "-":
+        return sys.stdin.buffer, None
+    file = open(name, "rb")  # noqa: SIM115 - closed by _inputs
+    return file, os.fstat(file.fileno()).st_size
 
 
 # --- settings -------------------------------------------------------------------------------
@@ -204,6 +220,7 @@ def _settings(arguments: argparse.Namespace) -> dict[str, Any]:
     return {
         "dialect": Dialect(arguments.dialect),
         "tz": _zone(arguments.tz),
+        "year": arguments.year,
         "filter": _filter(arguments),
     }
 
@@ -248,6 +265,15 @@ def _time(text: str | None) -> datetime | None:
 
 
 def _open_sink(spec: str) -> Sink:
+    try:
+        return _sink_for(spec)
+    except OSError as error:
+        raise UsageError(f"cannot open {spec}: {error.strerror or error}") from None
+    except sqlite3.Error as error:
+        raise UsageError(f"cannot open {spec}: {error}") from None
+
+
+def _sink_for(spec: str) -> Sink:
     from .sinks import JsonLinesSink, SQLiteSink
 
     if spec == "jsonl":
@@ -272,7 +298,20 @@ def _open_sink(spec: str) -> Sink:
 def _open_dead_letter(path: str) -> DeadLetterSink:
     from .sinks import JsonLinesSink
 
-    return JsonLinesSink(path)
+    try:
+        return JsonLinesSink(path)
+    except OSError as error:
+        raise UsageError(f"cannot open {path}: {error.strerror or error}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, not {text!r}")
+    return number
 
 
 # --- sinks of the command line ----------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "SubscriptionMessage",
     "iter_documents",
     "iter_messages",
+    "next_document",
     "parse_message",
     "read_document",
 ]
@@ -104,10 +105,9 @@ def iter_documents(
 ) -> Iterator[tuple[int, int, SubscriptionMessage | EnvelopeError]]:
     """Yield ``(start, end, message or error)`` for each document of ``data``.
 
-    A document that is JSON but not a message yields its error and reading goes on; text
-    that is not JSON yields an error spanning the rest of the buffer and ends the reading,
-    since nothing says where the next document would start. For callers that keep going
-    past bad documents (the pipeline dead-letters them).
+    A document that is JSON but not a message yields its error, and so does text that is
+    not JSON, up to where a good document starts again; reading goes on after both. For
+    callers that keep going past bad documents (the pipeline dead-letters them).
     """
     start = 0
     end = len(data)
@@ -115,21 +115,58 @@ def iter_documents(
         start = _skip_whitespace(data, start, end)
         if start >= end:
             return
-        found = read_document(data, start)
-        if found is None:
-            yield start, end, _not_json(data, start)
-            return
-        document, following = found
-        try:
-            yield start, following, _from_mapping(document)
-        except EnvelopeError as error:
-            yield start, following, EnvelopeError(error.reason, field=error.field, offset=start)
+        following, value = next_document(data, start) or (end, _not_json(data, start))
+        if isinstance(value, EnvelopeError):
+            yield start, following, value
+        else:
+            try:
+                yield start, following, _from_mapping(value)
+            except EnvelopeError as error:
+                yield start, following, EnvelopeError(error.reason, field=error.field, offset=start)
         start = following
+
+
+def next_document(data: bytes, start: int, *, final: bool = True) -> tuple[int, Any] | None:
+    """Where the document at ``start`` ends, and its value — or the error for a bad one.
+
+    A bad stretch (corrupt or cut-short JSON) ends where a good document starts again —
+    after a ``}`` or at a ``{"messageType"`` — or, for the last one, where the parser says
+    the junk begins; it never swallows the good documents around it. With
+    ``final=False`` (a stream that has more to come) ``None`` means: read more first.
+    """
+    found = read_document(data, start)
+    if found is not None:
+        return found[1], found[0]
+    for candidate in _RESTART.finditer(data, start + 1):
+        restart = candidate.start(1) if candidate.group(1) else candidate.start(2)
+        if read_document(data, restart) is not None:
+            stop = data.rfind(b"}", start, restart) + 1 if candidate.group(1) else restart
+            return stop, _not_json(data[:stop], start)
+    if not final:
+        return None
+    return _before_junk(data, start) or (len(data), _not_json(data, start))
+
+
+def _before_junk(data: bytes, start: int) -> tuple[int, Any] | None:
+    """A good document followed by junk that holds no boundary: split where the junk starts."""
+    try:
+        orjson.loads(memoryview(data)[start:])
+    except orjson.JSONDecodeError as exc:
+        if "after document" in exc.msg and exc.pos > 0:
+            stop = start + _byte_offset(data, start, exc.pos)
+            try:
+                return stop, orjson.loads(memoryview(data)[start:stop])
+            except orjson.JSONDecodeError:
+                return None
+    return None
 
 
 #: Where one document may end and the next begin: "}" then optional whitespace then "{".
 _BOUNDARY = re.compile(rb"\}[ \t\r\n]*\{")
 _WHITESPACE = frozenset(b" \t\r\n")
+#: Where a good document may start again after a bad stretch: after a "}" boundary, or
+#: at the opening of a subscription message, which CloudWatch always begins so.
+_RESTART = re.compile(rb'\}[ \t\r\n]*(\{)|(\{[ \t\r\n]*"messageType")')
 
 
 def read_document(data: bytes, start: int = 0) -> tuple[Any, int] | None:

@@ -152,8 +152,9 @@ class AuditEvent:
 class DeadLetter:
     """A record auditsync could not deliver, kept whole so nothing is lost in silence.
 
-    ``stage`` says where it failed: ``"payload"`` (base64/gzip), ``"envelope"`` (the
-    subscription JSON), ``"line"`` (not an audit line) or ``"sink"`` (a sink refused it).
+    ``stage`` says where it failed: ``"source"`` (a file that could not be read to its
+    end), ``"payload"`` (base64/gzip), ``"envelope"`` (the subscription JSON), ``"line"``
+    (not an audit line) or ``"sink"`` (a sink refused it).
     ``raw`` is the input of that stage, byte for byte; ``event`` is set for refusals.
     """
 
@@ -193,5 +194,3 @@ def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool 
         if any(item is not None for item in place):
             text += "\x1d" + "\x1f".join("\x1e" if item is None else str(item) for item in place)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-

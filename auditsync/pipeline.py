@@ -26,7 +26,7 @@ from .events import AuditEvent, DeadLetter, Origin
 from .payload import DEFAULT_MAX_SIZE, decode_payload
 from .sinks.base import DeadLetterSink, Refused, Sink
 
-__all__ = ["Line", "Payload", "Pipeline", "Report"]
+__all__ = ["Line", "Payload", "Pipeline", "Report", "Unreadable"]
 
 logger = logging.getLogger("auditsync")
 
@@ -53,6 +53,19 @@ class Line:
     """One raw server_audit line, as read from a log file."""
 
     text: str | bytes
+    origin: Origin | None = None
+
+
+@attrs.frozen(slots=True)
+class Unreadable:
+    """Part of a source that could not be read at all (a cut gzip file, an I/O error).
+
+    A source hands it on instead of raising, so the books show it: one record, one dead
+    letter at stage ``"source"``.
+    """
+
+    error: str
+    raw: bytes = b""
     origin: Origin | None = None
 
 
@@ -164,7 +177,7 @@ class Pipeline:
         self.year = year
         self.sort_window = sort_window
 
-    def process(self, inputs: Iterable[Payload | Line]) -> Report:
+    def process(self, inputs: Iterable[Payload | Line | Unreadable]) -> Report:
         """Run every input through; stop at the first batch the sink fails to take."""
         report = Report()
         started = time.perf_counter()
@@ -175,8 +188,11 @@ class Pipeline:
                 batch.first_input = index
             if isinstance(item, Line):
                 self._take_line(item, batch, report)
-            else:
+            elif isinstance(item, Payload):
                 self._take_payload(item, batch, report)
+            else:
+                report.records += 1
+                batch.letters.append(DeadLetter("source", item.error, item.raw, item.origin))
             if held is not None:
                 self._hold(batch, held, index, self.sort_window)
             if len(batch.events) + len(batch.letters) >= self.batch_size:
@@ -184,14 +200,22 @@ class Pipeline:
                     break
                 batch = _Batch()
         else:
-            if held:
-                self._hold(batch, held, -1, 0)
-            self._flush(batch, report)
+            delivering = True
+            while held and delivering:
+                # Release what is held a batch at a time, not all at once.
+                room = max(1, self.batch_size - len(batch.events) - len(batch.letters))
+                self._hold(batch, held, -1, max(0, len(held) - room))
+                if held:
+                    delivering = self._flush(batch, report)
+                    batch = _Batch()
+            if delivering:
+                self._flush(batch, report)
         if held:
             # The sink failed with events still held back for ordering: not delivered.
             report.failed += len(held)
             earliest = min(entry[3] for entry in held)
-            report.failed_input = min(earliest, report.failed_input or earliest)
+            failed = report.failed_input
+            report.failed_input = earliest if failed is None else min(earliest, failed)
         report.elapsed = time.perf_counter() - started
         return report
 

@@ -13,9 +13,9 @@ goes through in constant memory. A file's shape is recognised from its first byt
 from __future__ import annotations
 
 import enum
-import gzip
 import io
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -23,10 +23,10 @@ from typing import IO, Any, Protocol
 import orjson
 
 from .auditlog import parse_line
-from .envelope import read_document
+from .envelope import next_document
 from .errors import EnvelopeError, LineError
 from .events import Origin
-from .pipeline import Line, Payload
+from .pipeline import Line, Payload, Unreadable
 
 __all__ = [
     "InputFormat",
@@ -34,13 +34,16 @@ __all__ = [
     "firehose_inputs",
     "kinesis_inputs",
     "open_input",
+    "read_file",
     "read_inputs",
     "subscription_inputs",
 ]
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
+_MAX_CONTINUATIONS = 3
 _WHITESPACE = frozenset(b" \t\r\n")
 
 #: How a physical line that starts a record begins: a timestamp of some dialect, or a
@@ -125,21 +128,82 @@ def _records(event: dict[str, Any], name: str) -> list[Any]:
 # --- files ----------------------------------------------------------------------------------
 
 
-def open_input(raw: Readable) -> io.BufferedReader:
+class Readable(Protocol):
+    """What a file source needs of a stream: ``read``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def open_input(raw: Readable, layers: list[_GzipMembers] | None = None) -> io.BufferedReader:
     """The decompressed content of a file: gzip (every member, and gzip inside gzip, as
     Firehose writes when its own compression wraps CloudWatch's) or plain."""
     stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Raw(raw))
     for _ in range(3):
         if stream.peek(2)[:2] != _GZIP_MAGIC:
             break
-        stream = io.BufferedReader(_Raw(gzip.GzipFile(fileobj=stream, mode="rb")))
+        layer = _GzipMembers(stream)
+        if layers is not None:
+            layers.append(layer)
+        stream = io.BufferedReader(_Raw(layer), _CHUNK)
     return stream
 
 
-class Readable(Protocol):
-    """What a file source needs of a stream: ``read``."""
+class _GzipMembers:
+    """Inflates gzip members back to back as a stream, like ``gzip.GzipFile`` — except that
+    damage (junk after the last member, a cut or corrupt member) ends the stream quietly
+    and is kept in :attr:`failure`: the reader first gets every good byte, then the
+    source says what was lost (:func:`read_file`)."""
 
-    def read(self, size: int = -1, /) -> bytes: ...
+    def __init__(self, raw: Readable):
+        self.raw = raw
+        self.inflater = zlib.decompressobj(_GZIP_WBITS)
+        self.pending = b""
+        self.consumed = 0
+        self.member_start = 0
+        self.failure: str | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        want = size if size > 0 else _CHUNK
+        while self.failure is None:
+            if not self.pending:
+                self.pending = self.raw.read(_CHUNK)
+                if not self.pending:
+                    if self.consumed > self.member_start:
+                        self._fail(f"the gzip member at offset {self.member_start} is cut short")
+                    return b""
+            if self.consumed == self.member_start:
+                # Between members: NUL padding is allowed, anything else must be a member.
+                self.pending = self._skip_padding(self.pending)
+                if not self.pending:
+                    continue
+                if not _GZIP_MAGIC.startswith(self.pending[:2]):
+                    self._fail(f"unexpected bytes after the gzip data at offset {self.consumed}")
+                    return b""
+            try:
+                data = self.inflater.decompress(self.pending, want)
+            except zlib.error as error:
+                self._fail(f"corrupt gzip member at offset {self.member_start}: {error}")
+                return b""
+            self.consumed += len(self.pending) - len(self.inflater.unconsumed_tail)
+            self.pending = self.inflater.unconsumed_tail
+            if self.inflater.eof:
+                self.consumed -= len(self.inflater.unused_data)
+                self.pending = self.inflater.unused_data + self.pending
+                self.inflater = zlib.decompressobj(_GZIP_WBITS)
+                self.member_start = self.consumed
+            if data:
+                return data
+        return b""
+
+    def _skip_padding(self, data: bytes) -> bytes:
+        rest = data.lstrip(b"\0")
+        self.consumed += len(data) - len(rest)
+        self.member_start = self.consumed
+        return rest
+
+    def _fail(self, reason: str) -> None:
+        self.failure = reason
+        self.pending = b""
 
 
 class _Raw(io.RawIOBase):
@@ -174,17 +238,41 @@ def detect_format(head: bytes) -> InputFormat:
 
 def read_inputs(
     stream: IO[bytes], path: str, form: InputFormat = InputFormat.AUTO
-) -> Iterator[Payload | Line]:
-    """Stream a decompressed file as pipeline inputs, each with its origin."""
-    if form is InputFormat.AUTO:
-        peek = stream.peek(_PEEK) if isinstance(stream, io.BufferedReader) else b""
-        form = detect_format(peek[:_PEEK])
-    if form is InputFormat.LOG:
-        yield from _log_lines(stream, path, export=False)
-    elif form is InputFormat.EXPORT:
-        yield from _log_lines(stream, path, export=True)
-    else:
-        yield from _json_inputs(stream, path, lambda_events=form is InputFormat.LAMBDA)
+) -> Iterator[Payload | Line | Unreadable]:
+    """Stream a decompressed file as pipeline inputs, each with its origin.
+
+    A file that cannot be read to its end (a cut or corrupt gzip stream, an I/O error)
+    yields what it could read, then one :class:`Unreadable` saying why and where.
+    """
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_Raw(stream))
+    try:
+        if form is InputFormat.AUTO:
+            form = detect_format(buffered.peek(_PEEK)[:_PEEK])
+        if form is InputFormat.LOG:
+            yield from _log_lines(buffered, path, export=False)
+        elif form is InputFormat.EXPORT:
+            yield from _log_lines(buffered, path, export=True)
+        else:
+            yield from _json_inputs(buffered, path, lambda_events=form is InputFormat.LAMBDA)
+    except (OSError, EOFError, zlib.error) as error:
+        yield Unreadable(f"cannot read {path} to its end: {error}", b"", Origin(path=path))
+
+
+def read_file(
+    raw: Readable, path: str, form: InputFormat = InputFormat.AUTO
+) -> Iterator[Payload | Line | Unreadable]:
+    """A file as it lies on disk, gzip or not: :func:`open_input`, then :func:`read_inputs`,
+    then one :class:`Unreadable` for any damage the gzip layers met on the way."""
+    layers: list[_GzipMembers] = []
+    try:
+        stream = open_input(raw, layers)
+    except OSError as error:
+        yield Unreadable(f"cannot read {path}: {error}", b"", Origin(path=path))
+        return
+    yield from read_inputs(stream, path, form)
+    for layer in layers:
+        if layer.failure is not None:
+            yield Unreadable(f"{path}: {layer.failure}", b"", Origin(path=path))
 
 
 def _json_inputs(stream: IO[bytes], path: str, *, lambda_events: bool) -> Iterator[Payload]:
@@ -201,7 +289,7 @@ def _json_inputs(stream: IO[bytes], path: str, *, lambda_events: bool) -> Iterat
             yield Payload(document, Origin(path=path, line_number=number))
             continue
         for item in inputs:
-            yield Payload(item.data, _at(item.origin or Origin(), path))
+            yield Payload(item.data, _at(item.origin or Origin(), path, number))
 
 
 def _is_lambda_event(document: bytes) -> bool:
@@ -216,7 +304,8 @@ def _is_lambda_event(document: bytes) -> bool:
     )
 
 
-def _at(origin: Origin, path: str) -> Origin:
+def _at(origin: Origin, path: str, document: int) -> Origin:
+    """A Lambda record's origin, in the file (and document) it was saved in."""
     return Origin(
         origin.log_group,
         origin.log_stream,
@@ -224,7 +313,7 @@ def _at(origin: Origin, path: str) -> Origin:
         origin.shard_id,
         origin.sequence_number,
         path,
-        origin.line_number,
+        document,
     )
 
 
@@ -233,10 +322,11 @@ def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[
 
     A physical line that does not start like a record continues the one before it — but
     only when that one does not read on its own, so a stray line of junk stays a dead
-    letter of its own and never spoils a good record.
+    letter of its own and never spoils a good record; and at most three times, since no
+    name holds more newlines than that, so a run of junk lines stays separate lines.
     """
     pending: bytes | None = None
-    pending_number = 0
+    pending_number = joined = 0
     for number, physical in enumerate(stream, 1):
         line = physical[:-1] if physical.endswith(b"\n") else physical
         if line.endswith(b"\r"):
@@ -250,12 +340,18 @@ def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[
             elif pending is not None:
                 pending += b"\n" + line
                 continue
-        elif pending is not None and not _RECORD_START.match(line) and not _reads(pending):
+        elif (
+            pending is not None
+            and joined < _MAX_CONTINUATIONS
+            and not _RECORD_START.match(line)
+            and not _reads(pending)
+        ):
             pending += b"\n" + line
+            joined += 1
             continue
         if pending is not None:
             yield Line(pending, Origin(path=path, line_number=pending_number))
-        pending, pending_number = line, number
+        pending, pending_number, joined = line, number, 0
     if pending is not None:
         yield Line(pending, Origin(path=path, line_number=pending_number))
 
@@ -272,9 +368,9 @@ def _reads(record: bytes) -> bool:
 def _documents(stream: IO[bytes]) -> Iterator[bytes]:
     """The JSON documents of a stream, one after another, in bounded memory.
 
-    Reads a window at a time and cuts complete documents off its front
-    (:func:`read_document`); a document longer than the window makes the next read
-    twice as large, so even a huge one costs linear time.
+    Reads a window at a time and cuts documents off its front (:func:`next_document`,
+    which also cuts a bad stretch off at the next good document); a document longer than
+    the window makes the next read twice as large, so even a huge one costs linear time.
     """
     buffer = b""
     start = 0
@@ -283,23 +379,22 @@ def _documents(stream: IO[bytes]) -> Iterator[bytes]:
     while True:
         while start < len(buffer) and buffer[start] in _WHITESPACE:
             start += 1
-        found = read_document(buffer, start) if start < len(buffer) else None
-        if found is not None:
-            end = found[1]
-            yield buffer[start:end]
-            start = end
-            want = _CHUNK
-            continue
-        if exhausted:
-            if start < len(buffer):
-                yield buffer[start:]
+        if start < len(buffer):
+            found = next_document(buffer, start, final=exhausted)
+            if found is not None:
+                end = found[0]
+                yield buffer[start:end].rstrip()
+                start = end
+                want = _CHUNK
+                continue
+        elif exhausted:
             return
         more = stream.read(want)
         exhausted = not more
-        buffer = buffer[start:] + more
-        start = 0
         if start < len(buffer) and not exhausted:
             want *= 2
+        buffer = buffer[start:] + more
+        start = 0
 
 
 def iter_paths(paths: Iterable[str]) -> Iterator[Path]:

@@ -182,9 +182,9 @@ def redact(query: str, *, mode: RedactionMode = "literals") -> str:
     Secrets become ``*****`` in both modes: passwords after ``IDENTIFIED BY/WITH/VIA``,
     in ``SET PASSWORD`` and ``PASSWORD(...)`` and other key-taking functions,
     ``MASTER_PASSWORD`` and ``password =`` values, and what the server's own masking lets
-    leak after its ``*****``. In ``"literals"`` mode strings also become ``'?'``, numbers
-    ``?``, and comments are emptied (``/* */``, ``-- ``, ``#``); names, keywords and the
-    code of executable comments stay where they were. Idempotent.
+    leak after its ``*****``. In ``"literals"`` mode strings also become ``'?'`` (or
+    ``"?"``), numbers ``?``, and comments are emptied (``/* */``, ``-- ``, ``#``); names,
+    keywords and the code of executable comments stay where they were. Idempotent.
     """
     if mode not in REDACTION_MODES:
         raise ValueError(f"redaction mode must be one of {REDACTION_MODES}, not {mode!r}")
@@ -199,11 +199,13 @@ def fingerprint(query: str) -> str:
     """A 32-hex-digit key shared by statements that differ only in literals and layout.
 
     The statement is redacted and its comments dropped, runs of whitespace become one
-    space, a sign after an operator joins its literal, a list of literals (``IN (1, 2)``,
-    the rows of ``VALUES``) becomes one, keywords are upper-cased; then BLAKE2b hashes it.
+    space, NULL counts as a literal (but not in ``IS NULL``), a sign after an operator joins
+    its literal, a list of literals (``IN (1, 2)``, the rows of ``VALUES``) becomes one,
+    keywords are upper-cased; then BLAKE2b hashes it.
     """
     text, names = _rewrite(_mask_secrets(query), _TOKEN_RUN, _FINGERPRINTED, keep_executable=False)
     text = _WHITESPACE.sub(" ", text).strip(" ;")
+    text = _NULL_VALUE.sub("?", text)
     text = _SIGNED_LITERAL.sub("?", text)
     text = _LITERAL_LIST.sub("?", text)
     text = _REPEATED_ROW.sub(r"\1", text)
@@ -258,7 +260,7 @@ _FILLER: Final = dict(zip("`'\"xXbB/*-#", "`''''''    ", strict=True))
 # rewriting can touch it; a token without an entry stays as it is.
 _REDACTED: Final = {
     **dict.fromkeys("`", "`"),
-    **dict.fromkeys("'\"", "'?'"),
+    **{"'": "'?'", '"': '"?"'},  # each its own quote, or '' " would become one string
     **dict.fromkeys("xXbB", "?"),
     **{"/": "/* */", "-": "-- ", "#": "#"},
 }
@@ -276,7 +278,7 @@ _NUMBER: Final = re.compile(
     r"(?:(?<=0)[xX][0-9A-Fa-f]+|(?<=0)[bB][01]+"
     r"|(?<=[0-9])[0-9]*(?:\.[0-9]*)?(?:[eE][-+]?[0-9]+)?"
     r"|(?<=\.)[0-9]+(?:[eE][-+]?[0-9]+)?)"
-    r"(?![\w$])"
+    r"(?![\w$.])"  # not before a dot either, or a second pass would find a new number
 )
 _ASCII_UPPER: Final = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 
@@ -336,8 +338,11 @@ def _restore_names(text: str, names: list[str]) -> str:
 # Searched in the upper-cased skeleton, where every quote belongs to a string literal.
 # The server masks ``IDENTIFIED BY 'x'`` as ``IDENTIFIED BY *****`` but knows neither
 # doubled quotes nor the other forms: ``'it''s'`` leaves ``*****'s'`` behind.
-_STRINGS = r"(?<![\w$])(?:_[A-Z0-9]+|[NXB])?'+(?:\s*(?:_[A-Z0-9]+|[NXB])?'+)*"
-_SECRET = rf"(?:\*{{5}}(?:\s*{_STRINGS})?|{_STRINGS}|0X[0-9A-F]+(?![\w$]))"
+_STRING = r"(?:_[A-Z0-9]+|[NXB])?'+"  # one or more strings, with a character set or prefix
+# A secret: the server's mask, a hex number or a string, then every string that follows
+# (MySQL joins adjacent strings, and the server's mask leaves remnants behind). Taking
+# them all at once is what makes redacting twice the same as redacting once.
+_SECRET = rf"(?:\*{{5}}|(?<![\w$])0X[0-9A-F]+(?![\w$])|{_STRING})(?:\s*{_STRING})*"
 _AUTH_PLUGIN = r"(?:[\w$]+|'+|`+)"
 _SECRET_CLAUSE: Final = re.compile(
     rf"""
@@ -357,7 +362,7 @@ _SECRET_FUNCTION: Final = re.compile(
     r"(?<![\w$.])(?:OLD_PASSWORD|PASSWORD|AES_ENCRYPT|AES_DECRYPT|DES_ENCRYPT|DES_DECRYPT"
     r"|ENCRYPT|ENCODE|DECODE|KDF)\s*\("
 )
-_SECRET_ARGUMENT: Final = re.compile(rf"{_STRINGS}|(?<![\w$])0X[0-9A-F]+(?![\w$])")
+_SECRET_ARGUMENT: Final = re.compile(_SECRET)
 # Words without which a statement holds no secret, looked for in C on every call.
 _SECRET_HINTS = ("identified", "password", "crypt", "encode", "decode", "kdf", "authentication")
 
@@ -416,6 +421,11 @@ def _closing_parens(sql: str) -> dict[int, int]:
 # --- Fingerprints ---------------------------------------------------------------------
 
 _WHITESPACE: Final = re.compile(r"\s+")
+# NULL as a value (``VALUES (1, NULL)``, ``= NULL``), not in ``IS [NOT] NULL``.
+_NULL_VALUE: Final = re.compile(
+    r"[Nn](?<![\w$@.][Nn])[Uu][Ll][Ll](?![\w$])"
+    r"(?<![Ii][Ss] [Nn][Uu][Ll][Ll])(?<![Nn][Oo][Tt] [Nn][Uu][Ll][Ll])"
+)
 # A sign after an operator, a comma or a parenthesis belongs to the literal after it.
 _SIGNED_LITERAL: Final = re.compile(r"[-+](?<![\w$`)?'\"][-+])(?<![\w$`)?'\"] [-+]) ?\?")
 _LITERAL_LIST: Final = re.compile(r"\?(?: ?, ?\?)+")
@@ -559,7 +569,7 @@ _RENAME_IN_ALTER: Final = re.compile(
     r"(?!\s+(?:COLUMN|INDEX|KEY|CONSTRAINT)(?![\w$]))"
     r"|EXCHANGE\s+PARTITION\s+[\w$`]+\s+WITH\s+TABLE)(?=\s)"
 )
-_WAIT: Final = re.compile(r"\s+(?:WAIT\s+[0-9.]+|NOWAIT)(?![\w$])")
+_WAIT: Final = re.compile(r"\s+(?:WAIT\s+(?:[0-9.]+|\?)|NOWAIT)(?![\w$])")
 _LOCK_TYPE: Final = re.compile(
     r"\s+(?:(?P<read>READ)(?:\s+LOCAL)?|(?:LOW_PRIORITY\s+)?WRITE(?:\s+CONCURRENT)?)(?![\w$])"
 )
@@ -578,6 +588,9 @@ _SET_OPERATION_TABLE: Final = re.compile(
     r"(?:UNION|EXCEPT|INTERSECT)(?<![\w$@.]UNION)(?<![\w$@.]EXCEPT)(?<![\w$@.]INTERSECT)"
     r"(?:\s+(?:ALL|DISTINCT))?[\s(]*TABLE(?![\w$])"
 )
+# What an unquoted name may not be: 12, 1e5 (and 1e, as the second pass of 1e+5 sees it),
+# 0x1F, 0b101. MySQL lets names start with digits, but not be numbers.
+_NUMERIC: Final = re.compile(r"[0-9]+(?:E[0-9]*)?|0X[0-9A-F]*|0B[01]*")
 _NAME_CHARACTERS: Final = frozenset(string.ascii_letters + string.digits + "_$@.")
 # The kinds that may follow WITH, ANALYZE and EXPLAIN ANALYZE.
 _QUERY_KINDS: Final = frozenset(_words("SELECT INSERT UPDATE DELETE REPLACE"))
@@ -626,9 +639,9 @@ class _Scan:
         self.reads_everywhere = False
         self.steps_left = _STEPS_PER_CHARACTER * len(sql) + _STEPS_AT_LEAST
 
-    def step(self, count: int = 1) -> None:
-        """Count steps taken; past the allowance, give up on the statement."""
-        self.steps_left -= count
+    def step(self) -> None:
+        """Count a step; past the allowance, give up on the statement."""
+        self.steps_left -= 1
         if self.steps_left < 0:
             raise _TooComplex
 
@@ -721,7 +734,8 @@ class _Scan:
 
 
 def _is_keyword_or_number(word: str) -> bool:
-    return word[0] != "`" and (word in _RESERVED or word.isdigit())
+    """Whether an unquoted word cannot be a name: a reserved word, or a number's digits."""
+    return word[0] != "`" and (word in _RESERVED or _NUMERIC.fullmatch(word) is not None)
 
 
 def _dispatch(scan: _Scan, pos: int, depth: int) -> str:
@@ -824,7 +838,9 @@ def _table_references(scan: _Scan, pos: int) -> tuple[list[int], int]:
 def _scan_table_clauses(scan: _Scan) -> None:
     """Record the tables of every FROM and JOIN in the statement, subqueries included."""
     sql = scan.sql
-    functions = any(word in sql for word in _FUNCTIONS_WITH_FROM)
+    functions = (  # SUBSTR also finds SUBSTRING
+        "EXTRACT" in sql or "TRIM" in sql or "SUBSTR" in sql or "MID" in sql or "OVERLAY" in sql
+    )
     for keyword in ("FROM", "JOIN"):
         at = sql.find(keyword)
         while at >= 0:
