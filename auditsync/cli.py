@@ -80,6 +80,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         help="write what cannot be decoded to PATH as JSON Lines (raw bytes in base64)",
     )
     decode.add_argument(
+        "--redact",
+        nargs="?",
+        const="literals",
+        choices=["literals", "passwords"],
+        help="rewrite queries before they are written: literals (default) or passwords only",
+    )
+    decode.add_argument(
         "--sort",
         action="store_true",
         help="order events by time within a window (Aurora writes lines out of order)",
@@ -127,6 +134,18 @@ def _add_input_options(command: argparse.ArgumentParser) -> None:
     filtering.add_argument("--database", action="append", help="keep these databases (globs)")
     filtering.add_argument("--user", action="append", help="keep these users (globs)")
     filtering.add_argument("--exclude-user", action="append", help="drop these users (globs)")
+    filtering.add_argument(
+        "--table", action="append", help="keep statements writing these db.table globs"
+    )
+    filtering.add_argument(
+        "--kind", action="append", help="keep statements of these kinds (INSERT, UPDATE, …)"
+    )
+    filtering.add_argument(
+        "--writes-only", action="store_true", help="keep statements that change rows or schema"
+    )
+    filtering.add_argument(
+        "--failed", action="store_true", help="keep what the server logged with an error"
+    )
     filtering.add_argument("--since", help="keep events at or after this ISO 8601 time")
     filtering.add_argument("--until", help="keep events before this ISO 8601 time")
 
@@ -139,7 +158,13 @@ def _decode(arguments: argparse.Namespace) -> int:
     sink = _open_sink(arguments.to)
     dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
     window = arguments.sort_window if arguments.sort else 0
-    pipeline = Pipeline(sink, dead_letter=dead_letter, sort_window=window, **settings)
+    pipeline = Pipeline(
+        sink,
+        dead_letter=dead_letter,
+        sort_window=window,
+        redact=arguments.redact or False,
+        **settings,
+    )
     try:
         report = _run(pipeline, arguments)
     finally:
@@ -244,6 +269,14 @@ def _filter(arguments: argparse.Namespace) -> filters.Predicate | None:
         parts.append(filters.user(*arguments.user))
     if arguments.exclude_user:
         parts.append(filters.exclude_user(*arguments.exclude_user))
+    if arguments.table:
+        parts.append(filters.table(*arguments.table))
+    if arguments.kind:
+        parts.append(filters.kind(*arguments.kind))
+    if arguments.writes_only:
+        parts.append(filters.writes_only())
+    if arguments.failed:
+        parts.append(filters.failed())
     if arguments.since or arguments.until:
         parts.append(filters.between(_time(arguments.since), _time(arguments.until)))
     if not parts:
@@ -326,6 +359,8 @@ class StatsSink:
         self.databases: Counter[str] = Counter()
         self.failed_logins: Counter[str] = Counter()
         self.errors: Counter[int] = Counter()
+        self.statements: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
         self.first: datetime | None = None
         self.last: datetime | None = None
 
@@ -338,6 +373,11 @@ class StatsSink:
                 self.failed_logins[f"{event.username}@{event.host}"] += 1
             elif event.retcode:
                 self.errors[event.retcode] += 1
+            statement = event.statement
+            if statement is not None:
+                self.statements[statement.fingerprint] += 1
+                if statement.fingerprint not in self.examples:
+                    self.examples[statement.fingerprint] = _shape(event.object)
             if self.first is None or event.timestamp < self.first:
                 self.first = event.timestamp
             if self.last is None or event.timestamp > self.last:
@@ -363,6 +403,9 @@ class StatsSink:
                 print(f"{str(value) or '(none)':<40} {count:>10}", file=out)
             if not counts:
                 print(f"{'(none)':<40} {0:>10}", file=out)
+        print(f"\n{'statement (redacted, by fingerprint)':<70} {'events':>10}", file=out)
+        for fingerprint, count in self.statements.most_common(top):
+            print(f"{self.examples[fingerprint][:70]:<70} {count:>10}", file=out)
 
 
 class _Progress:
@@ -402,3 +445,10 @@ class _Progress:
             self.read_bytes = self.size or self.read_bytes
             self._draw()
             print(file=sys.stderr)
+
+
+def _shape(query: str) -> str:
+    """A statement's redacted, one-line form: what ``stats`` shows for a fingerprint."""
+    from .sql import redact
+
+    return " ".join(redact(query).split())

@@ -8,11 +8,16 @@ and it checks the line, not the object.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from .sql import Statement
 
 __all__ = ["CONNECTION_TYPES", "AuditEvent", "DeadLetter", "Dialect", "Origin"]
 
@@ -129,6 +134,15 @@ class AuditEvent:
             self.connection_type or "",
             "truncated" if self.truncated else "",
         )
+
+    @functools.cached_property
+    def statement(self) -> Statement | None:
+        """What a QUERY event's statement does (:func:`auditsync.sql.classify`), once."""
+        if self.operation != "QUERY":
+            return None
+        from .sql import classify  # its patterns compile on first use, not at import
+
+        return classify(self.object)
 
     @property
     def object_bytes(self) -> bytes:

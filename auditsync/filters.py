@@ -21,8 +21,11 @@ __all__ = [
     "database",
     "exclude_user",
     "failed",
+    "kind",
     "operation",
+    "table",
     "user",
+    "writes_only",
 ]
 
 
@@ -116,3 +119,51 @@ def between(since: datetime | None = None, until: datetime | None = None) -> Pre
         high = until
         return Predicate(lambda event: event.timestamp < high, f"between(None, {until})")
     return Predicate(lambda event: True, "between(None, None)")
+
+
+def kind(*kinds: str) -> Predicate:
+    """QUERY events whose statement is of one of ``kinds`` (see :data:`auditsync.sql.KINDS`)."""
+    wanted = frozenset(name.upper() for name in kinds)
+
+    def test(event: AuditEvent) -> bool:
+        statement = event.statement
+        return statement is not None and statement.kind in wanted
+
+    return Predicate(test, f"kind{kinds!r}")
+
+
+def writes_only() -> Predicate:
+    """QUERY events whose statement changes rows or definitions (``Statement.is_write``).
+
+    Table events (``WRITE``, ``CREATE``…) are left out: they repeat, per table, what the
+    statement's own QUERY event says.
+    """
+
+    def test(event: AuditEvent) -> bool:
+        statement = event.statement
+        return statement is not None and statement.is_write
+
+    return Predicate(test, "writes_only()")
+
+
+def table(*patterns: str, reads: bool = False) -> Predicate:
+    """Events that write a table matching one of the globs on ``db.table``.
+
+    QUERY events are matched through the tables their statement writes (and, with
+    ``reads=True``, reads); a table named without its database takes the event's database
+    field, the plugin's guess at the current one. Table events match on their own table.
+    ``table("shop.orders*")`` follows writes to ``shop.orders`` and its siblings.
+    """
+    matches = _matcher(patterns)
+
+    def test(event: AuditEvent) -> bool:
+        statement = event.statement
+        if statement is None:
+            return event.operation in _TABLE_EVENTS and matches(f"{event.database}.{event.object}")
+        names = statement.writes + statement.reads if reads else statement.writes
+        return any(matches(name if "." in name else f"{event.database}.{name}") for name in names)
+
+    return Predicate(test, f"table{patterns!r}")
+
+
+_TABLE_EVENTS = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})

@@ -10,6 +10,7 @@ poison record cannot block a Kinesis shard.
 from __future__ import annotations
 
 import base64
+import functools
 import heapq
 import itertools
 import logging
@@ -148,6 +149,9 @@ class Pipeline:
     from its first input, so a retry from there loses nothing. ``sort_window`` > 0 holds
     that many events back and releases them in time order (Aurora writes its lines out of
     order); whatever is held is released at the end of each :meth:`process` call.
+    ``redact=True`` (or a mode of :func:`auditsync.sql.redact`: ``"literals"``,
+    ``"passwords"``) rewrites every kept query before the transform and the sink see it:
+    literals and secrets never leave the pipeline.
     """
 
     def __init__(
@@ -163,6 +167,7 @@ class Pipeline:
         max_payload_size: int = DEFAULT_MAX_SIZE,
         year: int | None = None,
         sort_window: int = 0,
+        redact: bool | str = False,
     ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -176,6 +181,8 @@ class Pipeline:
         self.max_payload_size = max_payload_size
         self.year = year
         self.sort_window = sort_window
+        self.redact = redact
+        self._redaction = _redaction(redact)
 
     def process(self, inputs: Iterable[Payload | Line | Unreadable]) -> Report:
         """Run every input through; stop at the first batch the sink fails to take."""
@@ -261,6 +268,7 @@ class Pipeline:
             max_payload_size=self.max_payload_size,
             year=self.year,
             sort_window=self.sort_window,
+            redact=self.redact,
         )
 
     def close(self) -> None:
@@ -339,6 +347,8 @@ class Pipeline:
         if self.filter is not None and not self.filter(event):
             report.filtered += 1
             return
+        if self._redaction is not None and event.operation == "QUERY":
+            event = attrs.evolve(event, object=self._redaction(event.object))
         if self.transform is not None:
             event = self.transform(event)
         batch.events.append(event)
@@ -407,3 +417,15 @@ def _letter(stage: str, error: AuditSyncError, raw: bytes, origin: Origin | None
 
 def _refused(event: AuditEvent, reason: str) -> DeadLetter:
     return DeadLetter("sink", reason, _encode(format_line(event)), event.origin, event)
+
+
+def _redaction(redact: bool | str) -> Callable[[str], str] | None:
+    """The function that redacts a query for ``Pipeline(redact=...)``, or ``None``."""
+    if redact is False:
+        return None
+    from . import sql
+
+    mode = "literals" if redact is True else redact
+    if mode not in sql.REDACTION_MODES:
+        raise ValueError(f"redact must be True, False or one of {sql.REDACTION_MODES}")
+    return functools.partial(sql.redact, mode=mode)

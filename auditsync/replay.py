@@ -161,6 +161,10 @@ class _Lexed:
         return spans
 
 
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 def _unquote(name: str) -> str:
     return name[1:-1].replace("``", "`") if name.startswith("`") else name
 
@@ -173,18 +177,18 @@ def _quote(name: str) -> str:
 
 #: Functions whose value depends on the moment, the session, the server or chance. Written
 #: with parentheses in the statement; ``NAME_CONST`` and user-defined functions are trusted.
-_VOLATILE_CALLS: Final = frozenset(
+_VOLATILE_CALLS: Final = _words(
     """NOW SYSDATE CURDATE CURTIME CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP LOCALTIME
     LOCALTIMESTAMP UTC_DATE UTC_TIME UTC_TIMESTAMP SYSTIMESTAMP RAND RANDOM_BYTES UUID
     UUID_SHORT SYS_GUID CONNECTION_ID LAST_INSERT_ID USER CURRENT_USER SESSION_USER SYSTEM_USER
     CURRENT_ROLE DATABASE SCHEMA FOUND_ROWS ROW_COUNT NEXTVAL LASTVAL SETVAL SLEEP BENCHMARK
     GET_LOCK RELEASE_LOCK RELEASE_ALL_LOCKS IS_FREE_LOCK IS_USED_LOCK MASTER_POS_WAIT
-    MASTER_GTID_WAIT LOAD_FILE VERSION ENCRYPT""".split()
+    MASTER_GTID_WAIT LOAD_FILE VERSION ENCRYPT"""
 )
 #: The same without parentheses: SQL keywords that call a function.
-_VOLATILE_WORDS: Final = frozenset(
+_VOLATILE_WORDS: Final = _words(
     """CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP LOCALTIME LOCALTIMESTAMP UTC_DATE UTC_TIME
-    UTC_TIMESTAMP CURRENT_USER CURRENT_ROLE""".split()
+    UTC_TIMESTAMP CURRENT_USER CURRENT_ROLE"""
 )
 _WORD_CALL: Final = re.compile(r"(?<![\w$.`@])([A-Z_][A-Z0-9_]*+)(\s*\()?")
 _SEQUENCE_VALUE: Final = re.compile(r"(?<![\w$.`@])(?:NEXT|PREVIOUS)\s+VALUE\s+FOR\b")
@@ -195,9 +199,9 @@ _SELECT: Final = re.compile(r"(?<![\w$.`@])SELECT(?![\w$])")
 _IGNORE: Final = re.compile(r"^\s*(?:INSERT|UPDATE)\b[^(]*?\bIGNORE(?![\w$])")
 _DUPLICATE_KEY: Final = re.compile(r"(?<![\w$.`@])ON\s+DUPLICATE\s+KEY\s+UPDATE(?![\w$])")
 #: Definitions: their bodies hold ``;`` and functions that run later, not now.
-_DEFINITIONS: Final = frozenset(
+_DEFINITIONS: Final = _words(
     """CREATE_PROCEDURE ALTER_PROCEDURE CREATE_FUNCTION ALTER_FUNCTION CREATE_PACKAGE
-    CREATE_TRIGGER CREATE_EVENT ALTER_EVENT CREATE_VIEW ALTER_VIEW""".split()
+    CREATE_TRIGGER CREATE_EVENT ALTER_EVENT CREATE_VIEW ALTER_VIEW"""
 )
 #: What the server writes in place of a password.
 _MASK: Final = "*****"
@@ -264,12 +268,11 @@ _UPDATE_HEAD: Final = re.compile(r"\s*(?:SET\s+STATEMENT\s[\s\S]*?\sFOR\s+)?UPDA
 _QUALIFIED: Final = re.compile(rf"{_IDENT}(?:\s*\.\s*{_IDENT})?\s*")
 _PARTITION: Final = re.compile(r"PARTITION\s*\(")
 _SOURCE: Final = re.compile(r"(VALUES?|SET|SELECT|WITH|TABLE)(?![\w$])|\(")
-_SUBQUERY: Final = re.compile(r"\s*(?:SELECT|WITH|VALUES|TABLE|\()")
+_SUBQUERY: Final = re.compile(r"\s*(?:(?:SELECT|WITH|VALUES|TABLE)(?![\w$])|\()")
 _ASSIGNED: Final = re.compile(rf"\s*(?:{_IDENT}\s*\.\s*)*({_IDENT})\s*(?::=|=)")
 _SET_CLAUSE: Final = re.compile(r"(?<![\w$.`@])SET(?![\w$])")
 _SET_END: Final = re.compile(r"(?<![\w$.`@])(?:WHERE|ORDER\s+BY|LIMIT|RETURNING)(?![\w$])")
 _INTEGER: Final = re.compile(r"[+-]?\s*[0-9]+")
-_SPACE: Final = re.compile(r"\s*")
 
 
 @attrs.frozen(slots=True)
@@ -297,12 +300,12 @@ def _insert_shape(lexed: _Lexed) -> _InsertShape | None:
     pos = table.end()
     partition = _PARTITION.match(bare, pos)
     if partition is not None:
-        pos = _SPACE.match(bare, closing[partition.end() - 1] + 1).end()  # type: ignore[union-attr]
+        pos = _skip(bare, closing[partition.end() - 1] + 1)
     columns: tuple[str, ...] | None = None
     if bare.startswith("(", pos) and not _SUBQUERY.match(bare, pos + 1):
         end = closing[pos]
         columns = _names(lexed, lexed.items(pos + 1, end))
-        pos = _SPACE.match(bare, end + 1).end()  # type: ignore[union-attr]
+        pos = _skip(bare, end + 1)
     source = _SOURCE.match(bare, pos)
     if source is None:
         return None
@@ -313,25 +316,36 @@ def _insert_shape(lexed: _Lexed) -> _InsertShape | None:
     word = source.group(1)
     if word == "SET":
         spans = lexed.items(source.end(), tail)
-        values = tuple(
-            lexed.code[_ASSIGNED.match(lexed.code, a).end() : b].strip() for a, b in spans
-        )  # type: ignore[union-attr]
+        values = tuple(_value(lexed, start, end) for start, end in spans)
         return _InsertShape(_names(lexed, spans), (values,), updates)
     if word not in ("VALUES", "VALUE"):
         return _InsertShape(columns, None, updates)
     rows = []
     pos = source.end()
     while True:
-        pos = _SPACE.match(bare, pos).end()  # type: ignore[union-attr]
+        pos = _skip(bare, pos)
         if not bare.startswith("(", pos):
             return None
         end = closing[pos]
         rows.append(tuple(lexed.code[a:b].strip() for a, b in lexed.items(pos + 1, end)))
-        pos = _SPACE.match(bare, end + 1).end()  # type: ignore[union-attr]
+        pos = _skip(bare, end + 1)
         if not bare.startswith(",", pos) or pos >= tail:
             break
         pos += 1
     return _InsertShape(columns, tuple(rows), updates)
+
+
+def _skip(text: str, pos: int) -> int:
+    """The first position at or after ``pos`` that is not white space."""
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _value(lexed: _Lexed, start: int, end: int) -> str:
+    """The value of an assignment ``name = value`` spanning ``start:end``."""
+    assigned = _ASSIGNED.match(lexed.code, start, end)
+    return lexed.code[start if assigned is None else assigned.end() : end].strip()
 
 
 def _names(lexed: _Lexed, spans: Iterable[tuple[int, int]]) -> tuple[str, ...]:
@@ -529,9 +543,9 @@ _SYSTEM_DATABASES: Final = frozenset({"mysql", "information_schema", "performanc
 _IMPLICIT_COMMIT: Final = (
     DDL_KINDS
     | DCL_KINDS
-    | frozenset(
+    | _words(
         """BEGIN LOCK_TABLES ANALYZE_TABLE CHECK_TABLE OPTIMIZE_TABLE REPAIR_TABLE FLUSH RESET
-        START_REPLICA STOP_REPLICA CHANGE_MASTER INSTALL_PLUGIN UNINSTALL_PLUGIN""".split()
+        START_REPLICA STOP_REPLICA CHANGE_MASTER INSTALL_PLUGIN UNINSTALL_PLUGIN"""
     )
 )
 _PARSE_ERRORS: Final = frozenset({1064, 1149})
@@ -646,9 +660,12 @@ class _Machine:
         if event.retcode:
             return self._failed(session, kind, event.retcode, temporary is not None)
         step = _Step()
-        if kind in _IMPLICIT_COMMIT and temporary is None:
-            if kind != "UNLOCK_TABLES" or session.locked:
-                self._end_transaction(session, step, _Commit())
+        if (
+            kind in _IMPLICIT_COMMIT
+            and temporary is None
+            and (kind != "UNLOCK_TABLES" or session.locked)
+        ):
+            self._end_transaction(session, step, _Commit())
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, session, lexed, step)
@@ -789,10 +806,7 @@ class _Machine:
             at = item.group("at") or ""
             if at == "@":
                 continue  # a user variable: statements that read one are refused
-            if at:
-                effective = (item.group("atscope") or "SESSION").upper()
-            else:
-                effective = scope
+            effective = (item.group("atscope") or "SESSION").upper() if at else scope
             if effective not in ("SESSION", "LOCAL"):
                 continue  # a global changes later sessions' defaults: see docs/replay.md
             name = _unquote(item.group("name")).lower()

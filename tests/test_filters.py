@@ -14,8 +14,11 @@ from auditsync.filters import (
     database,
     exclude_user,
     failed,
+    kind,
     operation,
+    table,
     user,
+    writes_only,
 )
 from auditsync.testing import audit_events
 
@@ -75,3 +78,36 @@ def test_algebra_matches_boolean_logic(first: AuditEvent, second: AuditEvent) ->
         assert (a & b)(event) == (a(event) and b(event))
         assert (a | b)(event) == (a(event) or b(event))
         assert (~a)(event) == (not a(event))
+
+
+INSERT = parse_line(
+    "20240131 14:02:07,db1,app,h,5,14,QUERY,shop,"
+    "'insert into orders_2024 select * from archive.o',0"
+)
+SELECT = parse_line("20240131 14:02:07,db1,app,h,5,15,QUERY,shop,'select * from orders',0")
+WRITE_EVENT = parse_line("20240131 14:02:07,db1,app,h,5,14,WRITE,shop,orders_2024,")
+
+
+def test_statement_is_classified_once_for_queries_only() -> None:
+    assert INSERT.statement is not None
+    assert INSERT.statement.kind == "INSERT"
+    assert INSERT.statement is INSERT.statement
+    assert LOGIN.statement is None
+
+
+def test_table_matches_written_tables_qualified_by_the_event_database() -> None:
+    assert table("shop.orders*")(INSERT)
+    assert not table("archive.*")(INSERT)
+    assert table("archive.*", reads=True)(INSERT)
+    assert not table("shop.orders*")(SELECT)
+    assert table("shop.orders*")(WRITE_EVENT)
+    assert not table("shop.*")(LOGIN)
+
+
+def test_kind_and_writes_only() -> None:
+    assert kind("insert", "update")(INSERT)
+    assert not kind("update")(INSERT)
+    assert writes_only()(INSERT)
+    assert not writes_only()(SELECT)
+    assert not writes_only()(WRITE_EVENT)
+    assert not kind("SELECT")(LOGIN)

@@ -222,3 +222,20 @@ def test_timestamps_are_aware_utc() -> None:
     sink = MemorySink()
     Pipeline(sink).process([Line(query(1))])
     assert sink.events[0].timestamp == datetime(2024, 1, 31, 14, 2, 7, tzinfo=UTC)
+
+
+def test_redaction_happens_before_the_sink_and_the_refusal_letters() -> None:
+    head = "20240131 14:02:07,db1,app,h,5,16,QUERY"
+    secret = f"{head},shop,'insert into cards values (\\'4111 1111\\', 42)',0"
+    password = f"{head},,'CREATE USER u IDENTIFIED BY *****\\'s-Secret2\\'',0"
+    sink = MemorySink()
+    Pipeline(sink, redact=True).process([Line(secret), Line(password)])
+    texts = [event.object for event in sink.events]
+    assert texts[0] == "insert into cards values ('?', ?)"
+    assert "Secret2" not in texts[1]
+    passwords_only = MemorySink()
+    Pipeline(passwords_only, redact="passwords").process([Line(secret), Line(password)])
+    assert passwords_only.events[0].object == "insert into cards values ('4111 1111', 42)"
+    assert "Secret2" not in passwords_only.events[1].object
+    with pytest.raises(ValueError, match="redact"):
+        Pipeline(MemorySink(), redact="everything")
