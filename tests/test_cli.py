@@ -401,9 +401,7 @@ def test_saved_kinesis_event(tmp_path: Path) -> None:
         *expected_messages(
             MARIADB[:2], 0, "kinesis.json", 1, shard_id=shard, sequence_number=sequences[0]
         ),
-        *expected_messages(
-            RDS, 2, "kinesis.json", 1, shard_id=shard, sequence_number=sequences[1]
-        ),
+        *expected_messages(RDS, 2, "kinesis.json", 1, shard_id=shard, sequence_number=sequences[1]),
     ]
 
 
@@ -930,7 +928,9 @@ def test_sort_merges_files(tmp_path: Path) -> None:
     lines = [aurora_line(micros=n, query_id=n) for n in range(40)]
     write_log(tmp_path / "audit.log.0", lines[0::2])
     write_log(tmp_path / "audit.log.1", lines[1::2])
-    events = output(run(tmp_path, "decode", "--sort", "--sort-window", "1000", "audit.log.0", "audit.log.1"))
+    events = output(
+        run(tmp_path, "decode", "--sort", "--sort-window", "1000", "audit.log.0", "audit.log.1")
+    )
     assert [event["query_id"] for event in events] == list(range(40))
 
 
