@@ -195,16 +195,18 @@ def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool 
     """blake2b of ``parts`` and, where known, the place in the source; one hash call."""
     text = "\x1f".join(parts)
     if origin is not None:
-        place = [
+        place = (
             origin.log_group,
             origin.log_stream,
             origin.shard_id,
             origin.sequence_number,
             origin.path,
             origin.line_number,
-        ]
-        if with_event_id:
-            place.append(origin.event_id)
-        if any(item is not None for item in place):
-            text += "\x1d" + "\x1f".join("\x1e" if item is None else str(item) for item in place)
+            origin.event_id if with_event_id else None,
+        )
+        if place != _NOWHERE:
+            text += f"\x1d{place}"
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+_NOWHERE = (None,) * 7

@@ -386,3 +386,9 @@ def test_mutated_lines_raise_only_line_errors(line: str, data: st.DataObject) ->
     mutated = line[:position] + insert + line[position + drop :]
     with contextlib.suppress(AuditSyncError):
         parse_line(mutated)
+
+
+def test_escapes_read_right_when_the_text_holds_every_parking_character() -> None:
+    query = "\uffff\ufffe\U0010ffff\U0010fffe a\\b \\\\' \\n"
+    assert parse_line(query_line(query)).object == query
+    assert parse_line(query_line("\\\\" + query + "\uffff\\")).object == "\\\\" + query + "\uffff\\"
