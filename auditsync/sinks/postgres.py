@@ -18,14 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..events import AuditEvent, DeadLetter
-from .base import Refused
 from .sqlite import (
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
     INDEXED_COLUMNS,
-    dead_letter_row,
-    event_row,
-    sql_refusal,
+    split_batch,
 )
 
 __all__ = ["PostgresSink"]
@@ -202,24 +199,8 @@ class PostgresSink:
         """Store the batch in one transaction, skipping keys already stored."""
         if self._closed:
             raise ValueError("write to a closed PostgresSink")
-        event_rows: list[tuple[Any, ...]] = []
-        letter_rows: list[tuple[Any, ...]] = []
-        refused: list[AuditEvent] = []
-        reasons: dict[str, None] = {}
-        for item in events:
-            if isinstance(item, AuditEvent):
-                reason = sql_refusal(item)
-                if reason is None:
-                    event_rows.append(event_row(item, nul_free=True))
-                else:
-                    refused.append(item)
-                    reasons[reason] = None
-            elif isinstance(item, DeadLetter):
-                letter_rows.append(dead_letter_row(item, nul_free=True))
-            else:
-                raise TypeError(
-                    f"expected an AuditEvent or a DeadLetter, got {type(item).__name__}"
-                )
+        batch = split_batch(events, nul_free=True)
+        event_rows, letter_rows = batch.event_rows, batch.letter_rows
         if event_rows or letter_rows:
             with self._lock:
                 connection = self._live_connection()
@@ -230,8 +211,7 @@ class PostgresSink:
                     ):
                         if rows:
                             _store(cursor, table, rows)
-        if refused:
-            raise Refused(refused, "; ".join(reasons))
+        batch.raise_refusals()
 
     def _live_connection(self) -> Any:
         """The connection, opened again if the sink owns it and it broke since."""

@@ -23,6 +23,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import attrs
 import orjson
 
 from ..events import AuditEvent, DeadLetter
@@ -220,6 +221,39 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+@attrs.define
+class RowBatch:
+    """A batch split for an SQL sink: rows to store, and the events it must refuse."""
+
+    event_rows: list[tuple[Any, ...]] = attrs.field(factory=list)
+    letter_rows: list[tuple[Any, ...]] = attrs.field(factory=list)
+    refused: list[AuditEvent] = attrs.field(factory=list)
+    reasons: dict[str, None] = attrs.field(factory=dict)
+
+    def raise_refusals(self) -> None:
+        """After the rows are stored: say which events never will be."""
+        if self.refused:
+            raise Refused(self.refused, "; ".join(self.reasons))
+
+
+def split_batch(items: Sequence[AuditEvent | DeadLetter], *, nul_free: bool = False) -> RowBatch:
+    """Rows for the events and dead letters of a batch, shared by the SQL sinks."""
+    batch = RowBatch()
+    for item in items:
+        if isinstance(item, AuditEvent):
+            reason = sql_refusal(item)
+            if reason is None:
+                batch.event_rows.append(event_row(item, nul_free=nul_free))
+            else:
+                batch.refused.append(item)
+                batch.reasons[reason] = None
+        elif isinstance(item, DeadLetter):
+            batch.letter_rows.append(dead_letter_row(item, nul_free=nul_free))
+        else:
+            raise TypeError(f"expected an AuditEvent or a DeadLetter, got {type(item).__name__}")
+    return batch
+
+
 class SQLiteSink:
     """Events in ``table`` and dead letters in ``dead_letter_table`` of a SQLite database.
 
@@ -281,32 +315,15 @@ class SQLiteSink:
         """Store the batch in one transaction, skipping keys already stored."""
         if self._closed:
             raise ValueError("write to a closed SQLiteSink")
-        event_rows: list[tuple[Any, ...]] = []
-        letter_rows: list[tuple[Any, ...]] = []
-        refused: list[AuditEvent] = []
-        reasons: dict[str, None] = {}
-        for item in events:
-            if isinstance(item, AuditEvent):
-                reason = sql_refusal(item)
-                if reason is None:
-                    event_rows.append(event_row(item))
-                else:
-                    refused.append(item)
-                    reasons[reason] = None
-            elif isinstance(item, DeadLetter):
-                letter_rows.append(dead_letter_row(item))
-            else:
-                raise TypeError(
-                    f"expected an AuditEvent or a DeadLetter, got {type(item).__name__}"
-                )
+        batch = split_batch(events)
+        event_rows, letter_rows = batch.event_rows, batch.letter_rows
         if event_rows or letter_rows:
             with self._lock, self._transaction():
                 if event_rows:
                     self._connection.executemany(self._insert_event, event_rows)
                 if letter_rows:
                     self._connection.executemany(self._insert_dead_letter, letter_rows)
-        if refused:
-            raise Refused(refused, "; ".join(reasons))
+        batch.raise_refusals()
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
