@@ -33,7 +33,12 @@ _DIALECTS = {d.value: d for d in Dialect} | {d: d for d in Dialect}
 # operation this module does not know yet. The user is the shortest run that lets the
 # numeric ids and the operation line up: names are far likelier to hold commas than the
 # ids are to be forged inside a name.
-_HEAD = re.compile(r"([^,\s]*),(.*?),([^,]*),(\d+),(\d+),([A-Z][A-Z_]*),", re.ASCII | re.DOTALL)
+_HEAD = re.compile(
+    r"([^,\s]*),(.*?),([^,]*),(\d{1,20}),(\d{1,20}),([A-Z][A-Z_]*),", re.ASCII | re.DOTALL
+)
+#: The server's ids are unsigned 64-bit numbers: 20 digits at most. The cap also keeps
+#: ``int()`` away from Python's limit on converting long digit strings.
+_MAX_ID_DIGITS = 20
 
 _MONTHS = {
     name: number
@@ -226,15 +231,16 @@ def _read_timestamp(stamp: str, tz: tzinfo, line: str) -> tuple[datetime, str]:
             )
         form = _EPOCH_MICROS if unit == 1 else _EPOCH_OTHER
         return _EPOCH + timedelta(microseconds=int(stamp) * unit), form
+    # OverflowError too: a valid local time can fall outside datetime's range in UTC.
     try:
         return _date_form(stamp, tz), _DATE
-    except ValueError:
+    except (ValueError, OverflowError):
         pass
     custom = _CUSTOM_TIME.fullmatch(stamp)
     if custom is not None:
         try:
             return _custom_time(custom, tz), _CUSTOM
-        except ValueError:
+        except (ValueError, OverflowError):
             pass
     raise LineError(
         f"bad timestamp {stamp[:40]!r} (expected YYYYMMDD HH:MM:SS, an ISO 8601 time "
@@ -294,11 +300,11 @@ def _syslog_time(header: re.Match[str], tz: tzinfo, year: int | None, text: str)
         return _bsd_time(header["month"], header["day"], header["hms"], tz, year, text)
     try:
         timestamp = datetime.fromisoformat(header["iso"])
-    except ValueError:
+        if timestamp.tzinfo is None:
+            timestamp = timestamp.replace(tzinfo=tz)
+        return timestamp.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise LineError("bad RFC 3339 syslog time", line=text, offset=0) from None
-    if timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=tz)
-    return timestamp.astimezone(UTC)
 
 
 def _bsd_time(month: str, day: str, hms: str, tz: tzinfo, year: int | None, text: str) -> datetime:
@@ -313,9 +319,9 @@ def _bsd_time(month: str, day: str, hms: str, tz: tzinfo, year: int | None, text
             local = _local_time(now.year, number, day, hms, tz)
             if local - now > timedelta(days=1):
                 local = _local_time(now.year - 1, number, day, hms, tz)
-    except ValueError:
+        return local.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise LineError("bad syslog time", line=text, offset=0) from None
-    return local.astimezone(UTC)
 
 
 def _local_time(year: int, month: int, day: str, hms: str, tz: tzinfo) -> datetime:
@@ -347,6 +353,8 @@ def _read_head(text: str, start: int) -> tuple[str, str, str, int, int, str, int
             and query.isdigit()
             and connection.isascii()
             and query.isascii()
+            and len(connection) <= _MAX_ID_DIGITS
+            and len(query) <= _MAX_ID_DIGITS
         ):
             return (
                 serverhost,
@@ -483,8 +491,9 @@ def _retcode(status: str, text: str, offset: int) -> int | None:
 
 
 def _is_int(text: str) -> bool:
+    """A return code: an error number, at most 20 digits, perhaps negative."""
     digits = text[1:] if text.startswith("-") else text
-    return digits.isdigit() and digits.isascii()
+    return digits.isdigit() and digits.isascii() and len(digits) <= _MAX_ID_DIGITS
 
 
 # --- the quoted query -----------------------------------------------------------------------

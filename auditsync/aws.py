@@ -77,6 +77,9 @@ def handle_firehose_event(event: Event, pipeline: Pipeline) -> dict[str, list[di
         record_id = (item.origin or Origin()).sequence_number or ""
         collected = MemorySink()
         report = pipeline.with_sink(collected).process([item])
+        if report.error is not None:
+            # The dead-letter sink failed: fail the invocation so Firehose retries it.
+            raise DeliveryError(f"dead-letter sink failed: {report.error!r}") from report.error
         if collected.items:
             data = _json_lines(collected.events)
             results.append({"recordId": record_id, "result": "Ok", "data": data})

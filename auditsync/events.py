@@ -19,7 +19,7 @@ import attrs
 if TYPE_CHECKING:
     from .sql import Statement
 
-__all__ = ["CONNECTION_TYPES", "AuditEvent", "DeadLetter", "Dialect", "Origin"]
+__all__ = ["CONNECTION_TYPES", "AuditEvent", "DeadLetter", "Dialect", "Origin", "exact_bytes"]
 
 
 class Dialect(enum.StrEnum):
@@ -147,7 +147,7 @@ class AuditEvent:
     @property
     def object_bytes(self) -> bytes:
         """The object exactly as the server wrote it, bytes that are not UTF-8 included."""
-        return self.object.encode("utf-8", "surrogateescape")
+        return exact_bytes(self.object)
 
     @property
     def connection_type_name(self) -> str | None:
@@ -210,3 +210,20 @@ def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool 
 
 
 _NOWHERE = (None,) * 7
+
+
+def exact_bytes(text: str) -> bytes:
+    """The bytes ``text`` was decoded from with ``surrogateescape``.
+
+    A lone surrogate outside the escape range cannot come from decoding; should a caller
+    build one, it is written in its three-byte form rather than failing the batch.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return b"".join(
+            char.encode(
+                "utf-8", "surrogateescape" if "\udc80" <= char <= "\udcff" else "surrogatepass"
+            )
+            for char in text
+        )

@@ -10,6 +10,7 @@ poison record cannot block a Kinesis shard.
 from __future__ import annotations
 
 import base64
+import copy
 import functools
 import heapq
 import itertools
@@ -23,7 +24,7 @@ import attrs
 from .auditlog import Dialect, format_line, parse_line
 from .envelope import iter_documents
 from .errors import AuditSyncError, LineError, PayloadError
-from .events import AuditEvent, DeadLetter, Origin
+from .events import AuditEvent, DeadLetter, Origin, exact_bytes
 from .payload import DEFAULT_MAX_SIZE, decode_payload
 from .sinks.base import DeadLetterSink, Refused, Sink
 
@@ -250,26 +251,18 @@ class Pipeline:
     def process_lines(self, lines: Iterable[str | bytes], origin: Origin | None = None) -> Report:
         """Raw server_audit lines, numbered from 1 within ``origin.path``."""
         base = origin or Origin()
+        group, stream, event_id = base.log_group, base.log_stream, base.event_id
+        shard, sequence, path = base.shard_id, base.sequence_number, base.path
         return self.process(
-            Line(text, attrs.evolve(base, line_number=number))
+            Line(text, Origin(group, stream, event_id, shard, sequence, path, number))
             for number, text in enumerate(lines, 1)
         )
 
     def with_sink(self, sink: Sink) -> Pipeline:
         """The same settings delivering to another sink (the Firehose adapter collects)."""
-        return Pipeline(
-            sink,
-            filter=self.filter,
-            dialect=self.dialect,
-            tz=self.tz,
-            dead_letter=self.dead_letter,
-            transform=self.transform,
-            batch_size=self.batch_size,
-            max_payload_size=self.max_payload_size,
-            year=self.year,
-            sort_window=self.sort_window,
-            redact=self.redact,
-        )
+        twin = copy.copy(self)
+        twin.sink = sink
+        return twin
 
     def close(self) -> None:
         """Close the sink and the dead-letter sink."""
@@ -286,7 +279,7 @@ class Pipeline:
                 item.text, dialect=self.dialect, tz=self.tz, origin=item.origin, year=self.year
             )
         except LineError as error:
-            raw = item.text if isinstance(item.text, bytes) else _encode(item.text)
+            raw = item.text if isinstance(item.text, bytes) else exact_bytes(item.text)
             batch.letters.append(_letter("line", error, raw, item.origin))
             return
         self._keep(event, batch, report)
@@ -297,7 +290,7 @@ class Pipeline:
             decoded = decode_payload(item.data, max_size=self.max_payload_size)
         except PayloadError as error:
             report.records += 1
-            raw = item.data if isinstance(item.data, bytes) else _encode(item.data)
+            raw = item.data if isinstance(item.data, bytes) else exact_bytes(item.data)
             batch.letters.append(_letter("payload", error, raw, item.origin))
             return
         seen = False
@@ -332,14 +325,14 @@ class Pipeline:
                         year=self.year,
                     )
                 except LineError as error:
-                    raw = _encode(log_event.message)
+                    raw = exact_bytes(log_event.message)
                     batch.letters.append(_letter("line", error, raw, origin))
                     continue
                 self._keep(event, batch, report)
         if not seen:
             report.records += 1
             empty = PayloadError("payload holds no subscription message")
-            raw = item.data if isinstance(item.data, bytes) else _encode(item.data)
+            raw = item.data if isinstance(item.data, bytes) else exact_bytes(item.data)
             batch.letters.append(_letter("payload", empty, raw, item.origin))
 
     def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
@@ -403,20 +396,12 @@ class Pipeline:
             )
 
 
-def _encode(text: str) -> bytes:
-    """The bytes a line came from; text built by hand may hold surrogates no byte made."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
-
-
 def _letter(stage: str, error: AuditSyncError, raw: bytes, origin: Origin | None) -> DeadLetter:
     return DeadLetter(stage, str(error), raw, origin)
 
 
 def _refused(event: AuditEvent, reason: str) -> DeadLetter:
-    return DeadLetter("sink", reason, _encode(format_line(event)), event.origin, event)
+    return DeadLetter("sink", reason, exact_bytes(format_line(event)), event.origin, event)
 
 
 def _redaction(redact: bool | str) -> Callable[[str], str] | None:

@@ -19,6 +19,7 @@ invocation sees its COMMIT. See docs/replay.md for the rules and their limits.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import logging
@@ -37,6 +38,7 @@ from .sinks.base import Refused
 from .sql import DCL_KINDS, DDL_KINDS, Statement, classify
 
 __all__ = [
+    "MIRRORED_VARIABLES",
     "MySQLTarget",
     "ReplayRefused",
     "ReplaySink",
@@ -60,9 +62,9 @@ Order = Literal["auto", "arrival", "timestamp"]
 # comments (``/*!50001 ... */``) is code: the server runs it.
 
 _TOKEN: Final = re.compile(
-    r"(?P<name>`[^`]*+(?:``[^`]*+)*+`?)"
-    r"|(?P<string>'[^'\\]*+(?:(?:\\[\s\S]|'')[^'\\]*+)*+(?:'|\Z)"
-    r'|"[^"\\]*+(?:(?:\\[\s\S]|"")[^"\\]*+)*+(?:"|\Z))'
+    r"(?P<name>`[^`]*+(?:``[^`]*+)*+(?P<named>`)?)"
+    r"|(?P<string>'[^'\\]*+(?:(?:\\[\s\S]|'')[^'\\]*+)*+(?P<single>')?"
+    r'|"[^"\\]*+(?:(?:\\[\s\S]|"")[^"\\]*+)*+(?P<double>")?)'
     r"|(?P<open>/\*M?!\d*)"
     r"|(?P<comment>/\*[\s\S]*?(?:\*/|\Z)|--(?=[\s\x00-\x1f]|\Z)[^\n]*|\#[^\n]*)"
     r"|(?P<close>\*/(?!\*))"
@@ -80,6 +82,9 @@ class _Lexed:
     text: str
     code: str
     bare: str
+    #: The text ends inside a string, name or comment, or with a parenthesis open: the
+    #: server cut it (``server_audit_query_log_limit``), or the client sent a broken one.
+    cut: bool = False
 
     @classmethod
     def of(cls, text: str) -> _Lexed:
@@ -87,10 +92,13 @@ class _Lexed:
         bare: list[str] = []
         pos = 0
         executable = False
+        cut = False
         for match in _TOKEN.finditer(text):
             start, end = match.span()
-            kind = match.lastgroup
+            kind = match.lastgroup or ""  # the outer group: it closes last
             token = match.group()
+            if end == len(text):
+                cut = _unclosed(match, kind, token)
             if kind == "close" and not executable:
                 continue  # ``*/`` in code: a multiplication before a division
             code.append(text[pos:start])
@@ -108,7 +116,9 @@ class _Lexed:
             pos = end
         code.append(text[pos:])
         bare.append(text[pos:])
-        return cls(text, "".join(code), "".join(bare).translate(_ASCII_UPPER))
+        upper = "".join(bare).translate(_ASCII_UPPER)
+        cut = cut or executable or upper.count("(") != upper.count(")")
+        return cls(text, "".join(code), upper, cut)
 
     def closing(self) -> dict[int, int]:
         """Where each parenthesis of the code closes; an unclosed one closes at the end."""
@@ -165,6 +175,19 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+def _unclosed(match: re.Match[str], kind: str, token: str) -> bool:
+    """Whether a token at the very end of the text lacks its closing mark."""
+    if kind == "name":
+        return match.group("named") is None
+    if kind == "string":
+        return match.group("single") is None and match.group("double") is None
+    return (
+        kind == "comment"
+        and token.startswith("/*")
+        and (len(token) < 4 or not token.endswith("*/"))
+    )
+
+
 def _unquote(name: str) -> str:
     return name[1:-1].replace("``", "`") if name.startswith("`") else name
 
@@ -210,11 +233,12 @@ _MASK: Final = "*****"
 def unsafe_reason(query: str) -> str | None:
     """Why the text of a write cannot be replayed to the same effect, or ``None``.
 
-    The text-only rules: non-deterministic functions, variables, prepared-statement
-    placeholders, masked passwords, bytes lost on the way, several statements in one text,
-    ``LOAD DATA``, and row order left to the engine (``LIMIT``, ``IGNORE`` or ``REPLACE``
-    with ``SELECT``, without ``ORDER BY``). :class:`ReplaySink` adds the rules that need
-    the event or the target: truncation, auto-increment values, column defaults.
+    The text-only rules: a text cut short, non-deterministic functions, variables,
+    prepared-statement placeholders, masked passwords, bytes lost on the way, several
+    statements in one text, ``LOAD DATA``, and row order left to the engine (``LIMIT``,
+    ``IGNORE`` or ``REPLACE`` with ``SELECT``, without ``ORDER BY``). :class:`ReplaySink`
+    adds the rules that need the event, the connection or the target: the log limit,
+    auto-increment values, column defaults, tables not replicated.
     """
     return _unsafe(_Lexed.of(query), classify(query))
 
@@ -222,6 +246,8 @@ def unsafe_reason(query: str) -> str | None:
 def _unsafe(lexed: _Lexed, statement: Statement) -> str | None:
     kind = statement.kind
     bare = lexed.bare
+    if lexed.cut:
+        return "truncated: the text ends inside a string, name, comment or parenthesis"
     if kind in ("LOAD_DATA", "LOAD_XML"):
         return "LOAD DATA: reads a file the target cannot see"
     if "\ufffd" in lexed.text:
@@ -408,7 +434,7 @@ def _bare_or_quoted(name: str) -> str:
 # --- Per-connection state ----------------------------------------------------------------------
 
 #: Session variables that change what a statement does, mirrored on the target session.
-MIRRORED_VARIABLES: Final = (
+MIRRORED_VARIABLES: Final[tuple[str, ...]] = (
     "time_zone",
     "sql_mode",
     "foreign_key_checks",
@@ -429,8 +455,9 @@ class _Session:
 
     Stored as JSON on the target, so it survives the process. ``held`` counts the pending
     statements of the open transaction, ``seq`` numbers them; each savepoint remembers
-    ``[name, seq, held]``. ``stack`` holds ``[query id, writes]`` of statements whose table
-    events came but whose QUERY record has not: a QUERY with a higher id ran inside them.
+    ``[name, seq, held]``. ``stack`` holds ``[query id, wrote, wrote replicated]`` of
+    statements whose table events came but whose QUERY record has not: a QUERY with a
+    higher id ran inside them.
     """
 
     database: str | None = None
@@ -534,6 +561,12 @@ class _Step:
     outcome: str = "state"
     reason: str | None = None
     actions: list[_Action] = attrs.Factory(list)
+    #: Why nothing was applied, when the outcome is "skipped".
+    why: str | None = None
+
+    def skip(self, why: str) -> None:
+        self.outcome = "skipped"
+        self.why = why
 
 
 _TABLE_OPERATIONS: Final = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})
@@ -544,8 +577,8 @@ _IMPLICIT_COMMIT: Final = (
     DDL_KINDS
     | DCL_KINDS
     | _words(
-        """BEGIN LOCK_TABLES ANALYZE_TABLE CHECK_TABLE OPTIMIZE_TABLE REPAIR_TABLE FLUSH RESET
-        START_REPLICA STOP_REPLICA CHANGE_MASTER INSTALL_PLUGIN UNINSTALL_PLUGIN"""
+        """BEGIN LOCK_TABLES UNLOCK_TABLES ANALYZE_TABLE CHECK_TABLE OPTIMIZE_TABLE REPAIR_TABLE
+        FLUSH RESET START_REPLICA STOP_REPLICA CHANGE_MASTER INSTALL_PLUGIN UNINSTALL_PLUGIN"""
     )
 )
 _PARSE_ERRORS: Final = frozenset({1064, 1149})
@@ -554,6 +587,8 @@ _DEADLOCKS: Final = frozenset({1213, 1614})
 #: they prove that statement's QUERY record never came, so its table events are stale.
 _NEVER_NESTED: Final = frozenset({"BEGIN", "COMMIT", "ROLLBACK", "USE", "XA", "LOCK_TABLES"})
 _DML: Final = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
+#: Statements that are not applied but may call stored functions, which may write.
+_CALLING: Final = frozenset({"SELECT", "SET", "DO", "CALL"})
 _LOADS: Final = frozenset({"LOAD_DATA", "LOAD_XML"})
 _DATABASE_DDL: Final = frozenset({"CREATE_DATABASE", "ALTER_DATABASE", "DROP_DATABASE"})
 _TEMPORARY: Final = re.compile(r"\s*(CREATE|DROP)\s+(?:OR\s+REPLACE\s+)?TEMPORARY\s")
@@ -592,6 +627,7 @@ class _Options:
     apply_ddl: bool
     autocommit: bool
     excluded: frozenset[str]
+    query_log_limit: int
 
 
 class _Machine:
@@ -620,26 +656,30 @@ class _Machine:
             step = self._end_transaction(session, _Step(), _Discard())
             step.actions.append(_Forget())
             return step
-        return _Step(outcome="skipped")
+        return _Step(outcome="skipped", why="failed or proxied connection")
 
-    @staticmethod
-    def table_event(session: _Session, event: AuditEvent) -> None:
+    def table_event(self, session: _Session, event: AuditEvent) -> None:
         """Open the statement's entry: its table events come before its QUERY record.
 
         A QUERY record with a higher id that comes before it ran inside it (a trigger,
         a stored function, a procedure's statement); the entry says whether the statement
-        wrote a table, which tells a trigger's statement from a procedure's.
+        wrote a table, which tells a trigger's statement from a procedure's, and whether
+        it wrote a replicated one (the server opens a function's tables with its caller's).
         """
         query_id = event.query_id
-        writes = int(event.operation != "READ" and event.database not in _SYSTEM_DATABASES)
+        wrote = int(event.operation != "READ" and event.database not in _SYSTEM_DATABASES)
+        replicated = int(
+            event.operation == "WRITE" and self._replicated(event.database, event.object)
+        )
         if query_id <= session.popped:
             return  # a redelivered record of a statement already closed
         for entry in session.stack:
             if entry[0] == query_id:
-                entry[1] |= writes
+                entry[1] |= wrote
+                entry[2] |= replicated
                 return
         if not session.stack or query_id > session.stack[-1][0]:
-            session.stack.append([query_id, writes])
+            session.stack.append([query_id, wrote, replicated])
 
     # ---- statements
 
@@ -649,41 +689,56 @@ class _Machine:
             # USE it missed ("USE\ndb") leaves the field alone, and :meth:`_use` reads it.
             session.database = session.seen = event.database or None
         lexed = _Lexed.of(event.object)
-        statement = classify(event.object)
+        statement = event.statement or classify(event.object)
         kind = statement.kind
-        read_only, outer = self._close(session, event.query_id)
+        own, outer = self._close(session, event.query_id)
         if outer is not None and outer[1]:
             if kind not in _NEVER_NESTED:
                 return _Step(outcome="nested")
             session.stack.clear()
         temporary = _TEMPORARY.match(lexed.bare)
-        if event.retcode:
-            return self._failed(session, kind, event.retcode, temporary is not None)
-        step = _Step()
-        if (
+        commits = (
             kind in _IMPLICIT_COMMIT
             and temporary is None
             and (kind != "UNLOCK_TABLES" or session.locked)
-        ):
+        )
+        if event.retcode:
+            return self._failed(session, event.retcode, commits)
+        step = _Step()
+        if commits:
             self._end_transaction(session, step, _Commit())
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, session, lexed, step)
         elif temporary is not None:
             self._track_temporary(session, statement, temporary.group(1) == "CREATE")
-            step.outcome = "skipped"
+            step.skip("temporary table")
         elif kind in _DML or kind in _LOADS or kind == "TRUNCATE":
             self._write(session, event, lexed, statement, step)
         elif kind in DDL_KINDS:
             self._ddl(session, event, lexed, statement, step)
-        elif kind == "OTHER" and not read_only:
+        elif kind == "OTHER" and (own is None or own[1]):
             # Not understood, and no table events show that it only read: it may have written.
             self._refuse(session, step, "not understood: auditsync cannot tell what it does")
+        if (
+            own is not None
+            and own[2]
+            and step.reason is None
+            and (kind in _CALLING or (kind in _DML and step.outcome == "skipped"))
+        ):
+            # Its triggers or functions wrote replicated tables, and skipped their own
+            # statements as nested: without it, nothing would redo those writes.
+            self._refuse(
+                session,
+                step,
+                "stored function or trigger: wrote replicated tables inside a statement"
+                " that is not replayed",
+            )
         return step
 
     @staticmethod
-    def _close(session: _Session, query_id: int) -> tuple[bool, list[int] | None]:
-        """Close the statement's entry: (it only read tables, the entry it ran inside)."""
+    def _close(session: _Session, query_id: int) -> tuple[list[int] | None, list[int] | None]:
+        """Close the statement's entry: (its entry, the entry of the one it ran inside)."""
         stack = session.stack
         own = None
         for index, entry in enumerate(stack):
@@ -693,14 +748,14 @@ class _Machine:
                 session.popped = max(session.popped, query_id)
                 break
         outer = stack[-1] if stack and stack[-1][0] < query_id else None
-        return own is not None and not own[1], outer
+        return own, outer
 
-    def _failed(self, session: _Session, kind: str, retcode: int, temporary: bool) -> _Step:
-        step = _Step(outcome="skipped")
+    def _failed(self, session: _Session, retcode: int, commits: bool) -> _Step:
+        step = _Step(outcome="skipped", why="failed on the source")
         if retcode in _DEADLOCKS:
             # A deadlock rolls back the whole transaction and ends BEGIN (MariaDB 10.11).
             return self._end_transaction(session, step, _Discard())
-        if kind in _IMPLICIT_COMMIT and retcode not in _PARSE_ERRORS and not temporary:
+        if commits and retcode not in _PARSE_ERRORS:
             self._end_transaction(session, step, _Commit())
         return step
 
@@ -897,10 +952,10 @@ class _Machine:
         ours = [place for place in written if self._replicated(*place)]
         if not written:  # routines, triggers, events: defined in the current database
             if current is None or not self._replicated(current):
-                step.outcome = "skipped"
+                step.skip("not replicated")
                 return None
         elif len(temporary) == len(written) or not ours:
-            step.outcome = "skipped"
+            step.skip("temporary table" if temporary else "not replicated")
             return None
         elif len(ours) != len(written) or temporary:
             odd = next(place for place in written if place not in ours or place in temporary)
@@ -967,6 +1022,11 @@ class _Machine:
             return f"connection state unknown: {session.lost}"
         if event.truncated or event.retcode is None:
             return "truncated: the server logged part of the statement"
+        limit = self.options.query_log_limit
+        if limit and _escaped_length(event.object) >= limit - 1:
+            # The server cuts at the limit without a mark; one byte less where an escape
+            # pair would have been split.
+            return f"truncated: as long as server_audit_query_log_limit ({limit} bytes)"
         mode = session.settings.get("sql_mode", "").upper()
         if _LEXICAL_MODES.search(mode):
             return f"sql_mode: {mode} changes how the text reads"
@@ -1012,12 +1072,20 @@ class _Machine:
         if statement.kind == "DROP_TABLE":  # DROP TABLE of a temporary table, no TEMPORARY
             self._track_temporary(session, statement, created=False)
         if statement.kind in _DATABASE_DDL:
-            step.outcome = "skipped"  # create, alter and drop target databases yourself
+            step.skip("database DDL")  # create, alter and drop target databases yourself
         elif self.options.apply_ddl:
             self._write(session, event, lexed, statement, step)
         else:
-            step.outcome = "skipped"
+            step.skip("DDL (apply_ddl=False)")
             logger.info("DDL not applied (apply_ddl=False): %.200s", event.object)
+
+
+_ESCAPED: Final = re.compile(r"[\b\t\n\f\r'\\]")
+
+
+def _escaped_length(text: str) -> int:
+    """The statement's length in the log, in bytes: the plugin escapes seven characters."""
+    return len(text.encode("utf-8", "surrogateescape")) + len(_ESCAPED.findall(text))
 
 
 def _insert_rules(shape: _InsertShape | None, info: TableInfo, table: str) -> str | None:
@@ -1534,15 +1602,20 @@ class ReplaySink:
     """A :class:`~auditsync.sinks.Sink` that applies the captured writes to a target database.
 
     ``connection`` is a DB-API 2 connection to the target, used by this sink alone and left
-    open by :meth:`close`; ``target`` says how to speak to it (told from the connection's
-    module when omitted). Successful INSERT, UPDATE, DELETE, REPLACE and TRUNCATE are
-    applied, and DDL too with ``apply_ddl``; a transaction is applied whole at its COMMIT,
-    or not at all. ``databases`` maps source databases to target ones and selects them
-    (default: every database to itself, system databases aside); ``tables`` selects
-    ``db.table`` names by glob. ``bookkeeping`` names the schema of the bookkeeping tables;
-    ``create`` makes them. ``order``: ``"arrival"`` keeps a batch's order, ``"timestamp"``
-    sorts it by time (stable), ``"auto"`` sorts Aurora batches only. ``autocommit`` is the
-    source server's default for new sessions.
+    open by :meth:`close`; or a function that opens one, which makes the connection the
+    sink's: opened again after a write failed (a warm Lambda container outlives the
+    database's idle timeout) and closed by :meth:`close`. ``target`` says how to speak to
+    it, told from the connection's module when omitted.
+
+    Successful INSERT, UPDATE, DELETE, REPLACE and TRUNCATE are applied, and DDL too with
+    ``apply_ddl``; a transaction is applied whole at its COMMIT, or not at all.
+    ``databases`` maps source databases to target ones and selects them (default: every
+    database to itself, system databases aside); ``tables`` selects ``db.table`` names by
+    glob. ``bookkeeping`` names the schema of the bookkeeping tables, which ``create``
+    makes. ``order``: ``"arrival"`` keeps a batch's order, ``"timestamp"`` sorts it by time
+    (stable), ``"auto"`` sorts Aurora batches only. ``autocommit`` is the source server's
+    default for new sessions; ``query_log_limit`` its ``server_audit_query_log_limit``
+    (0: none), since a statement that long may have been cut without a mark.
 
     What cannot be replayed faithfully is refused: :class:`ReplayRefused` names it after
     everything else of the batch was applied (see :func:`unsafe_reason` and docs/replay.md).
@@ -1562,10 +1635,16 @@ class ReplaySink:
         create: bool = True,
         order: Order = "auto",
         autocommit: bool = True,
+        query_log_limit: int = 1024,
     ):
         if order not in ("auto", "arrival", "timestamp"):
             raise ValueError(f"order must be auto, arrival or timestamp, not {order!r}")
-        self.target = target if target is not None else Target.for_connection(connection)
+        owned = callable(connection) and not hasattr(connection, "cursor")
+        self._connect: Callable[[], Any] | None = connection if owned else None
+        self._connection: Any = None if owned else connection
+        self._database = _UNKNOWN
+        self._settings: dict[str, str] = {}
+        self.target = target if target is not None else Target.for_connection(self.connection)
         self.target.check(databases)
         schema = bookkeeping or self.target.default_schema
         patterns = (
@@ -1577,42 +1656,54 @@ class ReplaySink:
             apply_ddl=apply_ddl,
             autocommit=autocommit,
             excluded=_SYSTEM_DATABASES | {schema},
+            query_log_limit=query_log_limit,
         )
-        self._connection = connection
         self._machine = _Machine(options, self._table_info)
         self._sql = _Bookkeeping(self.target, schema)
         self._order: Order = order
         self._autocommit = autocommit
         self._tables: dict[tuple[str, str], TableInfo | None] = {}
         self._cursor: Any = None
-        self._database = _UNKNOWN
-        self._settings: dict[str, str] = {}
         self._closed = False
         self.stats = ReplayStats()
         if create:
             self._create(schema)
 
     def _create(self, schema: str) -> None:
-        cursor = self._connection.cursor()
+        connection = self.connection
+        cursor = connection.cursor()
         try:
             for statement in self.target.create(schema):
                 cursor.execute(statement)
-            self._connection.commit()
+            connection.commit()
         finally:
             cursor.close()
 
     @property
     def connection(self) -> Any:
-        """The DB-API connection the sink applies through."""
+        """The DB-API connection the sink applies through (opened now, if it is the sink's)."""
+        if self._connection is None:
+            assert self._connect is not None
+            self._connection = self._connect()
+            self._database = _UNKNOWN  # a new session: nothing is set in it yet
+            self._settings = {}
         return self._connection
+
+    def _drop_connection(self) -> None:
+        """Close a connection of the sink's own, so that the next write opens a new one."""
+        if self._connect is not None and self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):  # already broken: that is why it goes
+                connection.close()
 
     def write(self, events: Sequence[AuditEvent]) -> None:
         """Apply a batch in one transaction with its bookkeeping; refuse what cannot be."""
         if self._closed:
             raise ValueError("write to a closed ReplaySink")
         ordered = self._ordered(events)
-        connection = self._connection
+        connection = self.connection
         cursor = self._cursor = connection.cursor()
+        self._tables.clear()  # the target's tables may have changed since the last write
         work = _Work(self, cursor)
         refusals: list[tuple[AuditEvent, str]] = []
         try:
@@ -1626,14 +1717,16 @@ class ReplaySink:
             work.flush()
             connection.commit()
         except BaseException:
-            try:
+            # The connection may be gone: the error that matters is the one raised.
+            with contextlib.suppress(Exception):
                 connection.rollback()
-            except Exception:  # the connection may be gone; the error that matters is raised
-                logger.debug("rollback after a failed write failed too", exc_info=True)
-            raise
-        finally:
+            with contextlib.suppress(Exception):
+                cursor.close()
             self._cursor = None
-            cursor.close()
+            self._drop_connection()
+            raise
+        self._cursor = None
+        cursor.close()
         self.stats.add(work.stats)
         if refusals:
             raise ReplayRefused(refusals)
@@ -1669,14 +1762,14 @@ class ReplaySink:
         if step.outcome == "nested":
             work.stats.nested += 1
         elif step.outcome == "skipped":
-            work.stats.skipped["failed on the source" if event.retcode else "not applied"] += 1
+            work.stats.skipped[step.why or "not applied"] += 1
         if step.reason is not None:
             work.stats.refused[_code(step.reason)] += 1
         work.record(event, connection, "refused" if step.reason else step.outcome, step.reason)
         if ddl and not self.target.transactional_ddl:
             work.flush()  # record the DDL at once: it committed by itself
-            self._connection.commit()
-            self.target.begin(self._connection, work.cursor)
+            self.connection.commit()
+            self.target.begin(self.connection, work.cursor)
         return step.reason
 
     def _act(
@@ -1689,7 +1782,7 @@ class ReplaySink:
         if isinstance(action, _Run):
             if action.ddl and not self.target.transactional_ddl:
                 work.flush()  # what came before is durable before DDL commits it anyway
-                self._connection.commit()
+                self.connection.commit()
             failure = self._unit(
                 [(action.database, action.settings, action.text)],
                 savepoint=not (action.ddl and not self.target.transactional_ddl),
@@ -1734,7 +1827,8 @@ class ReplaySink:
             self._end(work, connection, action.seq, action.outcome)
             stats.rolled_back += action.transaction and action.outcome == "rolled back"
             return None
-        work.gone.add(connection)  # _Forget
+        work.gone.add(connection)  # _Forget: its id may come again, for a new connection
+        _reset(work.sessions[connection], self._autocommit)
         return None
 
     def _end(self, work: _Work, connection: _Connection, seq: int, outcome: str) -> None:
@@ -1793,18 +1887,20 @@ class ReplaySink:
         Only keys that can no longer be redelivered are safe to forget: older than the
         stream's retention (24 hours by default on Kinesis).
         """
-        cursor = self._connection.cursor()
+        connection = self.connection
+        cursor = connection.cursor()
         try:
             cursor.execute(self._sql.prune, (before.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),))
             count = int(cursor.rowcount)
-            self._connection.commit()
+            connection.commit()
         finally:
             cursor.close()
         return count
 
     def close(self) -> None:
-        """Stop taking writes; the connection stays open, it is the caller's."""
+        """Stop taking writes; close the connection if the sink opened it, not otherwise."""
         self._closed = True
+        self._drop_connection()
 
     def __enter__(self) -> ReplaySink:
         return self

@@ -109,6 +109,8 @@ def firehose_inputs(event: dict[str, Any]) -> list[Payload]:
 
 def lambda_inputs(event: dict[str, Any]) -> list[Payload]:
     """The inputs of any of the three Lambda events auditsync handles."""
+    if not isinstance(event, dict):
+        raise EnvelopeError(f"a Lambda event is a JSON object, not {type(event).__name__}")
     if "awslogs" in event:
         return subscription_inputs(event)
     if "records" in event:

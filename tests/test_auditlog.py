@@ -392,3 +392,19 @@ def test_escapes_read_right_when_the_text_holds_every_parking_character() -> Non
     query = "\uffff\ufffe\U0010ffff\U0010fffe a\\b \\\\' \\n"
     assert parse_line(query_line(query)).object == query
     assert parse_line(query_line("\\\\" + query + "\uffff\\")).object == "\\\\" + query + "\uffff\\"
+
+
+@pytest.mark.parametrize(
+    ("line", "tz"),
+    [
+        ("00010101 00:00:00,h,u,c,1,2,QUERY,d,'x',0", ZoneInfo("Asia/Tokyo")),
+        ("0001-01-01T00:00:00+01:00,h,u,c,1,2,QUERY,d,'x',0", UTC),
+        ("0001-01-01T00:00:00+01:00 h mysql-server_auditing:  h,u,c,1,2,QUERY,d,'x',0", UTC),
+        ("20240101 00:00:00,h,u,c," + "1" * 5000 + ",2,QUERY,d,'x',0", UTC),
+        ("20240101 00:00:00,h,u,c,1,2,QUERY,d,'x'," + "9" * 5000, UTC),
+    ],
+    ids=["date-overflows-utc", "custom-overflows", "syslog-overflows", "long-id", "long-retcode"],
+)
+def test_out_of_range_values_are_line_errors(line: str, tz: ZoneInfo) -> None:
+    with pytest.raises(LineError):
+        parse_line(line, tz=tz)

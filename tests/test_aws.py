@@ -336,3 +336,21 @@ def test_dialect_and_tz_reach_the_parser() -> None:
     sink = StoreSink()
     handle_kinesis_event(kinesis_event([payload]), Pipeline(sink, dialect="rds-mysql"))
     assert sink.rows["9"].dialect is Dialect.RDS_MYSQL
+
+
+def test_firehose_raises_when_the_dead_letter_sink_fails() -> None:
+    class Broken(LetterBox):
+        def write(self, letters: Sequence[DeadLetter]) -> None:
+            raise ConnectionError("dead-letter store is down")
+
+    event = {"records": [{"recordId": "r1", "data": "not base64!"}]}
+    with pytest.raises(DeliveryError, match="dead-letter store is down"):
+        handle_firehose_event(event, Pipeline(StoreSink(), dead_letter=Broken()))
+
+
+@pytest.mark.parametrize("event", [5, None, [1], "text"])
+def test_a_lambda_event_that_is_no_object_is_an_envelope_error(event: object) -> None:
+    from auditsync.sources import lambda_inputs
+
+    with pytest.raises(EnvelopeError, match="JSON object"):
+        lambda_inputs(event)  # type: ignore[arg-type]

@@ -26,7 +26,7 @@ from typing import IO, Any, cast
 
 import orjson
 
-from ..events import AuditEvent, DeadLetter, Dialect, Origin
+from ..events import AuditEvent, DeadLetter, Dialect, Origin, exact_bytes
 
 __all__ = [
     "JsonLinesSink",
@@ -64,23 +64,6 @@ def is_unicode(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def exact_bytes(text: str) -> bytes:
-    """The bytes ``text`` was decoded from with ``surrogateescape``.
-
-    A lone surrogate outside the escape range cannot come from decoding; should a caller
-    build one, it is written in its three-byte form rather than failing the batch.
-    """
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return b"".join(
-            char.encode(
-                "utf-8", "surrogateescape" if "\udc80" <= char <= "\udcff" else "surrogatepass"
-            )
-            for char in text
-        )
 
 
 def _b64(data: bytes) -> str:

@@ -26,9 +26,9 @@ from typing import Any
 import attrs
 import orjson
 
-from ..events import AuditEvent, DeadLetter
+from ..events import AuditEvent, DeadLetter, exact_bytes
 from .base import Refused
-from .jsonlines import _b64, dead_letter_key, event_to_dict, exact_bytes, is_unicode, iso_timestamp
+from .jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
