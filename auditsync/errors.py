@@ -28,12 +28,6 @@ class AuditSyncError(ValueError):
             text += f" [in {self.where}]"
         return text
 
-    def located(self, where: str) -> AuditSyncError:
-        """Say where the input came from, once a caller knows it; returns ``self``."""
-        self.where = where
-        self.args = (self._render(),)
-        return self
-
 
 class PayloadError(AuditSyncError):
     """A payload that is not valid base64, gzip, zlib or JSON, or that inflates too far."""

@@ -102,7 +102,7 @@ class Report:
         )
 
     def add(self, other: Report) -> None:
-        """Fold another report into this one (the CLI sums a report per file)."""
+        """Fold another report into this one: the books of several calls as one."""
         for name in ("records", "events", "delivered", "filtered", "control"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dead_lettered += other.dead_lettered
