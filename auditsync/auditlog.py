@@ -28,6 +28,12 @@ _KNOWN_OPERATIONS = CONNECTION_OPERATIONS | _TABLE_OPERATIONS | {"QUERY"}
 _CONNECTION_TYPE_NAMES = frozenset(CONNECTION_TYPES.values())
 
 _DIALECTS = {d.value: d for d in Dialect} | {d: d for d in Dialect}
+_AUTO, _MARIADB, _AURORA, _RDS_MYSQL = (
+    Dialect.AUTO,
+    Dialect.MARIADB,
+    Dialect.AURORA,
+    Dialect.RDS_MYSQL,
+)
 
 # Fallback for heads the fast split cannot read: a user name holding commas, or an
 # operation this module does not know yet. The user is the shortest run that lets the
@@ -153,13 +159,14 @@ def parse_line(
     else:
         database, obj, retcode = _read_table_tail(tail, operation, text, tail_start)
 
-    if wanted is Dialect.AUTO:
-        wanted = (
-            Dialect.RDS_MYSQL
-            if rds
-            else Dialect.AURORA
-            if stamp_form in (_EPOCH_MICROS, _EPOCH_OTHER)
-            else Dialect.MARIADB
+    epoch = stamp_form is _EPOCH_MICROS or stamp_form is _EPOCH_OTHER
+    if wanted is _AUTO:
+        wanted = _RDS_MYSQL if rds else _AURORA if epoch else _MARIADB
+    elif (wanted is _AURORA and not epoch and stamp_form is not _SYSLOG) or (
+        wanted is _MARIADB and epoch
+    ):
+        raise LineError(
+            f"a {wanted.value} line does not carry this timestamp form", line=text, offset=0
         )
     # Keep the text before the server host verbatim where the dialect's own timestamp
     # form would not write it back: syslog headers, custom or unusual timestamps.

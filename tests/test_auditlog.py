@@ -283,6 +283,10 @@ def test_explicit_dialect_is_honoured() -> None:
         parse_line(f"{HEAD},QUERY,s,'x',0,,", dialect=Dialect.MARIADB)
     with pytest.raises(ValueError, match="unknown dialect"):
         parse_line(line, dialect="oracle")
+    with pytest.raises(LineError, match="timestamp form"):
+        parse_line(query_line("select 1"), dialect="aurora")
+    with pytest.raises(LineError, match="timestamp form"):
+        parse_line("1653053459680124,c,u,h,1,2,QUERY,d,'x',0", dialect="mariadb")
 
 
 def test_format_line_in_another_dialect() -> None:
