@@ -358,7 +358,10 @@ class Pipeline:
                     self.sink.write(batch.events)
                 except Refused as refusal:
                     refused = refusal.events
-                    letters = letters + [_refused(event, refusal.reason) for event in refused]
+                    reasons = refusal.reasons
+                    letters = letters + [
+                        _refused(event, reasons.get(event.key, refusal.reason)) for event in refused
+                    ]
             if letters:
                 # Should this fail after the sink took the events, the whole batch counts
                 # as failed and its events come again: harmless, sinks are idempotent.

@@ -793,7 +793,7 @@ class _Machine:
     # ---- transaction control and session settings, by kind
 
     def _use(self, session: _Session, lexed: _Lexed, step: _Step) -> None:
-        match = _USE.match(lexed.text)
+        match = _USE.match(lexed.code)
         if match is not None:
             session.database = _unquote(match.group(1))
 
@@ -805,7 +805,7 @@ class _Machine:
         session.begun = _AND_CHAIN.search(lexed.bare) is not None
 
     def _rollback(self, session: _Session, lexed: _Lexed, step: _Step) -> None:
-        target = _ROLLBACK_TO.match(lexed.text)
+        target = _ROLLBACK_TO.match(lexed.code)
         if target is None:
             self._end_transaction(session, step, _Discard())
             session.begun = _AND_CHAIN.search(lexed.bare) is not None
@@ -821,14 +821,14 @@ class _Machine:
                 return
 
     def _savepoint(self, session: _Session, lexed: _Lexed, step: _Step) -> None:
-        match = _SAVEPOINT_NAME.match(lexed.text)
+        match = _SAVEPOINT_NAME.match(lexed.code)
         if match is not None and session.in_transaction:
             name = _unquote(match.group(1)).lower()
             kept = [entry for entry in session.savepoints if entry[0] != name]
             session.savepoints = [*kept, [name, session.seq, session.held]]
 
     def _release(self, session: _Session, lexed: _Lexed, step: _Step) -> None:
-        match = _SAVEPOINT_NAME.match(lexed.text)
+        match = _SAVEPOINT_NAME.match(lexed.code)
         names = [entry[0] for entry in session.savepoints]
         name = None if match is None else _unquote(match.group(1)).lower()
         if name in names:
@@ -1151,6 +1151,7 @@ _APPLIED = "auditsync_replay_applied"
 _MYSQL_TRANSIENT: Final = frozenset(
     {
         *range(1040, 1046),  # connections, memory, handshake, access denied
+        1049,  # unknown database: the mapping names one not created yet
         1053, 1077, 1080, 1081, 1129, 1130, 1135, 1142, 1143, 1152, 1153, 1154, 1155, 1156,
         1157, 1158, 1159, 1160, 1161, 1180, 1181, 1203, 1205, 1213, 1223, 1226, 1290, 1317,
         1614, 1615, 1792, 1836, 1927, 1969, 3024, 4031,
@@ -1461,20 +1462,17 @@ class ReplayStats:
 
 
 class ReplayRefused(Refused):
-    """:class:`~auditsync.sinks.Refused` with each event's own reason in ``reasons`` (by key).
-
-    The pipeline gives every refused event the one ``reason`` string; here it names each
-    distinct reason and how many events it refused.
-    """
+    """:class:`~auditsync.sinks.Refused` with each event's own reason in ``reasons`` (by key);
+    ``reason`` names each distinct reason and how many events it refused."""
 
     def __init__(self, refusals: Sequence[tuple[AuditEvent, str]]):
-        self.reasons = {event.key: reason for event, reason in refusals}
         counts = Counter(reason for _, reason in refusals)
         if len(counts) == 1:
             summary = next(iter(counts))
         else:
             summary = "; ".join(f"{reason} ({n} event(s))" for reason, n in counts.items())
-        super().__init__([event for event, _ in refusals], summary)
+        reasons = {event.key: reason for event, reason in refusals}
+        super().__init__([event for event, _ in refusals], summary, reasons)
 
 
 def _code(reason: str) -> str:

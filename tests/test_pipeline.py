@@ -239,3 +239,17 @@ def test_redaction_happens_before_the_sink_and_the_refusal_letters() -> None:
     assert "Secret2" not in passwords_only.events[1].object
     with pytest.raises(ValueError, match="redact"):
         Pipeline(MemorySink(), redact="everything")
+
+
+def test_each_refused_event_gets_its_own_reason_when_the_sink_gives_one() -> None:
+    class Picky:
+        def write(self, events: Sequence[AuditEvent]) -> None:
+            reasons = {event.key: f"connection {event.connection_id}" for event in events}
+            raise Refused(events, "refused in bulk", reasons)
+
+        def close(self) -> None:
+            pass
+
+    letters = MemorySink()
+    Pipeline(Picky(), dead_letter=letters).process([Line(query(1)), Line(query(2))])
+    assert [letter.error for letter in letters.dead_letters] == ["connection 1", "connection 2"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from ..events import AuditEvent, DeadLetter
@@ -38,10 +38,18 @@ class Refused(Exception):
     """Raised by a sink that stored everything but ``events``, which it never will.
 
     Not a failure: the pipeline hands exactly these events to its dead-letter sink with
-    ``reason`` and counts the batch delivered, so a retry never sees them again.
+    their reason (``reasons[event.key]``, else ``reason``) and counts the batch delivered,
+    so a retry never sees them again.
     """
 
-    def __init__(self, events: Sequence[AuditEvent], reason: str):
+    def __init__(
+        self,
+        events: Sequence[AuditEvent],
+        reason: str,
+        reasons: Mapping[str, str] | None = None,
+    ):
         self.events = tuple(events)
         self.reason = reason
+        #: Each event's own reason, by key, where a sink has more to say than ``reason``.
+        self.reasons: Mapping[str, str] = reasons or {}
         super().__init__(f"{len(self.events)} event(s) refused: {reason}")
