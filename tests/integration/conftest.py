@@ -48,3 +48,12 @@ def mariadb() -> dict[str, object]:
     """The server's connection parameters, for tests that ask for the fixture by name."""
     require_mariadb()
     return dict(mariadb_audit.connection_params())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Show what the replay proof printed — events applied, refused, the checksums: those
+    figures are its result, so they belong in the test output, not only in -s runs."""
+    for report in terminalreporter.stats.get("passed", []):
+        if "test_replay_mariadb" in report.nodeid and report.capstdout.strip():
+            terminalreporter.write_sep("-", f"figures of {report.nodeid}")
+            terminalreporter.write_line(report.capstdout.rstrip())
