@@ -149,7 +149,9 @@ class Pipeline:
     the sink in batches of up to ``batch_size``; a batch the sink rejected is reported
     from its first input, so a retry from there loses nothing. ``sort_window`` > 0 holds
     that many events back and releases them in time order (Aurora writes its lines out of
-    order); whatever is held is released at the end of each :meth:`process` call.
+    order); whatever is held is released at the end of each :meth:`process` call. It
+    orders by time, then query id — which counts statement *starts*, not commits — so do
+    not put it in front of a :class:`~auditsync.replay.ReplaySink` (docs/replay.md).
     ``redact=True`` (or a mode of :func:`auditsync.sql.redact`: ``"literals"``,
     ``"passwords"``) rewrites every kept query before the transform and the sink see it:
     literals and secrets never leave the pipeline.
