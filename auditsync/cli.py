@@ -8,7 +8,9 @@ was dead-lettered, 2 for usage errors (a bad option, a missing or unreadable fil
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import operator
 import os
 import sqlite3
 import sys
@@ -259,32 +261,22 @@ def _zone(name: str) -> tzinfo:
         raise UsageError(f"unknown time zone {name!r}") from None
 
 
+#: Command-line options that name values for the filter of the same name.
+_VALUE_FILTERS = ("operation", "database", "user", "exclude_user", "table", "kind")
+#: Flags that switch on the filter of the same name.
+_FLAG_FILTERS = ("writes_only", "failed")
+
+
 def _filter(arguments: argparse.Namespace) -> filters.Predicate | None:
     parts: list[filters.Predicate] = []
-    if arguments.operation:
-        parts.append(filters.operation(*arguments.operation))
-    if arguments.database:
-        parts.append(filters.database(*arguments.database))
-    if arguments.user:
-        parts.append(filters.user(*arguments.user))
-    if arguments.exclude_user:
-        parts.append(filters.exclude_user(*arguments.exclude_user))
-    if arguments.table:
-        parts.append(filters.table(*arguments.table))
-    if arguments.kind:
-        parts.append(filters.kind(*arguments.kind))
-    if arguments.writes_only:
-        parts.append(filters.writes_only())
-    if arguments.failed:
-        parts.append(filters.failed())
+    for name in _VALUE_FILTERS:
+        values = getattr(arguments, name)
+        if values:
+            parts.append(getattr(filters, name)(*values))
+    parts.extend(getattr(filters, name)() for name in _FLAG_FILTERS if getattr(arguments, name))
     if arguments.since or arguments.until:
         parts.append(filters.between(_time(arguments.since), _time(arguments.until)))
-    if not parts:
-        return None
-    combined = parts[0]
-    for part in parts[1:]:
-        combined = combined & part
-    return combined
+    return functools.reduce(operator.and_, parts) if parts else None
 
 
 def _time(text: str | None) -> datetime | None:

@@ -275,14 +275,19 @@ class Pipeline:
     # --- taking inputs apart ----------------------------------------------------------------
 
     def _take_line(self, item: Line, batch: _Batch, report: Report) -> None:
+        self._take_text(item.text, item.origin, batch, report)
+
+    def _take_text(
+        self, text: str | bytes, origin: Origin | None, batch: _Batch, report: Report
+    ) -> None:
+        """One audit line, from a file or a CloudWatch log event: an event or a dead letter."""
         report.records += 1
         try:
             event = parse_line(
-                item.text, dialect=self.dialect, tz=self.tz, origin=item.origin, year=self.year
+                text, dialect=self.dialect, tz=self.tz, origin=origin, year=self.year
             )
         except LineError as error:
-            raw = item.text if isinstance(item.text, bytes) else exact_bytes(item.text)
-            batch.letters.append(_letter("line", error, raw, item.origin))
+            batch.letters.append(_letter("line", error, _raw(text), origin))
             return
         self._keep(event, batch, report)
 
@@ -292,8 +297,7 @@ class Pipeline:
             decoded = decode_payload(item.data, max_size=self.max_payload_size)
         except PayloadError as error:
             report.records += 1
-            raw = item.data if isinstance(item.data, bytes) else exact_bytes(item.data)
-            batch.letters.append(_letter("payload", error, raw, item.origin))
+            batch.letters.append(_letter("payload", error, _raw(item.data), item.origin))
             return
         seen = False
         for start, end, message in iter_documents(decoded):
@@ -307,35 +311,19 @@ class Pipeline:
                 report.control += 1
                 continue
             group, stream = message.log_group, message.log_stream
+            shard, sequence, path, number = (
+                base.shard_id,
+                base.sequence_number,
+                base.path,
+                base.line_number,
+            )
             for log_event in message.log_events:
-                report.records += 1
-                origin = Origin(
-                    group,
-                    stream,
-                    log_event.id,
-                    base.shard_id,
-                    base.sequence_number,
-                    base.path,
-                    base.line_number,
-                )
-                try:
-                    event = parse_line(
-                        log_event.message,
-                        dialect=self.dialect,
-                        tz=self.tz,
-                        origin=origin,
-                        year=self.year,
-                    )
-                except LineError as error:
-                    raw = exact_bytes(log_event.message)
-                    batch.letters.append(_letter("line", error, raw, origin))
-                    continue
-                self._keep(event, batch, report)
+                origin = Origin(group, stream, log_event.id, shard, sequence, path, number)
+                self._take_text(log_event.message, origin, batch, report)
         if not seen:
             report.records += 1
             empty = PayloadError("payload holds no subscription message")
-            raw = item.data if isinstance(item.data, bytes) else exact_bytes(item.data)
-            batch.letters.append(_letter("payload", empty, raw, item.origin))
+            batch.letters.append(_letter("payload", empty, _raw(item.data), item.origin))
 
     def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
         report.events += 1
@@ -399,6 +387,10 @@ class Pipeline:
                 base64.b64encode(shown).decode("ascii"),
                 f" (and {more} more bytes)" if more else "",
             )
+
+
+def _raw(data: str | bytes) -> bytes:
+    return data if isinstance(data, bytes) else exact_bytes(data)
 
 
 def _letter(stage: str, error: AuditSyncError, raw: bytes, origin: Origin | None) -> DeadLetter:
