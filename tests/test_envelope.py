@@ -14,9 +14,6 @@ import contextlib
 import copy
 import gzip
 import json
-import math
-import signal
-import time
 from collections.abc import Callable, Iterator
 from types import MappingProxyType
 from typing import Any
@@ -474,30 +471,7 @@ def test_non_ascii_error_offset_is_a_byte_offset() -> None:
     assert error.offset == len(first)
 
 
-class _Overtime(Exception):
-    pass
-
-
-def seconds_within(budget: float, call: Callable[[], object]) -> float:
-    """How long ``call`` takes, or ``inf`` once it has run past ``budget`` seconds."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise _Overtime
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, budget)
-    start = time.perf_counter()
-    try:
-        call()
-    except _Overtime:
-        return math.inf
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    return time.perf_counter() - start
-
-
-# -- strategies (local for now; the lead will move them into auditsync.testing) ---------
+# -- strategies of raw JSON documents (auditsync.testing makes message objects) --------
 
 EVENT_KEYS = frozenset(EVENT_FIELDS)
 MESSAGE_KEYS = frozenset([*TOP_LEVEL_FIELDS, "logEvents", "policyLevel"])

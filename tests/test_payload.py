@@ -16,8 +16,6 @@ import gzip
 import inspect
 import io
 import itertools
-import math
-import signal
 import time
 import tracemalloc
 import zlib
@@ -109,29 +107,6 @@ def peak_memory(call: Callable[[], object]) -> tuple[int, BaseException | None]:
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     return peak, raised
-
-
-class _Overtime(Exception):
-    pass
-
-
-def seconds_within(budget: float, call: Callable[[], object]) -> float:
-    """How long ``call`` takes, or ``inf`` once it has run past ``budget`` seconds."""
-
-    def on_alarm(signum: int, frame: object) -> None:
-        raise _Overtime
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, budget)
-    start = time.perf_counter()
-    try:
-        call()
-    except _Overtime:
-        return math.inf
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-    return time.perf_counter() - start
 
 
 def test_zero_bomb_helper_builds_valid_streams() -> None:
