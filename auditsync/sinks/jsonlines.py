@@ -26,6 +26,7 @@ from typing import IO, Any, cast
 
 import orjson
 
+from ..errors import AuditSyncError
 from ..events import AuditEvent, DeadLetter, Dialect, Origin, exact_bytes
 
 __all__ = [
@@ -188,9 +189,9 @@ def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
             suffix=_text(document, "suffix", optional=True),
         )
     except KeyError as missing:
-        raise ValueError(f"not an auditsync event: no member {missing}") from None
-    except (TypeError, ValueError, binascii.Error) as error:
-        raise ValueError(f"not an auditsync event: {error}") from None
+        raise AuditSyncError(f"not an auditsync event: no member {missing}") from None
+    except (TypeError, ValueError, OverflowError, binascii.Error) as error:
+        raise AuditSyncError(f"not an auditsync event: {error}") from None
 
 
 # --- dead letters -------------------------------------------------------------------------
