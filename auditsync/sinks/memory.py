@@ -147,4 +147,5 @@ def _union(batch: Sequence[AuditEvent], refusals: Sequence[Refused]) -> Refused:
     ordered = [event for event in batch if id(event) in refused]
     strays = [event for key, event in refused.items() if key not in in_batch]
     reasons = dict.fromkeys(refusal.reason for refusal in refusals)
-    return Refused([*ordered, *strays], "; ".join(reasons))
+    by_key = {key: why for refusal in refusals for key, why in refusal.reasons.items()}
+    return Refused([*ordered, *strays], "; ".join(reasons), by_key)
