@@ -129,18 +129,21 @@ def parse_line(
         timestamp = _syslog_time(header, tz, year, text)
         start = _record_start(text, header.end())
         stamp_form = _SYSLOG
+        fields = text[start:].split(",", 6)
     elif not first.isdigit():
         problem = "an empty line" if not text else "neither a timestamp nor a syslog header"
         raise LineError(f"not a server_audit record: {problem}", line=text, offset=0)
     else:
-        stamp_text, comma, _ = text.partition(",")
-        if not comma:
+        # One split serves the timestamp and the head: the fields after the first comma.
+        fields = text.split(",", 7)
+        stamp_text = fields.pop(0)
+        if not fields:
             raise LineError("not a server_audit record: no comma", line=text, offset=0)
         timestamp, stamp_form = _read_timestamp(stamp_text, tz, text)
         start = len(stamp_text) + 1
 
     serverhost, username, host, connection_id, query_id, operation, tail_start = _read_head(
-        text, start
+        text, start, fields
     )
     tail = text[tail_start:]
     connection_type = None
@@ -237,7 +240,7 @@ def _read_timestamp(stamp: str, tz: tzinfo, line: str) -> tuple[datetime, str]:
                 offset=0,
             )
         form = _EPOCH_MICROS if unit == 1 else _EPOCH_OTHER
-        return _EPOCH + timedelta(microseconds=int(stamp) * unit), form
+        return _EPOCH + timedelta(0, 0, int(stamp) * unit), form
     # OverflowError too: a valid local time can fall outside datetime's range in UTC.
     try:
         return _date_form(stamp, tz), _DATE
@@ -350,8 +353,8 @@ def _record_start(text: str, message_start: int) -> int:
 # --- the head: serverhost, username, host, connection id, query id, operation ---------------
 
 
-def _read_head(text: str, start: int) -> tuple[str, str, str, int, int, str, int]:
-    parts = text[start:].split(",", 6)
+def _read_head(text: str, start: int, parts: list[str]) -> tuple[str, str, str, int, int, str, int]:
+    """The six head fields; ``parts`` is ``text[start:].split(",", 6)``."""
     if len(parts) == 7:
         serverhost, username, host, connection, query, operation, tail = parts
         if (
