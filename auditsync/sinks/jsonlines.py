@@ -123,6 +123,8 @@ def origin_to_dict(origin: Origin | None) -> dict[str, Any] | None:
         "path": origin.path,
         "line_number": origin.line_number,
     }
+    if is_unicode("".join([str(document[name] or "") for name in _ORIGIN_TEXT])):
+        return document
     return _make_unicode(document, _ORIGIN_TEXT)
 
 
