@@ -35,6 +35,7 @@ __all__ = [
     "firehose_events",
     "kinesis_event",
     "kinesis_events",
+    "mutations",
     "query_texts",
     "subscription_events",
     "subscription_messages",
@@ -252,3 +253,28 @@ def firehose_events(max_records: int = 5) -> st.SearchStrategy[dict[str, Any]]:
         }
 
     return st.lists(messages, min_size=1, max_size=max_records).map(build)
+
+
+@st.composite
+def mutations(
+    draw: st.DrawFn, data: bytes, inserts: st.SearchStrategy[bytes] | None = None
+) -> bytes:
+    """``data`` with a few bytes flipped, cut, inserted, deleted or repeated: damaged input
+    for properties that say a reader raises nothing but its own errors. ``inserts`` adds
+    bytes the format cares about (``{`` and ``"`` for JSON) to the random ones."""
+    extra = st.binary(min_size=1, max_size=4) | (inserts if inserts is not None else st.nothing())
+    buffer = bytearray(data)
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.integers(0, len(buffer)))
+        kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "duplicate"]))
+        if kind == "flip" and where < len(buffer):
+            buffer[where] ^= draw(st.integers(1, 255))
+        elif kind == "truncate":
+            del buffer[where:]
+        elif kind == "insert":
+            buffer[where:where] = draw(extra)
+        elif kind == "delete":
+            del buffer[where : where + draw(st.integers(1, 8))]
+        elif kind == "duplicate":
+            buffer[where:where] = buffer[where : where + draw(st.integers(1, 32))]
+    return bytes(buffer)

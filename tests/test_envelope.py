@@ -33,6 +33,7 @@ from auditsync import (
     iter_messages,
     parse_message,
 )
+from auditsync.testing import mutations
 
 AUDIT_LINE = (
     "20240101 10:00:00,prod-instance-1,admin,10.0.0.1,35,698024,QUERY,shop,"
@@ -649,26 +650,8 @@ def test_arbitrary_json_raises_only_envelope_errors(value: Any) -> None:
         _only_envelope_errors(lambda: parse_message(value))
 
 
-@st.composite
-def mutations(draw: st.DrawFn, raw: bytes) -> bytes:
-    """``raw`` with a few bytes flipped, cut, inserted, deleted or repeated."""
-    buffer = bytearray(raw)
-    for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.integers(0, len(buffer)))
-        kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "duplicate"]))
-        if kind == "flip" and where < len(buffer):
-            buffer[where] ^= draw(st.integers(1, 255))
-        elif kind == "truncate":
-            del buffer[where:]
-        elif kind == "insert":
-            buffer[where:where] = draw(
-                st.binary(min_size=1, max_size=4) | st.sampled_from([b"{", b"}", b'"', b"\\"])
-            )
-        elif kind == "delete":
-            del buffer[where : where + draw(st.integers(1, 8))]
-        elif kind == "duplicate":
-            buffer[where:where] = buffer[where : where + draw(st.integers(1, 32))]
-    return bytes(buffer)
+#: Bytes that matter to a JSON reader, inserted beside random ones.
+JSON_BYTES = st.sampled_from([b"{", b"}", b'"', b"\\"])
 
 
 @given(document=message_documents(), more=st.integers(0, 2), draws=st.data())
@@ -676,7 +659,7 @@ def test_mutated_messages_raise_only_envelope_errors(
     document: dict[str, Any], more: int, draws: st.DataObject
 ) -> None:
     raw = orjson.dumps(document) * (more + 1)
-    mutated = draws.draw(mutations(raw))
+    mutated = draws.draw(mutations(raw, JSON_BYTES))
     _only_envelope_errors(lambda: parse_message(mutated))
     _only_envelope_errors(lambda: parse_message(mutated.decode("utf-8", "replace")))
     _only_envelope_errors(lambda: list(iter_messages(mutated)))

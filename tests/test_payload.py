@@ -28,6 +28,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import AuditSyncError, PayloadError, decode_payload, iter_messages, parse_message
+from auditsync.testing import mutations
 
 MIB = 1 << 20
 MESSAGE = (
@@ -560,26 +561,6 @@ def test_arbitrary_json_looking_text_raises_only_payload_errors(
     text: str, max_size: int | None
 ) -> None:
     _reads_or_refuses(text, max_size)
-
-
-@st.composite
-def mutations(draw: st.DrawFn, data: bytes) -> bytes:
-    """``data`` with a few bytes flipped, cut, inserted or deleted."""
-    buffer = bytearray(data)
-    for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.integers(0, len(buffer)))
-        kind = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "duplicate"]))
-        if kind == "flip" and where < len(buffer):
-            buffer[where] ^= draw(st.integers(1, 255))
-        elif kind == "truncate":
-            del buffer[where:]
-        elif kind == "insert":
-            buffer[where:where] = draw(st.binary(min_size=1, max_size=4))
-        elif kind == "delete":
-            del buffer[where : where + draw(st.integers(1, 8))]
-        elif kind == "duplicate":
-            buffer[where:where] = buffer[where : where + draw(st.integers(1, 32))]
-    return bytes(buffer)
 
 
 @given(data=st.data(), as_text=st.booleans())
