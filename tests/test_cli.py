@@ -13,7 +13,6 @@ line and never a traceback; memory stays flat however large the input.
 from __future__ import annotations
 
 import base64
-import functools
 import gzip
 import io
 import os
@@ -1092,42 +1091,19 @@ def test_sort_memory_is_bounded_by_the_window_not_by_one_huge_batch(tmp_path: Pa
 
 # --- PostgreSQL -----------------------------------------------------------------------------
 
-POSTGRES_DSN = os.environ.get(
-    "AUDITSYNC_POSTGRES_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test"
-)
-
-
-@functools.cache
-def _postgres_unavailable() -> str | None:
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'auditsync[postgres]')"
-    try:
-        with psycopg.connect(POSTGRES_DSN, connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error as error:
-        return f"PostgreSQL not reachable at {POSTGRES_DSN!r}: {error}".strip()
-    return None
-
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(postgres_dsn: str) -> Iterator[str]:
     """A database of the test's own, created and dropped; its URL for ``--to``."""
-    why = _postgres_unavailable()
-    if why is not None:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
     import psycopg
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     name = f"auditsync_cli_{uuid.uuid4().hex[:12]}"
-    admin = make_conninfo(POSTGRES_DSN, dbname="postgres")
+    admin = make_conninfo(postgres_dsn, dbname="postgres")
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     try:
-        parts = conninfo_to_dict(POSTGRES_DSN)
+        parts = conninfo_to_dict(postgres_dsn)
         user = parts.get("user", "postgres")
         password = f":{parts['password']}" if parts.get("password") else ""
         host = parts.get("host", "127.0.0.1")

@@ -9,7 +9,6 @@ the server is part of the job, so its absence fails them instead of hiding the g
 from __future__ import annotations
 
 import base64
-import functools
 import os
 import random
 import threading
@@ -42,29 +41,9 @@ HUGE_ID_LINE = (
 )
 
 
-@functools.cache
-def _availability() -> str | None:
-    """Why the server cannot be used, or ``None``; asked once per session."""
-    try:
-        import psycopg
-    except ImportError:
-        return "psycopg is not installed (pip install 'auditsync[postgres]')"
-    try:
-        with psycopg.connect(DSN, connect_timeout=5) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error as error:
-        return f"PostgreSQL not reachable at {DSN!r}: {error}".strip()
-    return None
-
-
 @pytest.fixture
-def psycopg() -> Any:
+def psycopg(postgres_dsn: str) -> Any:
     """The psycopg module, once the server is known to answer (else skip, or fail in CI)."""
-    why = _availability()
-    if why is not None:
-        if os.environ.get("CI", "").strip().lower() == "true":
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
     import psycopg
 
     return psycopg
