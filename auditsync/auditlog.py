@@ -10,14 +10,19 @@ See docs/line-grammar.md for the dialects and the sources.
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+import attrs
 
 from .errors import LineError
 from .events import CONNECTION_TYPES, AuditEvent, Dialect, Origin
 
-__all__ = ["CONNECTION_OPERATIONS", "Dialect", "format_line", "parse_line"]
+__all__ = ["CONNECTION_OPERATIONS", "Dialect", "format_line", "parse_line", "parse_log_events"]
 
 #: Operations whose tail is ``db,object,status`` (and, on RDS, ``,connection_type``).
 CONNECTION_OPERATIONS = frozenset(
@@ -96,6 +101,62 @@ _ESCAPE_TABLE = str.maketrans(_ESCAPES)
 _UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char != "\\")
 
 
+def _load_speedups() -> ModuleType | None:
+    """The C reader of the common line shapes (auditsync/_speedups.c), where it was built.
+
+    It answers only for lines it reads exactly as :func:`_parse_text` does and leaves every
+    other line, and every error, to it. ``AUDITSYNC_PURE_PYTHON=1`` turns it off.
+    """
+    if os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    names = tuple(field.name for field in attrs.fields(AuditEvent))
+    if names != _C_EVENT_FIELDS:
+        raise RuntimeError(f"auditsync._speedups builds events of {_C_EVENT_FIELDS}, not {names}")
+    _speedups.configure(
+        AuditEvent,
+        tuple(AuditEvent.__dict__[name] for name in names),
+        Origin,
+        tuple(Origin.__dict__[field.name] for field in attrs.fields(Origin)),
+        (_AUTO, _MARIADB, _AURORA, _RDS_MYSQL),
+        UTC,
+    )
+    return _speedups
+
+
+#: The fields the C reader sets, in its order (and attrs' order, checked at import).
+_C_EVENT_FIELDS = (
+    "timestamp",
+    "serverhost",
+    "username",
+    "host",
+    "connection_id",
+    "query_id",
+    "operation",
+    "database",
+    "object",
+    "retcode",
+    "connection_type",
+    "truncated",
+    "dialect",
+    "origin",
+    "prefix",
+    "suffix",
+)
+_DATE_CACHES: dict[tzinfo, dict[str, datetime]] = {}
+
+
+def _date_cache(tz: tzinfo) -> dict[str, datetime]:
+    """Date-form stamps already read in ``tz``: a second's lines share one (C reader)."""
+    cache = _DATE_CACHES.get(tz)
+    if cache is None:
+        cache = _DATE_CACHES[tz] = {}
+    return cache
+
+
 def parse_line(
     line: str | bytes,
     *,
@@ -120,7 +181,17 @@ def parse_line(
     wanted = _DIALECTS.get(dialect)
     if wanted is None:
         raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
+    if _speedups is not None:
+        event = _speedups.parse_line(text, wanted, tz, _date_cache(tz), origin)
+        if event is not None:
+            return event
+    return _parse_text(text, wanted, tz, origin, year)
 
+
+def _parse_text(
+    text: str, wanted: Dialect, tz: tzinfo, origin: Origin | None, year: int | None
+) -> AuditEvent:
+    """The reference reader: every dialect and form, and the errors (parse_line's body)."""
     first = text[:1]
     header = None
     if first == "<" or first.isalpha() or text[4:5] == "-":
@@ -192,6 +263,74 @@ def parse_line(
         prefix,
         suffix,
     )
+
+
+def parse_log_events(
+    items: list[Any],
+    origin: Origin,
+    *,
+    dialect: Dialect | str = Dialect.AUTO,
+    tz: tzinfo = UTC,
+    year: int | None = None,
+) -> tuple[list[AuditEvent], list[tuple[str, Origin, LineError]]] | None:
+    """Read the ``logEvents`` of a CloudWatch data message at once: the pipeline's hot loop.
+
+    Each event's origin is ``origin`` with the log event's id. Returns the events, in
+    order, and ``(message, origin, error)`` for each line that is not an audit record;
+    ``None`` when an item is not a well-formed log event (a dict with a str ``id``, an
+    int ``timestamp`` and a str ``message``), for :mod:`auditsync.envelope` to say why.
+    """
+    wanted = _DIALECTS.get(dialect)
+    if wanted is None:
+        raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
+    fields = (
+        origin.log_group,
+        origin.log_stream,
+        None,
+        origin.shard_id,
+        origin.sequence_number,
+        origin.path,
+        origin.line_number,
+    )
+    if _speedups is not None:
+        read = _speedups.read_log_events(items, fields, wanted, tz, _date_cache(tz))
+    else:
+        read = _origins_of(items, fields)
+    if read is None:
+        return None
+    results, misses = read
+    if not misses:
+        return results, []  # type: ignore[return-value]  # no misses: events only
+    events: list[AuditEvent] = []
+    failures: list[tuple[str, Origin, LineError]] = []
+    for item, result in zip(items, results, strict=True):
+        if isinstance(result, AuditEvent):
+            events.append(result)
+            continue
+        message = item["message"]
+        try:
+            events.append(parse_line(message, dialect=wanted, tz=tz, origin=result, year=year))
+        except LineError as error:
+            failures.append((message, result, error))
+    return events, failures
+
+
+def _origins_of(
+    items: list[Any], fields: tuple[Any, ...]
+) -> tuple[list[AuditEvent | Origin], int] | None:
+    """The pure-Python twin of the C reader's checks: an origin per well-formed log event."""
+    if type(items) is not list:
+        return None
+    group, stream, _, shard, sequence, path, number = fields
+    origins: list[AuditEvent | Origin] = []
+    for item in items:
+        if type(item) is not dict:
+            return None
+        event_id, stamp, message = item.get("id"), item.get("timestamp"), item.get("message")
+        if type(event_id) is not str or type(stamp) is not int or type(message) is not str:
+            return None
+        origins.append(Origin(group, stream, event_id, shard, sequence, path, number))
+    return origins, len(origins)
 
 
 def format_line(
@@ -589,3 +728,5 @@ _OTHER_ESCAPE = re.compile(r"\\[^\\'ntrbf]")
 #: first (a narrower one would widen the text's storage and slow every replace), then
 #: noncharacters; the first the text does not hold is taken.
 _PARKING = ("\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\uffff", "\U0010ffff")
+
+_speedups = _load_speedups()

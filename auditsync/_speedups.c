@@ -1,0 +1,778 @@
+/*
+ * auditsync._speedups: the common server_audit line shapes at C speed.
+ *
+ * The grammar lives in auditlog.py; this file reads only the shapes servers write every
+ * second -- the MariaDB/RDS date form and the Aurora epoch, names without commas, the
+ * standard QUERY, table and connection tails -- and answers None for anything else, so
+ * that the Python reader, the reference, decides every unusual line and every error.
+ * Whatever this file returns must equal what auditlog._parse_text returns for the same
+ * line (tests/test_speedups.py checks it, field by field).
+ *
+ * Events and origins are the library's own attrs classes. They are built the way their
+ * attrs __init__ builds them -- each slot set through its member descriptor, bypassing
+ * the frozen __setattr__ -- without the per-field Python calls.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+
+#define EVENT_FIELDS 16
+#define ORIGIN_FIELDS 7
+#define MAX_DATE_CACHE 4096
+
+/* Set once by configure(); owned references. */
+static PyTypeObject *event_type = NULL;
+static PyObject *event_slots[EVENT_FIELDS];
+static PyTypeObject *origin_type = NULL;
+static PyObject *origin_slots[ORIGIN_FIELDS];
+static PyObject *dialect_auto, *dialect_mariadb, *dialect_aurora, *dialect_rds;
+static PyObject *utc;
+
+/* Interned strings: operations, connection type names, dict keys. */
+enum { OP_QUERY, OP_TABLE, OP_CONNECTION, OP_OTHER_TABLE };
+static const char *const operation_names[] = {
+    "QUERY", "READ", "WRITE", "CREATE", "DROP", "ALTER",
+    "CONNECT", "FAILED_CONNECT", "DISCONNECT", "CHANGEUSER", "PROXY_CONNECT", "RENAME",
+};
+static const int operation_kinds[] = {
+    OP_QUERY, OP_TABLE, OP_TABLE, OP_TABLE, OP_TABLE, OP_TABLE,
+    OP_CONNECTION, OP_CONNECTION, OP_CONNECTION, OP_CONNECTION, OP_CONNECTION, OP_OTHER_TABLE,
+};
+#define OPERATIONS (sizeof(operation_names) / sizeof(operation_names[0]))
+static PyObject *operation_strings[OPERATIONS];
+static const char *const type_names[] = {
+    "UNDEFINED", "TCP/IP", "SOCKET", "NAMED_PIPE", "SSL", "SHARED_MEMORY",
+};
+#define TYPE_NAMES (sizeof(type_names) / sizeof(type_names[0]))
+static PyObject *key_id, *key_timestamp, *key_message, *astimezone_name;
+
+/* --- reading the line ------------------------------------------------------------------ */
+
+typedef struct {
+    int kind;
+    const void *data;
+    Py_ssize_t length;
+} Text;
+
+static inline Py_UCS4
+at(const Text *t, Py_ssize_t i)
+{
+    return PyUnicode_READ(t->kind, t->data, i);
+}
+
+static inline int
+is_digit(Py_UCS4 c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static Py_ssize_t
+find_char(const Text *t, Py_UCS4 c, Py_ssize_t start, Py_ssize_t end)
+{
+    for (Py_ssize_t i = start; i < end; i++) {
+        if (at(t, i) == c) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static Py_ssize_t
+rfind_char(const Text *t, Py_UCS4 c, Py_ssize_t start, Py_ssize_t end)
+{
+    for (Py_ssize_t i = end - 1; i >= start; i--) {
+        if (at(t, i) == c) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int
+all_digits(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    for (Py_ssize_t i = start; i < end; i++) {
+        if (!is_digit(at(t, i))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The value of [start, end) of ASCII digits; the caller caps the length at 18. */
+static long long
+digits_value(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    long long value = 0;
+    for (Py_ssize_t i = start; i < end; i++) {
+        value = value * 10 + (long long)(at(t, i) - '0');
+    }
+    return value;
+}
+
+/* An id: 1 to 18 ASCII digits (longer ones, up to the 20 the grammar allows, are left to
+ * the Python reader). New reference, or NULL with no exception set when it is not one. */
+static PyObject *
+read_id(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t size = end - start;
+    if (size < 1 || size > 18 || !all_digits(t, start, end)) {
+        return NULL;
+    }
+    return PyLong_FromLongLong(digits_value(t, start, end));
+}
+
+/* A return code as auditlog._is_int reads it: an optional minus, 1 to 18 digits here. */
+static int
+is_retcode(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    if (start < end && at(t, start) == '-') {
+        start++;
+    }
+    Py_ssize_t size = end - start;
+    return size >= 1 && size <= 18 && all_digits(t, start, end);
+}
+
+static PyObject *
+retcode_value(const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    if (at(t, start) == '-') {
+        return PyLong_FromLongLong(-digits_value(t, start + 1, end));
+    }
+    return PyLong_FromLongLong(digits_value(t, start, end));
+}
+
+static int
+equals_ascii(const Text *t, Py_ssize_t start, Py_ssize_t end, const char *word)
+{
+    Py_ssize_t size = (Py_ssize_t)strlen(word);
+    if (end - start != size) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (at(t, start + i) != (Py_UCS4)(unsigned char)word[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* --- timestamps -------------------------------------------------------------------------- */
+
+static int
+two(const Text *t, Py_ssize_t i)
+{
+    return (int)(at(t, i) - '0') * 10 + (int)(at(t, i + 1) - '0');
+}
+
+/* Days since 1970-01-01 to a civil date (Howard Hinnant's days_from_civil, inverted). */
+static void
+civil_from_days(long long z, int *year, int *month, int *day)
+{
+    z += 719468;
+    long long era = (z >= 0 ? z : z - 146096) / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long y = yoe + era * 400;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    long long d = doy - (153 * mp + 2) / 5 + 1;
+    long long m = mp < 10 ? mp + 3 : mp - 9;
+    *year = (int)(y + (m <= 2));
+    *month = (int)m;
+    *day = (int)d;
+}
+
+/* 16 digits of microseconds since the epoch (Aurora), always in datetime's range. */
+static PyObject *
+epoch_time(const Text *t, Py_ssize_t end)
+{
+    long long micros = digits_value(t, 0, end);
+    long long seconds = micros / 1000000;
+    int year, month, day;
+    civil_from_days(seconds / 86400, &year, &month, &day);
+    long long in_day = seconds % 86400;
+    return PyDateTimeAPI->DateTime_FromDateAndTime(
+        year, month, day, (int)(in_day / 3600), (int)(in_day / 60 % 60), (int)(in_day % 60),
+        (int)(micros % 1000000), utc, PyDateTimeAPI->DateTimeType);
+}
+
+static int
+date_shape(const Text *t)
+{
+    static const char shape[] = "dddddddd dd:dd:dd";
+    for (Py_ssize_t i = 0; i < 17; i++) {
+        Py_UCS4 c = at(t, i);
+        if (shape[i] == 'd' ? !is_digit(c) : c != (Py_UCS4)shape[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ``YYYYMMDD HH:MM:SS`` in tz, as UTC; cached per stamp in the caller's dict. New
+ * reference; NULL with no exception set for a stamp the Python reader must judge. */
+static PyObject *
+date_time(PyObject *line, const Text *t, PyObject *tz, PyObject *cache)
+{
+    PyObject *stamp = PyUnicode_Substring(line, 0, 17);
+    if (stamp == NULL) {
+        return NULL;
+    }
+    PyObject *found = PyDict_GetItemWithError(cache, stamp);
+    if (found != NULL) {
+        Py_DECREF(stamp);
+        return Py_NewRef(found);
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(stamp);
+        return NULL;
+    }
+    PyObject *moment = PyDateTimeAPI->DateTime_FromDateAndTime(
+        two(t, 0) * 100 + two(t, 2), two(t, 4), two(t, 6), two(t, 9), two(t, 12), two(t, 15),
+        0, tz, PyDateTimeAPI->DateTimeType);
+    if (moment != NULL && tz != utc) {
+        Py_SETREF(moment, PyObject_CallMethodOneArg(moment, astimezone_name, utc));
+    }
+    if (moment == NULL) {
+        Py_DECREF(stamp);
+        if (PyErr_ExceptionMatches(PyExc_ValueError) ||
+            PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+        }
+        return NULL;
+    }
+    if (PyDict_GET_SIZE(cache) >= MAX_DATE_CACHE) {
+        PyDict_Clear(cache);
+    }
+    int failed = PyDict_SetItem(cache, stamp, moment);
+    Py_DECREF(stamp);
+    if (failed) {
+        Py_DECREF(moment);
+        return NULL;
+    }
+    return moment;
+}
+
+/* --- tails ------------------------------------------------------------------------------- */
+
+/* Undo the plugin's escapes left to right, as auditlog._unescape does. */
+static PyObject *
+unescape(PyObject *line, const Text *t, Py_ssize_t start, Py_ssize_t end)
+{
+    Py_ssize_t backslash = find_char(t, '\\', start, end);
+    if (backslash == -1) {
+        return PyUnicode_Substring(line, start, end);
+    }
+    Py_UCS4 *out = PyMem_Malloc(sizeof(Py_UCS4) * (size_t)(end - start));
+    if (out == NULL) {
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t size = 0;
+    for (Py_ssize_t i = start; i < end; i++) {
+        Py_UCS4 c = at(t, i);
+        if (c == '\\' && i + 1 < end) {
+            Py_UCS4 next = at(t, i + 1);
+            Py_UCS4 plain = 0;
+            switch (next) {
+            case '\\': plain = '\\'; break;
+            case '\'': plain = '\''; break;
+            case 'n': plain = '\n'; break;
+            case 't': plain = '\t'; break;
+            case 'r': plain = '\r'; break;
+            case 'b': plain = '\b'; break;
+            case 'f': plain = '\f'; break;
+            default: break;
+            }
+            if (plain) {
+                out[size++] = plain;
+                i++;
+                continue;
+            }
+        }
+        out[size++] = c;
+    }
+    PyObject *text = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, size);
+    PyMem_Free(out);
+    return text;
+}
+
+typedef struct {
+    PyObject *database, *object, *retcode, *connection_type;
+    int rds;
+} Tail;
+
+static void
+clear_tail(Tail *tail)
+{
+    Py_CLEAR(tail->database);
+    Py_CLEAR(tail->object);
+    Py_CLEAR(tail->retcode);
+    Py_CLEAR(tail->connection_type);
+}
+
+/* Fills ``tail``; returns 1 on success, 0 for "not a common shape", -1 on an error. */
+static int
+query_tail(PyObject *line, const Text *t, Py_ssize_t start, PyObject *dialect, Tail *tail)
+{
+    Py_ssize_t end = t->length;
+    int rds = end - start >= 2 && at(t, end - 1) == ',' && at(t, end - 2) == ',' &&
+              (dialect == dialect_auto || dialect == dialect_rds);
+    Py_ssize_t body = rds ? end - 2 : end;
+    Py_ssize_t comma = rfind_char(t, ',', start, body);
+    if (comma == -1 || !is_retcode(t, comma + 1, body) || comma == start ||
+        at(t, comma - 1) != '\'') {
+        return 0;
+    }
+    Py_ssize_t close = comma - 1;
+    Py_ssize_t open = find_char(t, '\'', start, comma);
+    if (open < start + 1 || open >= close || at(t, open - 1) != ',') {
+        return 0;
+    }
+    /* Every quote inside the query is escaped, and the closing one is not. */
+    for (Py_ssize_t i = open + 1; i < close; i++) {
+        if (at(t, i) == '\'' && at(t, i - 1) != '\\') {
+            return 0;
+        }
+    }
+    Py_ssize_t run = close;
+    while (run > open + 1 && at(t, run - 1) == '\\') {
+        run--;
+    }
+    if ((close - run) % 2) {
+        return 0;
+    }
+    tail->rds = rds;
+    tail->database = PyUnicode_Substring(line, start, open - 1);
+    tail->object = tail->database ? unescape(line, t, open + 1, close) : NULL;
+    tail->retcode = tail->object ? retcode_value(t, comma + 1, body) : NULL;
+    return tail->retcode ? 1 : -1;
+}
+
+/* RDS writes a type name, some 5.7 builds a digit, after the status (auditlog's
+ * _looks_like_connection_type): [start, comma) is the rest, [comma + 1, end) the last field. */
+static int
+looks_like_connection_type(const Text *t, Py_ssize_t start, Py_ssize_t comma, Py_ssize_t end)
+{
+    for (size_t i = 0; i < TYPE_NAMES; i++) {
+        if (equals_ascii(t, comma + 1, end, type_names[i])) {
+            return 1;
+        }
+    }
+    if (end - comma != 2 || at(t, comma + 1) < '0' || at(t, comma + 1) > '5') {
+        return 0;
+    }
+    Py_ssize_t status = rfind_char(t, ',', start, comma);
+    if (status == -1 || status == start) {
+        return 0;
+    }
+    /* _is_int(status), with its 20-digit cap: a longer run is not a status. */
+    Py_ssize_t digits = status + 1;
+    if (digits < comma && at(t, digits) == '-') {
+        digits++;
+    }
+    if (comma - digits < 1 || comma - digits > 20 || !all_digits(t, digits, comma)) {
+        return 0;
+    }
+    Py_UCS4 before = at(t, status - 1);
+    return before == ',' || before == '`';
+}
+
+static int
+connection_tail(PyObject *line, const Text *t, Py_ssize_t start, int proxy, PyObject *dialect,
+                Tail *tail)
+{
+    Py_ssize_t end = t->length;
+    Py_ssize_t body = end;
+    if (dialect != dialect_mariadb && dialect != dialect_aurora) {
+        Py_ssize_t last = rfind_char(t, ',', start, end);
+        if (last != -1 &&
+            (dialect == dialect_rds || looks_like_connection_type(t, start, last, end))) {
+            body = last;
+        }
+    }
+    Py_ssize_t status = rfind_char(t, ',', start, body);
+    if (status == -1) {
+        return 0;
+    }
+    if (proxy) {
+        for (Py_ssize_t i = start; i + 1 < status; i++) {
+            if (at(t, i) == ',' && at(t, i + 1) == '`') {
+                return 0;
+            }
+        }
+    }
+    Py_ssize_t comma = rfind_char(t, ',', start, status);
+    if (comma == -1) {
+        return 0;
+    }
+    int empty_status = status + 1 == body;
+    if (!empty_status && !is_retcode(t, status + 1, body)) {
+        return 0;
+    }
+    if (body != end) {
+        tail->connection_type = PyUnicode_Substring(line, body + 1, end);
+        if (tail->connection_type == NULL) {
+            return -1;
+        }
+        tail->rds = 1;
+    }
+    tail->database = PyUnicode_Substring(line, start, comma);
+    tail->object = tail->database ? PyUnicode_Substring(line, comma + 1, status) : NULL;
+    if (tail->object == NULL) {
+        return -1;
+    }
+    tail->retcode = empty_status ? Py_NewRef(Py_None) : retcode_value(t, status + 1, body);
+    return tail->retcode ? 1 : -1;
+}
+
+static int
+table_tail(PyObject *line, const Text *t, Py_ssize_t start, Tail *tail)
+{
+    Py_ssize_t end = t->length;
+    Py_ssize_t status = rfind_char(t, ',', start, end);
+    if (status == -1) {
+        return 0;
+    }
+    Py_ssize_t comma = rfind_char(t, ',', start, status);
+    if (comma == -1) {
+        return 0;
+    }
+    int empty_status = status + 1 == end;
+    if (!empty_status && !is_retcode(t, status + 1, end)) {
+        return 0;
+    }
+    tail->database = PyUnicode_Substring(line, start, comma);
+    tail->object = tail->database ? PyUnicode_Substring(line, comma + 1, status) : NULL;
+    if (tail->object == NULL) {
+        return -1;
+    }
+    tail->retcode = empty_status ? Py_NewRef(Py_None) : retcode_value(t, status + 1, end);
+    return tail->retcode ? 1 : -1;
+}
+
+/* --- building instances ------------------------------------------------------------------ */
+
+/* A new instance of an attrs slotted class, its slots set from ``values`` (references
+ * stolen, all of them, also on failure). */
+static PyObject *
+build(PyTypeObject *type, PyObject **slots, PyObject **values, int count)
+{
+    PyObject *instance = type->tp_alloc(type, 0);
+    int i = 0;
+    if (instance != NULL) {
+        for (; i < count; i++) {
+            int failed = Py_TYPE(slots[i])->tp_descr_set(slots[i], instance, values[i]);
+            Py_DECREF(values[i]);
+            if (failed) {
+                Py_CLEAR(instance);
+                i++;
+                break;
+            }
+        }
+    }
+    for (; i < count; i++) {
+        Py_DECREF(values[i]);
+    }
+    return instance;
+}
+
+/* The event for ``line``, or None (a new reference to it) when the Python reader must
+ * read it, or NULL with an exception set. */
+static PyObject *
+parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *cache, PyObject *origin)
+{
+    Text text = {PyUnicode_KIND(line), PyUnicode_DATA(line), PyUnicode_GET_LENGTH(line)};
+    const Text *t = &text;
+    Py_ssize_t stamp_end = find_char(t, ',', 0, t->length < 18 ? t->length : 18);
+    int epoch;
+    if (stamp_end == 16 && all_digits(t, 0, 16)) {
+        epoch = 1;
+    }
+    else if (stamp_end == 17 && date_shape(t)) {
+        epoch = 0;
+    }
+    else {
+        Py_RETURN_NONE;
+    }
+    if ((dialect == dialect_aurora && !epoch) || (dialect == dialect_mariadb && epoch)) {
+        Py_RETURN_NONE;
+    }
+
+    /* The head: serverhost, username, host, connection id, query id, operation. */
+    Py_ssize_t commas[6];
+    Py_ssize_t position = stamp_end;
+    for (int i = 0; i < 6; i++) {
+        position = find_char(t, ',', position + 1, t->length);
+        if (position == -1) {
+            Py_RETURN_NONE;
+        }
+        commas[i] = position;
+    }
+    Py_ssize_t operation_start = commas[4] + 1, tail_start = commas[5] + 1;
+    int kind = -1;
+    PyObject *operation = NULL;
+    for (size_t i = 0; i < OPERATIONS; i++) {
+        if (equals_ascii(t, operation_start, commas[5], operation_names[i])) {
+            kind = operation_kinds[i];
+            operation = operation_strings[i];
+            break;
+        }
+    }
+    if (kind == -1 || kind == OP_OTHER_TABLE) {
+        Py_RETURN_NONE;
+    }
+    PyObject *connection_id = read_id(t, commas[2] + 1, commas[3]);
+    PyObject *query_id = connection_id ? read_id(t, commas[3] + 1, commas[4]) : NULL;
+    if (query_id == NULL) {
+        Py_XDECREF(connection_id);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+
+    Tail tail = {NULL, NULL, NULL, NULL, 0};
+    int found;
+    if (kind == OP_QUERY) {
+        found = query_tail(line, t, tail_start, dialect, &tail);
+    }
+    else if (kind == OP_CONNECTION) {
+        int proxy = operation == operation_strings[10];
+        found = connection_tail(line, t, tail_start, proxy, dialect, &tail);
+    }
+    else {
+        found = table_tail(line, t, tail_start, &tail);
+    }
+    PyObject *timestamp = NULL;
+    if (found == 1) {
+        timestamp = epoch ? epoch_time(t, 16) : date_time(line, t, tz, cache);
+        if (timestamp == NULL) {
+            found = PyErr_Occurred() ? -1 : 0;
+        }
+    }
+    if (found != 1) {
+        Py_DECREF(connection_id);
+        Py_DECREF(query_id);
+        clear_tail(&tail);
+        if (found == -1) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+
+    PyObject *resolved = dialect;
+    if (dialect == dialect_auto) {
+        resolved = tail.rds ? dialect_rds : epoch ? dialect_aurora : dialect_mariadb;
+    }
+    /* The text before the server host is kept where the dialect would not write it back. */
+    int standard = epoch ? resolved == dialect_aurora : resolved != dialect_aurora;
+    PyObject *prefix = standard ? Py_NewRef(Py_None) : PyUnicode_Substring(line, 0, stamp_end + 1);
+    PyObject *values[EVENT_FIELDS] = {
+        timestamp,
+        PyUnicode_Substring(line, stamp_end + 1, commas[0]),
+        PyUnicode_Substring(line, commas[0] + 1, commas[1]),
+        PyUnicode_Substring(line, commas[1] + 1, commas[2]),
+        connection_id,
+        query_id,
+        Py_NewRef(operation),
+        tail.database,
+        tail.object,
+        tail.retcode,
+        tail.connection_type ? tail.connection_type : Py_NewRef(Py_None),
+        Py_NewRef(Py_False),
+        Py_NewRef(resolved),
+        Py_NewRef(origin),
+        prefix,
+        Py_NewRef(Py_None),
+    };
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        if (values[i] == NULL) {
+            for (int j = 0; j < EVENT_FIELDS; j++) {
+                Py_XDECREF(values[j]);
+            }
+            return NULL;
+        }
+    }
+    return build(event_type, event_slots, values, EVENT_FIELDS);
+}
+
+/* --- the module's functions --------------------------------------------------------------- */
+
+static int
+check_configured(void)
+{
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "auditsync._speedups is not configured");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+parse_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "parse_line(text, dialect, tz, cache, origin)");
+        return NULL;
+    }
+    if (!check_configured()) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(args[0]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "parse_line needs a str and a dict");
+        return NULL;
+    }
+    return parse(args[0], args[1], args[2], args[3], args[4]);
+}
+
+/* The log events of a data message: ``(results, misses)``, a result per item -- its event,
+ * or its Origin alone where the Python reader must read the message, ``misses`` times.
+ * None if an item is not a well-formed log event: the envelope's reader names the fault. */
+static PyObject *
+read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_log_events(items, origin_fields, dialect, tz, cache)");
+        return NULL;
+    }
+    if (!check_configured()) {
+        return NULL;
+    }
+    PyObject *items = args[0], *fields = args[1], *dialect = args[2], *tz = args[3];
+    PyObject *cache = args[4];
+    if (!PyList_CheckExact(items) || !PyTuple_CheckExact(fields) ||
+        PyTuple_GET_SIZE(fields) != ORIGIN_FIELDS || !PyDict_Check(cache)) {
+        Py_RETURN_NONE;
+    }
+    PyObject *results = PyList_New(0);
+    if (results == NULL) {
+        return NULL;
+    }
+    Py_ssize_t misses = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        PyObject *id = NULL, *stamp = NULL, *message = NULL;
+        if (PyDict_CheckExact(item)) {
+            id = PyDict_GetItemWithError(item, key_id);
+            stamp = id ? PyDict_GetItemWithError(item, key_timestamp) : NULL;
+            message = stamp ? PyDict_GetItemWithError(item, key_message) : NULL;
+        }
+        if (message == NULL || !PyUnicode_CheckExact(id) || !PyLong_CheckExact(stamp) ||
+            !PyUnicode_CheckExact(message)) {
+            Py_DECREF(results);
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        PyObject *values[ORIGIN_FIELDS];
+        for (int j = 0; j < ORIGIN_FIELDS; j++) {
+            values[j] = Py_NewRef(PyTuple_GET_ITEM(fields, j));
+        }
+        Py_SETREF(values[2], Py_NewRef(id));
+        /* Held while parsing: a time zone's Python code could change the item. */
+        Py_INCREF(message);
+        PyObject *origin = build(origin_type, origin_slots, values, ORIGIN_FIELDS);
+        PyObject *event = origin ? parse(message, dialect, tz, cache, origin) : NULL;
+        Py_DECREF(message);
+        if (event == Py_None) {
+            Py_SETREF(event, Py_NewRef(origin));
+            misses++;
+        }
+        Py_XDECREF(origin);
+        if (event == NULL || PyList_Append(results, event)) {
+            Py_XDECREF(event);
+            Py_DECREF(results);
+            return NULL;
+        }
+        Py_DECREF(event);
+    }
+    return Py_BuildValue("(Nn)", results, misses);
+}
+
+static int
+member_descriptors(PyObject *sequence, PyObject **slots, int count, const char *what)
+{
+    if (!PyTuple_Check(sequence) || PyTuple_GET_SIZE(sequence) != count) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a tuple of %d member descriptors", what,
+                     count);
+        return 0;
+    }
+    for (int i = 0; i < count; i++) {
+        PyObject *slot = PyTuple_GET_ITEM(sequence, i);
+        if (Py_TYPE(slot)->tp_descr_set == NULL) {
+            PyErr_Format(PyExc_TypeError, "%s: item %d is not a data descriptor", what, i);
+            return 0;
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        Py_XSETREF(slots[i], Py_NewRef(PyTuple_GET_ITEM(sequence, i)));
+    }
+    return 1;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[2]) ||
+        !PyTuple_Check(args[4]) || PyTuple_GET_SIZE(args[4]) != 4) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(event_type, event_slots, origin_type, origin_slots, "
+                        "(auto, mariadb, aurora, rds_mysql), utc)");
+        return NULL;
+    }
+    if (!member_descriptors(args[1], event_slots, EVENT_FIELDS, "event slots") ||
+        !member_descriptors(args[3], origin_slots, ORIGIN_FIELDS, "origin slots")) {
+        return NULL;
+    }
+    Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(args[0]));
+    Py_XSETREF(origin_type, (PyTypeObject *)Py_NewRef(args[2]));
+    PyObject *dialects = args[4];
+    Py_XSETREF(dialect_auto, Py_NewRef(PyTuple_GET_ITEM(dialects, 0)));
+    Py_XSETREF(dialect_mariadb, Py_NewRef(PyTuple_GET_ITEM(dialects, 1)));
+    Py_XSETREF(dialect_aurora, Py_NewRef(PyTuple_GET_ITEM(dialects, 2)));
+    Py_XSETREF(dialect_rds, Py_NewRef(PyTuple_GET_ITEM(dialects, 3)));
+    Py_XSETREF(utc, Py_NewRef(args[5]));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "Hand over the event and origin classes, their slots, the dialects and UTC."},
+    {"parse_line", (PyCFunction)(void (*)(void))parse_line, METH_FASTCALL,
+     "parse_line(text, dialect, tz, cache, origin) -> AuditEvent | None"},
+    {"read_log_events", (PyCFunction)(void (*)(void))read_log_events, METH_FASTCALL,
+     "read_log_events(items, origin_fields, dialect, tz, cache) -> (list, int) | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT, "auditsync._speedups",
+    "The common server_audit line shapes at C speed; see auditsync/auditlog.py.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
+    for (size_t i = 0; i < OPERATIONS; i++) {
+        operation_strings[i] = PyUnicode_InternFromString(operation_names[i]);
+        if (operation_strings[i] == NULL) {
+            return NULL;
+        }
+    }
+    key_id = PyUnicode_InternFromString("id");
+    key_timestamp = PyUnicode_InternFromString("timestamp");
+    key_message = PyUnicode_InternFromString("message");
+    astimezone_name = PyUnicode_InternFromString("astimezone");
+    if (!key_id || !key_timestamp || !key_message || !astimezone_name) {
+        return NULL;
+    }
+    return PyModule_Create(&module_definition);
+}

@@ -1,0 +1,23 @@
+from datetime import datetime, tzinfo
+from typing import Any
+
+from .events import AuditEvent, Dialect, Origin
+
+def configure(
+    event_type: type[AuditEvent],
+    event_slots: tuple[Any, ...],
+    origin_type: type[Origin],
+    origin_slots: tuple[Any, ...],
+    dialects: tuple[Dialect, Dialect, Dialect, Dialect],
+    utc: tzinfo,
+) -> None: ...
+def parse_line(
+    text: str, dialect: Dialect, tz: tzinfo, cache: dict[str, datetime], origin: Origin | None
+) -> AuditEvent | None: ...
+def read_log_events(
+    items: list[Any],
+    origin_fields: tuple[Any, ...],
+    dialect: Dialect,
+    tz: tzinfo,
+    cache: dict[str, datetime],
+) -> tuple[list[AuditEvent | Origin], int] | None: ...
