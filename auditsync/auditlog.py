@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -101,7 +101,16 @@ _ESCAPE_TABLE = str.maketrans(_ESCAPES)
 _UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char != "\\")
 
 
-def _load_speedups() -> ModuleType | None:
+_CParseLine = Callable[
+    [str, Dialect, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
+]
+_CReadLogEvents = Callable[
+    [list[Any], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
+    tuple[list[AuditEvent | Origin], int] | None,
+]
+
+
+def _load_speedups() -> tuple[_CParseLine, _CReadLogEvents] | None:
     """The C reader of the common line shapes (auditsync/_speedups.c), where it was built.
 
     It answers only for lines it reads exactly as :func:`_parse_text` does and leaves every
@@ -124,7 +133,7 @@ def _load_speedups() -> ModuleType | None:
         (_AUTO, _MARIADB, _AURORA, _RDS_MYSQL),
         UTC,
     )
-    return _speedups
+    return _speedups.parse_line, _speedups.read_log_events
 
 
 #: The fields the C reader sets, in its order (and attrs' order, checked at import).
@@ -181,8 +190,8 @@ def parse_line(
     wanted = _DIALECTS.get(dialect)
     if wanted is None:
         raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
-    if _speedups is not None:
-        event = _speedups.parse_line(text, wanted, tz, _date_cache(tz), origin)
+    if _c_parse_line is not None:
+        event = _c_parse_line(text, wanted, tz, _date_cache(tz), origin)
         if event is not None:
             return event
     return _parse_text(text, wanted, tz, origin, year)
@@ -292,15 +301,15 @@ def parse_log_events(
         origin.path,
         origin.line_number,
     )
-    if _speedups is not None:
-        read = _speedups.read_log_events(items, fields, wanted, tz, _date_cache(tz))
+    if _c_read_log_events is not None:
+        read = _c_read_log_events(items, fields, wanted, tz, _date_cache(tz))
     else:
         read = _origins_of(items, fields)
     if read is None:
         return None
     results, misses = read
     if not misses:
-        return results, []  # type: ignore[return-value]  # no misses: events only
+        return cast(list[AuditEvent], results), []
     events: list[AuditEvent] = []
     failures: list[tuple[str, Origin, LineError]] = []
     for item, result in zip(items, results, strict=True):
@@ -729,4 +738,4 @@ _OTHER_ESCAPE = re.compile(r"\\[^\\'ntrbf]")
 #: noncharacters; the first the text does not hold is taken.
 _PARKING = ("\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\uffff", "\U0010ffff")
 
-_speedups = _load_speedups()
+_c_parse_line, _c_read_log_events = _load_speedups() or (None, None)
