@@ -21,8 +21,11 @@ __all__ = [
     "DATA_MESSAGE",
     "LogEvent",
     "SubscriptionMessage",
+    "data_message_parts",
     "iter_documents",
+    "iter_json",
     "iter_messages",
+    "message_or_error",
     "next_document",
     "parse_message",
     "read_document",
@@ -109,6 +112,15 @@ def iter_documents(
     not JSON, up to where a good document starts again; reading goes on after both. For
     callers that keep going past bad documents (the pipeline dead-letters them).
     """
+    for start, end, value in iter_json(data):
+        if not isinstance(value, EnvelopeError):
+            value = message_or_error(value, start)
+        yield start, end, value
+
+
+def iter_json(data: bytes) -> Iterator[tuple[int, int, Any]]:
+    """Yield ``(start, end, value)`` for each JSON document of ``data``, as :mod:`orjson`
+    reads it; a stretch that is not JSON yields an :class:`EnvelopeError` instead."""
     start = 0
     end = len(data)
     while True:
@@ -116,14 +128,39 @@ def iter_documents(
         if start >= end:
             return
         following, value = next_document(data, start) or (end, _not_json(data, start))
-        if isinstance(value, EnvelopeError):
-            yield start, following, value
-        else:
-            try:
-                yield start, following, _from_mapping(value)
-            except EnvelopeError as error:
-                yield start, following, EnvelopeError(error.reason, field=error.field, offset=start)
+        yield start, following, value
         start = following
+
+
+def message_or_error(document: Any, offset: int = 0) -> SubscriptionMessage | EnvelopeError:
+    """The message a parsed JSON document holds, or the error saying why it holds none."""
+    try:
+        return _from_mapping(document)
+    except EnvelopeError as error:
+        return EnvelopeError(error.reason, field=error.field, offset=offset)
+
+
+def data_message_parts(document: Any) -> tuple[str, str, list[Any]] | None:
+    """``(log_group, log_stream, log_events)`` of a well-formed data message, at the cost
+    of a few lookups; ``None`` for anything else (a control message, a faulty document),
+    which :func:`message_or_error` then reads. The log events are not checked here: the
+    line reader checks them as it goes (:func:`auditsync.auditlog.parse_log_events`)."""
+    if type(document) is not dict:
+        return None
+    get = document.get
+    group, stream, events = get("logGroup"), get("logStream"), get("logEvents")
+    filters = get("subscriptionFilters")
+    if (
+        get("messageType") != DATA_MESSAGE
+        or type(get("owner")) is not str
+        or type(group) is not str
+        or type(stream) is not str
+        or type(events) is not list
+        or type(filters) is not list
+        or not all(type(name) is str for name in filters)
+    ):
+        return None
+    return group, stream, events
 
 
 def next_document(data: bytes, start: int, *, final: bool = True) -> tuple[int, Any] | None:

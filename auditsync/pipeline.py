@@ -21,9 +21,9 @@ from datetime import UTC, datetime, tzinfo
 
 import attrs
 
-from .auditlog import Dialect, format_line, parse_line
-from .envelope import iter_documents
-from .errors import AuditSyncError, LineError, PayloadError
+from .auditlog import Dialect, format_line, parse_line, parse_log_events
+from .envelope import data_message_parts, iter_json, message_or_error
+from .errors import AuditSyncError, EnvelopeError, LineError, PayloadError
 from .events import AuditEvent, DeadLetter, Origin, exact_bytes
 from .payload import DEFAULT_MAX_SIZE, decode_payload
 from .sinks.base import DeadLetterSink, Refused, Sink
@@ -300,9 +300,18 @@ class Pipeline:
             batch.letters.append(_letter("payload", error, _raw(item.data), item.origin))
             return
         seen = False
-        for start, end, message in iter_documents(decoded):
+        for start, end, document in iter_json(decoded):
             seen = True
-            if isinstance(message, AuditSyncError):
+            if not isinstance(document, EnvelopeError) and self._take_data_message(
+                document, base, batch, report
+            ):
+                continue
+            message = (
+                document
+                if isinstance(document, EnvelopeError)
+                else message_or_error(document, start)
+            )
+            if isinstance(message, EnvelopeError):
                 report.records += 1
                 batch.letters.append(_letter("envelope", message, decoded[start:end], base))
                 continue
@@ -324,6 +333,33 @@ class Pipeline:
             report.records += 1
             empty = PayloadError("payload holds no subscription message")
             batch.letters.append(_letter("payload", empty, _raw(item.data), item.origin))
+
+    def _take_data_message(
+        self, document: object, base: Origin, batch: _Batch, report: Report
+    ) -> bool:
+        """A well-formed data message, all its lines at once; False leaves it to the
+        message-by-message path above, which also names what is wrong with a document."""
+        parts = data_message_parts(document)
+        if parts is None:
+            return False
+        group, stream, items = parts
+        origin = Origin(
+            group, stream, None, base.shard_id, base.sequence_number, base.path, base.line_number
+        )
+        read = parse_log_events(items, origin, dialect=self.dialect, tz=self.tz, year=self.year)
+        if read is None:
+            return False
+        events, failures = read
+        report.records += len(events) + len(failures)
+        for text, line_origin, error in failures:
+            batch.letters.append(_letter("line", error, _raw(text), line_origin))
+        if self.filter is None and self._redaction is None and self.transform is None:
+            report.events += len(events)
+            batch.events.extend(events)
+        else:
+            for event in events:
+                self._keep(event, batch, report)
+        return True
 
     def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
         report.events += 1
