@@ -185,13 +185,14 @@ def parse_line(
     with the offset where reading failed.
     """
     text = line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
-    if text.endswith("\n"):
+    if text[-1:] == "\n":
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
     wanted = _DIALECTS.get(dialect)
     if wanted is None:
         raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
     if _c_parse_line is not None:
-        event = _c_parse_line(text, wanted, tz, _date_cache(tz), origin)
+        cache = _DATE_CACHES.get(tz) or _date_cache(tz)
+        event = _c_parse_line(text, wanted, tz, cache, origin)
         if event is not None:
             return event
     return _parse_text(text, wanted, tz, origin, year)
