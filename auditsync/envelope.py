@@ -121,8 +121,18 @@ def iter_documents(
 def iter_json(data: bytes) -> Iterator[tuple[int, int, Any]]:
     """Yield ``(start, end, value)`` for each JSON document of ``data``, as :mod:`orjson`
     reads it; a stretch that is not JSON yields an :class:`EnvelopeError` instead."""
-    start = 0
     end = len(data)
+    start = _skip_whitespace(data, 0, end)
+    if start < end:
+        # The usual payload holds one document: one parse, no search for boundaries. (Not
+        # repeated for later documents: orjson checks the whole rest of the buffer first.)
+        try:
+            whole = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            yield start, end, whole
+            return
     while True:
         start = _skip_whitespace(data, start, end)
         if start >= end:

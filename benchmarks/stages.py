@@ -28,9 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workloads
 
-from auditsync import AuditEvent, Dialect, Origin, Pipeline, decode_payload, parse_line
+from auditsync import AuditEvent, Dialect, Origin, Pipeline, decode_payload
+from auditsync.auditlog import parse_log_events
 from auditsync.aws import handle_kinesis_event
-from auditsync.envelope import iter_documents
+from auditsync.envelope import data_message_parts, iter_json
 from auditsync.sinks import JsonLinesSink
 from auditsync.sources import InputFormat, kinesis_inputs, open_input, read_inputs
 
@@ -48,50 +49,30 @@ def decoded(event: Event) -> int:
     return total
 
 
-def enveloped(event: Event) -> int:
+def documents(event: Event) -> int:
+    """Up to orjson: each decoded payload's JSON documents, as the pipeline finds them."""
     count = 0
     for item in kinesis_inputs(event):
-        for _start, _end, message in iter_documents(decode_payload(item.data)):
-            assert not isinstance(message, Exception)
-            count += len(message.log_events)
-    return count
-
-
-def with_origins(event: Event) -> int:
-    count = 0
-    for item in kinesis_inputs(event):
-        base = item.origin or Origin()
-        for _start, _end, message in iter_documents(decode_payload(item.data)):
-            assert not isinstance(message, Exception)
-            group, stream = message.log_group, message.log_stream
-            for log_event in message.log_events:
-                Origin(group, stream, log_event.id, base.shard_id, base.sequence_number, None, None)
-                count += 1
+        for _start, _end, document in iter_json(decode_payload(item.data)):
+            count += len(document["logEvents"])
     return count
 
 
 def parsed(event: Event) -> int:
-    """Up to parse_line; events are held in batches of 1,000, as the Pipeline holds them."""
+    """Up to the line reader, as the pipeline's fast path runs it: a data message's checks,
+    then every log event of it at once (origins, lines, events)."""
     count = 0
-    batch: list[AuditEvent] = []
     for item in kinesis_inputs(event):
         base = item.origin or Origin()
-        for _start, _end, message in iter_documents(decode_payload(item.data)):
-            assert not isinstance(message, Exception)
-            group, stream = message.log_group, message.log_stream
-            for log_event in message.log_events:
-                origin = Origin(
-                    group, stream, log_event.id, base.shard_id, base.sequence_number, None, None
-                )
-                batch.append(
-                    parse_line(
-                        log_event.message, dialect=Dialect.AUTO, tz=UTC, origin=origin, year=None
-                    )
-                )
-                if len(batch) >= 1000:
-                    count += len(batch)
-                    batch = []
-    return count + len(batch)
+        for _start, _end, document in iter_json(decode_payload(item.data)):
+            parts = data_message_parts(document)
+            assert parts is not None
+            group, stream, items = parts
+            origin = Origin(group, stream, None, base.shard_id, base.sequence_number)
+            read = parse_log_events(items, origin, dialect=Dialect.AUTO, tz=UTC)
+            assert read is not None
+            count += len(read[0])
+    return count
 
 
 class CountingSink:
@@ -207,9 +188,8 @@ def batch_breakdown(rounds: int, big: bool = False) -> None:
     steps: list[tuple[str, Callable[[Event], object]]] = [
         ("kinesis_inputs (the Lambda event -> Payloads)", inputs_only),
         ("+ decode_payload (base64, gzip)", decoded),
-        ("+ iter_documents (orjson, SubscriptionMessage, LogEvents)", enveloped),
-        ("+ an Origin per log event", with_origins),
-        ("+ parse_line (incl. AuditEvent construction)", parsed),
+        ("+ iter_json (orjson, the documents of a payload)", documents),
+        ("+ parse_log_events (origins, lines, AuditEvents)", parsed),
         (
             "handle_kinesis_event (+ Pipeline bookkeeping)",
             lambda e: handle_kinesis_event(e, pipeline),
