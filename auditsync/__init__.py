@@ -10,7 +10,7 @@ from .envelope import LogEvent, SubscriptionMessage, iter_messages, parse_messag
 from .errors import AuditSyncError, DeliveryError, EnvelopeError, LineError, PayloadError
 from .events import AuditEvent, DeadLetter, Dialect, Origin
 from .payload import decode_payload
-from .pipeline import Line, Payload, Pipeline, Report
+from .pipeline import Line, Lines, Payload, Pipeline, Report
 
 __all__ = [
     "AuditEvent",
@@ -21,6 +21,7 @@ __all__ = [
     "EnvelopeError",
     "Line",
     "LineError",
+    "Lines",
     "LogEvent",
     "Origin",
     "Payload",

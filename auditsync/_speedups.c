@@ -627,6 +627,40 @@ parse_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return parse(args[0], args[1], args[2], args[3], args[4]);
 }
 
+/* One line and its origin -- ``fields`` with field ``slot`` set to ``value`` -- appended
+ * to ``results``: the event, or the origin alone where the Python reader must read the
+ * line. The caller holds ``text``. 0 on success, -1 with an exception set. */
+static int
+append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fields, int slot,
+            PyObject *value, PyObject *dialect, PyObject *tz, PyObject *cache)
+{
+    PyObject *values[ORIGIN_FIELDS];
+    for (int j = 0; j < ORIGIN_FIELDS; j++) {
+        values[j] = Py_NewRef(PyTuple_GET_ITEM(fields, j));
+    }
+    Py_SETREF(values[slot], Py_NewRef(value));
+    PyObject *origin = build(origin_type, origin_slots, values, ORIGIN_FIELDS);
+    PyObject *event = origin ? parse(text, dialect, tz, cache, origin) : NULL;
+    if (event == Py_None) {
+        Py_SETREF(event, Py_NewRef(origin));
+        (*misses)++;
+    }
+    Py_XDECREF(origin);
+    if (event == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(results, event);
+    Py_DECREF(event);
+    return failed;
+}
+
+static int
+origin_fields_ok(PyObject *fields, PyObject *cache)
+{
+    return PyTuple_CheckExact(fields) && PyTuple_GET_SIZE(fields) == ORIGIN_FIELDS &&
+           PyDict_Check(cache);
+}
+
 /* The log events of a data message: ``(results, misses)``, a result per item -- its event,
  * or its Origin alone where the Python reader must read the message, ``misses`` times.
  * None if an item is not a well-formed log event: the envelope's reader names the fault. */
@@ -643,8 +677,7 @@ read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *items = args[0], *fields = args[1], *dialect = args[2], *tz = args[3];
     PyObject *cache = args[4];
-    if (!PyList_CheckExact(items) || !PyTuple_CheckExact(fields) ||
-        PyTuple_GET_SIZE(fields) != ORIGIN_FIELDS || !PyDict_Check(cache)) {
+    if (!PyList_CheckExact(items) || !origin_fields_ok(fields, cache)) {
         Py_RETURN_NONE;
     }
     PyObject *results = PyList_New(0);
@@ -668,27 +701,77 @@ read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             Py_RETURN_NONE;
         }
-        PyObject *values[ORIGIN_FIELDS];
-        for (int j = 0; j < ORIGIN_FIELDS; j++) {
-            values[j] = Py_NewRef(PyTuple_GET_ITEM(fields, j));
-        }
-        Py_SETREF(values[2], Py_NewRef(id));
         /* Held while parsing: a time zone's Python code could change the item. */
+        Py_INCREF(id);
         Py_INCREF(message);
-        PyObject *origin = build(origin_type, origin_slots, values, ORIGIN_FIELDS);
-        PyObject *event = origin ? parse(message, dialect, tz, cache, origin) : NULL;
+        int failed = append_line(results, &misses, message, fields, 2, id, dialect, tz, cache);
+        Py_DECREF(id);
         Py_DECREF(message);
-        if (event == Py_None) {
-            Py_SETREF(event, Py_NewRef(origin));
-            misses++;
-        }
-        Py_XDECREF(origin);
-        if (event == NULL || PyList_Append(results, event)) {
-            Py_XDECREF(event);
+        if (failed) {
             Py_DECREF(results);
             return NULL;
         }
-        Py_DECREF(event);
+    }
+    return Py_BuildValue("(Nn)", results, misses);
+}
+
+/* Lines of a file (str, or bytes read as UTF-8 with surrogateescape), each with its line
+ * number: ``(results, misses)`` as read_log_events gives. None if ``texts`` holds
+ * something else: the Python reader then says what. */
+static PyObject *
+read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_lines(texts, numbers, origin_fields, dialect, tz, cache)");
+        return NULL;
+    }
+    if (!check_configured()) {
+        return NULL;
+    }
+    PyObject *texts = args[0], *numbers = args[1], *fields = args[2], *dialect = args[3];
+    PyObject *tz = args[4], *cache = args[5];
+    if (!PyList_CheckExact(texts) || !PyList_CheckExact(numbers) ||
+        PyList_GET_SIZE(texts) != PyList_GET_SIZE(numbers) || !origin_fields_ok(fields, cache)) {
+        Py_RETURN_NONE;
+    }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
+        PyObject *item = PyList_GET_ITEM(texts, i);
+        if (!PyBytes_Check(item) && !PyUnicode_Check(item)) {
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *results = PyList_New(0);
+    if (results == NULL) {
+        return NULL;
+    }
+    Py_ssize_t misses = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts) && i < PyList_GET_SIZE(numbers); i++) {
+        PyObject *item = PyList_GET_ITEM(texts, i);
+        PyObject *text;
+        if (PyBytes_Check(item)) {
+            text = PyUnicode_DecodeUTF8(PyBytes_AS_STRING(item), PyBytes_GET_SIZE(item),
+                                        "surrogateescape");
+        }
+        else if (PyUnicode_Check(item)) {
+            text = Py_NewRef(item);
+        }
+        else {
+            PyErr_SetString(PyExc_TypeError, "read_lines: the list of lines changed");
+            text = NULL;
+        }
+        if (text == NULL) {
+            Py_DECREF(results);
+            return NULL;
+        }
+        PyObject *number = Py_NewRef(PyList_GET_ITEM(numbers, i));
+        int failed = append_line(results, &misses, text, fields, 6, number, dialect, tz, cache);
+        Py_DECREF(number);
+        Py_DECREF(text);
+        if (failed) {
+            Py_DECREF(results);
+            return NULL;
+        }
     }
     return Py_BuildValue("(Nn)", results, misses);
 }
@@ -746,6 +829,8 @@ static PyMethodDef methods[] = {
      "parse_line(text, dialect, tz, cache, origin) -> AuditEvent | None"},
     {"read_log_events", (PyCFunction)(void (*)(void))read_log_events, METH_FASTCALL,
      "read_log_events(items, origin_fields, dialect, tz, cache) -> (list, int) | None"},
+    {"read_lines", (PyCFunction)(void (*)(void))read_lines, METH_FASTCALL,
+     "read_lines(texts, numbers, origin_fields, dialect, tz, cache) -> (list, int) | None"},
     {NULL, NULL, 0, NULL},
 };
 

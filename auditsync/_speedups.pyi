@@ -21,3 +21,11 @@ def read_log_events(
     tz: tzinfo,
     cache: dict[str, datetime],
 ) -> tuple[list[AuditEvent | Origin], int] | None: ...
+def read_lines(
+    texts: list[str | bytes],
+    numbers: list[int | None],
+    origin_fields: tuple[Any, ...],
+    dialect: Dialect,
+    tz: tzinfo,
+    cache: dict[str, datetime],
+) -> tuple[list[AuditEvent | Origin], int] | None: ...

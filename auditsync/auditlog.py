@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import attrs
 
 from .errors import LineError
 from .events import CONNECTION_TYPES, AuditEvent, Dialect, Origin
 
-__all__ = ["CONNECTION_OPERATIONS", "Dialect", "format_line", "parse_line", "parse_log_events"]
+__all__ = [
+    "CONNECTION_OPERATIONS",
+    "Dialect",
+    "format_line",
+    "parse_line",
+    "parse_lines",
+    "parse_log_events",
+]
 
 #: Operations whose tail is ``db,object,status`` (and, on RDS, ``,connection_type``).
 CONNECTION_OPERATIONS = frozenset(
@@ -108,9 +115,13 @@ _CReadLogEvents = Callable[
     [list[Any], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
     tuple[list[AuditEvent | Origin], int] | None,
 ]
+_CReadLines = Callable[
+    [list[str | bytes], list[int | None], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
+    tuple[list[AuditEvent | Origin], int] | None,
+]
 
 
-def _load_speedups() -> tuple[_CParseLine, _CReadLogEvents] | None:
+def _load_speedups() -> tuple[_CParseLine, _CReadLogEvents, _CReadLines] | None:
     """The C reader of the common line shapes (auditsync/_speedups.c), where it was built.
 
     It answers only for lines it reads exactly as :func:`_parse_text` does and leaves every
@@ -133,7 +144,7 @@ def _load_speedups() -> tuple[_CParseLine, _CReadLogEvents] | None:
         (_AUTO, _MARIADB, _AURORA, _RDS_MYSQL),
         UTC,
     )
-    return _speedups.parse_line, _speedups.read_log_events
+    return _speedups.parse_line, _speedups.read_log_events, _speedups.read_lines
 
 
 #: The fields the C reader sets, in its order (and attrs' order, checked at import).
@@ -187,9 +198,7 @@ def parse_line(
     text = line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
     if text[-1:] == "\n":
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
-    wanted = _DIALECTS.get(dialect)
-    if wanted is None:
-        raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
+    wanted = _dialect(dialect)
     if _c_parse_line is not None:
         cache = _DATE_CACHES.get(tz) or _date_cache(tz)
         event = _c_parse_line(text, wanted, tz, cache, origin)
@@ -290,42 +299,99 @@ def parse_log_events(
     ``None`` when an item is not a well-formed log event (a dict with a str ``id``, an
     int ``timestamp`` and a str ``message``), for :mod:`auditsync.envelope` to say why.
     """
+    wanted = _dialect(dialect)
+    fields = _origin_fields(origin)
+    if _c_read_log_events is not None:
+        read = _c_read_log_events(items, fields, wanted, tz, _date_cache(tz))
+    else:
+        read = _log_event_origins(items, fields)
+    if read is None:
+        return None
+    if not read[1]:
+        return cast(list[AuditEvent], read[0]), []
+    return _complete(read, [item["message"] for item in items], wanted, tz, year)
+
+
+def parse_lines(
+    texts: list[str | bytes],
+    origin: Origin | None = None,
+    numbers: list[int | None] | None = None,
+    *,
+    dialect: Dialect | str = Dialect.AUTO,
+    tz: tzinfo = UTC,
+    year: int | None = None,
+) -> tuple[list[AuditEvent], list[tuple[str | bytes, Origin, LineError]]]:
+    """Read many lines of one source at once, as :func:`parse_line` reads each.
+
+    Each event's origin is ``origin`` with the line's number from ``numbers`` (default:
+    ``origin.line_number`` for all). Returns the events, in order, and
+    ``(text, origin, error)`` for each line that is not an audit record.
+    """
+    wanted = _dialect(dialect)
+    base = origin or Origin()
+    fields = _origin_fields(base)
+    if numbers is None:
+        numbers = [base.line_number] * len(texts)
+    elif len(numbers) != len(texts):
+        raise ValueError(f"{len(texts)} lines but {len(numbers)} line numbers")
+    read = None
+    if _c_read_lines is not None:
+        read = _c_read_lines(texts, numbers, fields, wanted, tz, _date_cache(tz))
+    if read is None:
+        group, stream, event_id, shard, sequence, path, _ = fields
+        origins = [Origin(group, stream, event_id, shard, sequence, path, n) for n in numbers]
+        read = cast(list[AuditEvent | Origin], origins), len(origins)
+    return _complete(read, texts, wanted, tz, year)
+
+
+_Text = TypeVar("_Text", str, str | bytes)
+
+
+def _complete(
+    read: tuple[list[AuditEvent | Origin], int],
+    texts: Sequence[_Text],
+    wanted: Dialect,
+    tz: tzinfo,
+    year: int | None,
+) -> tuple[list[AuditEvent], list[tuple[_Text, Origin, LineError]]]:
+    """The C reader's results with the lines it left (an Origin in place of the event)
+    read by the Python reader: events, and the lines that are not records."""
+    results, misses = read
+    if not misses:
+        return cast(list[AuditEvent], results), []
+    events: list[AuditEvent] = []
+    failures: list[tuple[_Text, Origin, LineError]] = []
+    for text, result in zip(texts, results, strict=True):
+        if isinstance(result, AuditEvent):
+            events.append(result)
+            continue
+        try:
+            events.append(parse_line(text, dialect=wanted, tz=tz, origin=result, year=year))
+        except LineError as error:
+            failures.append((text, result, error))
+    return events, failures
+
+
+def _dialect(dialect: Dialect | str) -> Dialect:
     wanted = _DIALECTS.get(dialect)
     if wanted is None:
         raise ValueError(f"unknown dialect {dialect!r}; choose one of {[d.value for d in Dialect]}")
-    fields = (
+    return wanted
+
+
+def _origin_fields(origin: Origin) -> tuple[Any, ...]:
+    return (
         origin.log_group,
         origin.log_stream,
-        None,
+        origin.event_id,
         origin.shard_id,
         origin.sequence_number,
         origin.path,
         origin.line_number,
     )
-    if _c_read_log_events is not None:
-        read = _c_read_log_events(items, fields, wanted, tz, _date_cache(tz))
-    else:
-        read = _origins_of(items, fields)
-    if read is None:
-        return None
-    results, misses = read
-    if not misses:
-        return cast(list[AuditEvent], results), []
-    events: list[AuditEvent] = []
-    failures: list[tuple[str, Origin, LineError]] = []
-    for item, result in zip(items, results, strict=True):
-        if isinstance(result, AuditEvent):
-            events.append(result)
-            continue
-        message = item["message"]
-        try:
-            events.append(parse_line(message, dialect=wanted, tz=tz, origin=result, year=year))
-        except LineError as error:
-            failures.append((message, result, error))
-    return events, failures
 
 
-def _origins_of(
+def _log_event_origins(
     items: list[Any], fields: tuple[Any, ...]
 ) -> tuple[list[AuditEvent | Origin], int] | None:
     """The pure-Python twin of the C reader's checks: an origin per well-formed log event."""
@@ -739,4 +805,4 @@ _OTHER_ESCAPE = re.compile(r"\\[^\\'ntrbf]")
 #: noncharacters; the first the text does not hold is taken.
 _PARKING = ("\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\uffff", "\U0010ffff")
 
-_c_parse_line, _c_read_log_events = _load_speedups() or (None, None)
+_c_parse_line, _c_read_log_events, _c_read_lines = _load_speedups() or (None, None, None)

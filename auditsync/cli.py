@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import filters
 from .events import AuditEvent, Dialect, Origin
-from .pipeline import Line, Payload, Pipeline, Report, Unreadable
+from .pipeline import Lines, Payload, Pipeline, Report, Unreadable
 from .sinks.base import DeadLetterSink, Sink
 from .sources import InputFormat, iter_paths, read_file
 
@@ -194,7 +194,7 @@ def _run(pipeline: Pipeline, arguments: argparse.Namespace) -> Report:
     return pipeline.process(_inputs(files, form))
 
 
-def _inputs(files: list[str], form: InputFormat) -> Iterator[Payload | Line | Unreadable]:
+def _inputs(files: list[str], form: InputFormat) -> Iterator[Payload | Lines | Unreadable]:
     for name in files:
         try:
             raw, size = _open(name)

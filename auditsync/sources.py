@@ -26,7 +26,7 @@ from .auditlog import parse_line
 from .envelope import next_document
 from .errors import EnvelopeError, LineError
 from .events import Origin
-from .pipeline import Line, Payload, Unreadable
+from .pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
     "InputFormat",
@@ -240,7 +240,7 @@ def detect_format(head: bytes) -> InputFormat:
 
 def read_inputs(
     stream: IO[bytes], path: str, form: InputFormat = InputFormat.AUTO
-) -> Iterator[Payload | Line | Unreadable]:
+) -> Iterator[Payload | Lines | Unreadable]:
     """Stream a decompressed file as pipeline inputs, each with its origin.
 
     A file that cannot be read to its end (a cut or corrupt gzip stream, an I/O error)
@@ -262,7 +262,7 @@ def read_inputs(
 
 def read_file(
     raw: Readable, path: str, form: InputFormat = InputFormat.AUTO
-) -> Iterator[Payload | Line | Unreadable]:
+) -> Iterator[Payload | Lines | Unreadable]:
     """A file as it lies on disk, gzip or not: :func:`open_input`, then :func:`read_inputs`,
     then one :class:`Unreadable` for any damage the gzip layers met on the way."""
     layers: list[_GzipMembers] = []
@@ -319,17 +319,34 @@ def _at(origin: Origin, path: str, document: int) -> Origin:
     )
 
 
-def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[Line]:
-    """Records of a log, one per line, rejoining records a raw newline in a name split.
+def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[Lines]:
+    """Records of a log, in blocks, rejoining records a raw newline in a name split.
 
     A physical line that does not start like a record continues the one before it — but
     only when that one does not read on its own, so a stray line of junk stays a dead
     letter of its own and never spoils a good record; and at most three times, since no
     name holds more newlines than that, so a run of junk lines stays separate lines.
+    Each record keeps the number of its first physical line.
     """
+    origin = Origin(path=path)
+    texts: list[str | bytes] = []
+    numbers: list[int | None] = []
     pending: bytes | None = None
     pending_number = joined = 0
-    for number, physical in enumerate(stream, 1):
+    lines = enumerate(stream, 1)
+    while True:
+        try:
+            number, physical = next(lines)
+        except StopIteration:
+            break
+        except (OSError, EOFError, zlib.error):
+            # What was read before the failure goes on; read_inputs then reports it.
+            if pending is not None:
+                texts.append(pending)
+                numbers.append(pending_number)
+            if texts:
+                yield Lines(texts, origin, numbers)
+            raise
         line = physical[:-1] if physical.endswith(b"\n") else physical
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -352,10 +369,17 @@ def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[
             joined += 1
             continue
         if pending is not None:
-            yield Line(pending, Origin(path=path, line_number=pending_number))
+            texts.append(pending)
+            numbers.append(pending_number)
+            if len(texts) == LINES_PER_BLOCK:
+                yield Lines(texts, origin, numbers)
+                texts, numbers = [], []
         pending, pending_number, joined = line, number, 0
     if pending is not None:
-        yield Line(pending, Origin(path=path, line_number=pending_number))
+        texts.append(pending)
+        numbers.append(pending_number)
+    if texts:
+        yield Lines(texts, origin, numbers)
 
 
 def _reads(record: bytes) -> bool:

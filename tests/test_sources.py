@@ -28,8 +28,9 @@ from hypothesis import strategies as st
 
 from auditsync import Origin, parse_line
 from auditsync import sources as sources_module
+from auditsync.auditlog import parse_lines
 from auditsync.events import DeadLetter
-from auditsync.pipeline import Line, Payload, Pipeline
+from auditsync.pipeline import Lines, Payload, Pipeline
 from auditsync.sinks import MemorySink
 from auditsync.sources import (
     InputFormat,
@@ -90,14 +91,15 @@ def log_bytes(*lines: str | bytes) -> bytes:
     return b"".join((line if isinstance(line, bytes) else line.encode()) + b"\n" for line in lines)
 
 
-def lines_of(items: Sequence[Payload | Line]) -> list[tuple[bytes, int | None]]:
-    """(raw bytes, line number) of every item, which must all be Lines."""
+def lines_of(items: Sequence[object]) -> list[tuple[bytes, int | None]]:
+    """(raw bytes, line number) of every record, which must all come in blocks of Lines."""
     found = []
     for item in items:
-        assert isinstance(item, Line), item
-        text = item.text if isinstance(item.text, bytes) else item.text.encode()
-        assert item.origin is not None
-        found.append((text, item.origin.line_number))
+        assert isinstance(item, Lines), item
+        assert item.numbers is not None
+        assert len(item.numbers) == len(item.texts)
+        for text, number in zip(item.texts, item.numbers, strict=True):
+            found.append((text if isinstance(text, bytes) else text.encode(), number))
     return found
 
 
@@ -287,7 +289,9 @@ def test_a_run_of_junk_lines_is_not_glued_into_one_unbounded_record() -> None:
     # one record the size of the file.
     data = log_bytes(*(f"{JUNK} number {n}" for n in range(2000)))
     items = list(read_inputs(reader(data), "f"))
-    assert max(len(item.text) for item in items if isinstance(item, Line)) < 64 * 1024
+    assert max(len(text) for item in items if isinstance(item, Lines) for text in item.texts) < (
+        64 * 1024
+    )
 
 
 # --- read_inputs: CloudWatch Logs export objects ----------------------------------------------
@@ -307,7 +311,9 @@ def test_export_lines_lose_their_timestamp_and_keep_their_number() -> None:
         (AURORA.encode(), 2),
         (SYSLOG_BSD.encode(), 3),
     ]
-    assert items[0].origin == Origin(path="000000.gz", line_number=1)
+    assert items[0].origin == Origin(path="000000.gz")
+    events, _ = parse_lines(items[0].texts, items[0].origin, items[0].numbers)
+    assert events[0].origin == Origin(path="000000.gz", line_number=1)
 
 
 def test_export_message_holding_a_newline_is_rejoined() -> None:

@@ -36,7 +36,7 @@ from auditsync import (
     parse_line,
 )
 from auditsync.aws import handle_kinesis_event
-from auditsync.pipeline import Line, Pipeline
+from auditsync.pipeline import Line, Lines, Pipeline
 from auditsync.replay import MySQLTarget, ReplaySink, ReplayStats
 from auditsync.sources import open_input, read_inputs
 from auditsync.testing import kinesis_event, to_payload
@@ -195,12 +195,13 @@ def audited(log: Path, **settings: Any) -> Any:
 def log_lines(path: Path) -> list[str]:
     """The records of the log (split records rejoined), as CloudWatch stores them: UTF-8."""
     with path.open("rb") as raw:
-        lines = [item for item in read_inputs(open_input(raw), str(path))]
-    assert all(isinstance(item, Line) for item in lines)
+        blocks = list(read_inputs(open_input(raw), str(path)))
+    assert all(isinstance(item, Lines) for item in blocks)
     return [
-        item.text.decode("utf-8", "replace") if isinstance(item.text, bytes) else item.text
-        for item in lines
-        if isinstance(item, Line)
+        text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+        for item in blocks
+        if isinstance(item, Lines)
+        for text in item.texts
     ]
 
 
