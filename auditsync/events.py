@@ -8,10 +8,9 @@ and it checks the line, not the object.
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import attrs
@@ -73,8 +72,20 @@ class Origin:
         return ", ".join(parts) or "unknown origin"
 
 
+class _StatementCache:
+    """The slot where :attr:`AuditEvent.statement` keeps its value, outside attrs' fields.
+
+    attrs gives a slotted class with a :func:`functools.cached_property` a class-level
+    ``__getattr__``, and CPython reads every attribute of such a class the slow way
+    (~20 ns more each; the JSON form of an event reads some thirty).
+    """
+
+    __slots__ = ("_statement",)
+    _statement: Statement | None
+
+
 @attrs.frozen(slots=True)
-class AuditEvent:
+class AuditEvent(_StatementCache):
     """One server_audit record.
 
     ``object`` is the unescaped query text of QUERY events, the table of table events,
@@ -117,32 +128,43 @@ class AuditEvent:
         origin = self.origin
         if origin is not None and origin.event_id:
             return origin.event_id
-        return _digest(self._identity(), origin)
-
-    def _identity(self) -> tuple[str, ...]:
-        return (
-            self.serverhost,
-            self.timestamp.isoformat(),
-            self.username,
-            self.host,
-            str(self.connection_id),
-            str(self.query_id),
-            self.operation,
-            self.database,
-            self.object,
-            "" if self.retcode is None else str(self.retcode),
-            self.connection_type or "",
-            "truncated" if self.truncated else "",
+        # Sinks store these keys: the text hashed must never change, only how fast it is
+        # built (here in one piece; _digest does the same for dead letters).
+        retcode = self.retcode
+        record = "\x1f".join(
+            (
+                self.serverhost,
+                _isoformat(self.timestamp),
+                self.username,
+                self.host,
+                str(self.connection_id),
+                str(self.query_id),
+                self.operation,
+                self.database,
+                self.object,
+                "" if retcode is None else str(retcode),
+                self.connection_type or "",
+                "truncated" if self.truncated else "",
+            )
         )
+        if origin is not None:
+            record += _place(origin, None)
+        return hashlib.blake2b(record.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
-    @functools.cached_property
+    @property
     def statement(self) -> Statement | None:
         """What a QUERY event's statement does (:func:`auditsync.sql.classify`), once."""
-        if self.operation != "QUERY":
-            return None
-        from .sql import classify  # its patterns compile on first use, not at import
+        try:
+            return self._statement
+        except AttributeError:
+            pass
+        statement = None
+        if self.operation == "QUERY":
+            from .sql import classify  # its patterns compile on first use, not at import
 
-        return classify(self.object)
+            statement = classify(self.object)
+        object.__setattr__(self, "_statement", statement)  # frozen: as attrs' __init__ does
+        return statement
 
     @property
     def object_bytes(self) -> bytes:
@@ -195,21 +217,61 @@ def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool 
     """blake2b of ``parts`` and, where known, the place in the source; one hash call."""
     text = "\x1f".join(parts)
     if origin is not None:
-        place = (
-            origin.log_group,
-            origin.log_stream,
-            origin.shard_id,
-            origin.sequence_number,
-            origin.path,
-            origin.line_number,
-            origin.event_id if with_event_id else None,
-        )
-        if place != _NOWHERE:
-            text += f"\x1d{place}"
+        text += _place(origin, origin.event_id if with_event_id else None)
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-_NOWHERE = (None,) * 7
+def _place(origin: Origin, event_id: str | None) -> str:
+    """``"\\x1d"`` and the repr of the place tuple, or ``""`` where the origin knows nothing.
+
+    The place tuple is ``(log_group, log_stream, shard_id, sequence_number, path,
+    line_number, event_id)``; keys have always hashed its repr, which is ``repr()`` of
+    each member joined by ``", "`` in parentheses. Writing that out directly gives the
+    same text without building the tuple.
+    """
+    log_group = origin.log_group
+    log_stream = origin.log_stream
+    shard_id = origin.shard_id
+    sequence_number = origin.sequence_number
+    path = origin.path
+    line_number = origin.line_number
+    if (
+        log_group is None
+        and log_stream is None
+        and shard_id is None
+        and sequence_number is None
+        and event_id is None
+    ):
+        if path is None and line_number is None:
+            return ""
+        # A file's place, the common case, with the Nones written out: repr(None) is slow.
+        return f"\x1d(None, None, None, None, {path!r}, {line_number!r}, None)"
+    return (
+        f"\x1d({log_group!r}, {log_stream!r}, {shard_id!r}, {sequence_number!r}, {path!r}, "
+        f"{line_number!r}, {event_id!r})"
+    )
+
+
+#: ``isoformat()`` of recent UTC timestamps: every line of a second has the same one.
+_ISOFORMAT: dict[datetime, str] = {}
+_ISOFORMAT_SIZE = 1024
+
+
+def _isoformat(moment: datetime) -> str:
+    """``moment.isoformat()``, from a small cache for plain UTC datetimes.
+
+    Only exact ``datetime`` objects in :data:`datetime.UTC` are cached: datetimes of other
+    zones compare equal to the UTC instant they name, yet write a different text.
+    """
+    if moment.tzinfo is not UTC or type(moment) is not datetime:
+        return moment.isoformat()
+    text = _ISOFORMAT.get(moment)
+    if text is None:
+        text = moment.isoformat()
+        if len(_ISOFORMAT) >= _ISOFORMAT_SIZE:
+            _ISOFORMAT.clear()
+        _ISOFORMAT[moment] = text
+    return text
 
 
 def exact_bytes(text: str) -> bytes:

@@ -13,8 +13,10 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import attrs
 import orjson
@@ -40,6 +42,7 @@ from auditsync.sinks import (
     event_to_dict,
     to_json,
 )
+from auditsync.sinks.jsonlines import iso_timestamp
 from auditsync.sinks.sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
 from auditsync.testing import audit_events
 
@@ -158,6 +161,105 @@ def test_key_is_the_cloudwatch_event_id_where_there_is_one() -> None:
     assert event_to_dict(event(1, event_id="3195310660696698337880"))["key"] == (
         "3195310660696698337880"
     )
+
+
+#: Keys as the first release computed them. Idempotent sinks store keys: a change in how
+#: they are derived would store every event again, so these must never change.
+PINNED_KEYS = {
+    "file": (LINE, Origin(path="/var/log/mysql/server_audit.log", line_number=5)),
+    "no origin": (LINE, None),
+    "empty origin": (LINE, Origin()),
+    "stream": (LINE, Origin(log_group="/aws/rds/instance/db1/audit", log_stream="db1.audit.log.0")),
+    "empty event id": (LINE, Origin(log_group="g", log_stream="s", event_id="")),
+    "kinesis": (
+        LINE,
+        Origin(
+            shard_id="shardId-000000000000",
+            sequence_number="49590338271490256608559692538361571095921575989136588898",
+        ),
+    ),
+    "quoted path": (LINE, Origin(path="caf\u00e9 \"it's\" \udc80.log")),
+    "aurora": (AURORA_LINE, Origin(path="a.log", line_number=1)),
+    "non-utf8": (NON_UTF8_LINE, Origin(path="b.log", line_number=2)),
+}
+PINNED_KEY_VALUES = {
+    "file": "a2ff22a9f1b50f34c7fe1138fe6b2962",
+    "no origin": "a3c8dc00e54e2ef92503ce84ee9d5540",
+    "empty origin": "a3c8dc00e54e2ef92503ce84ee9d5540",
+    "stream": "2cf0cb0ca61f6c0f90da1b9f6a861b3d",
+    "empty event id": "3d6f2e0c05011f71cd8a1f03984dc29a",
+    "kinesis": "239fa2cf4870fb93affe8429b3bda430",
+    "quoted path": "d81b630afaa0dd6039449426fe39a552",
+    "aurora": "1b311b5f95059fd69c0f534eed10aba3",
+    "non-utf8": "9e18b49704a40adedfe92eef6cf9ca9b",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PINNED_KEYS))
+def test_keys_never_change(name: str) -> None:
+    line, where = PINNED_KEYS[name]
+    item = parse_line(line, origin=where)
+    assert item.key == PINNED_KEY_VALUES[name]
+    assert event_to_dict(item)["key"] == PINNED_KEY_VALUES[name]
+    assert item.key == item.key  # the cached timestamp text gives the same key again
+
+
+def test_keys_of_other_zones_and_dead_letters_never_change() -> None:
+    item = parse_line(LINE, origin=Origin(path="x.log", line_number=1))
+    plus_one = timezone(timedelta(hours=1))
+    # The same instant in another zone is another record text (isoformat keeps the zone):
+    # a cache keyed by the datetime, which compares equal, must not mix them up.
+    for _ in range(2):
+        assert item.key == "6052f768e7f3958b1fa2ddd6d4b6ff62"
+        later = attrs.evolve(item, timestamp=item.timestamp.astimezone(plus_one))
+        assert later.timestamp == item.timestamp
+        assert later.key == "69df0b834140df7f49b15c1f01498138"
+        naive = attrs.evolve(item, timestamp=item.timestamp.replace(tzinfo=None))
+        assert naive.key == "84bdd00ab49a3ff9d8f85dc1bd94bbaf"
+    with_id = Origin(log_group="g", log_stream="s", event_id="42")
+    assert DeadLetter("line", "x", b"garbage\xff", with_id).key == (
+        "298c5ead4fb5fda3d40dfb4afc287271"
+    )
+    assert DeadLetter("sink", "x", b"{}", item.origin, item).key == (
+        "b3970021415737d08aedb223c732b2a6"
+    )
+
+
+def test_iso_timestamp_is_the_same_text_for_every_zone_and_call() -> None:
+    utc = datetime(2024, 1, 31, 14, 2, 7, tzinfo=UTC)
+    paris = utc.astimezone(ZoneInfo("Europe/Paris"))
+    for _ in range(2):  # the second time from the cache
+        assert iso_timestamp(utc) == "2024-01-31T14:02:07.000000Z"
+        assert iso_timestamp(paris) == "2024-01-31T14:02:07.000000Z"
+        assert iso_timestamp(utc.replace(tzinfo=None)) == "2024-01-31T14:02:07.000000Z"
+        assert iso_timestamp(utc.replace(microsecond=5)) == "2024-01-31T14:02:07.000005Z"
+        assert iso_timestamp(utc.replace(year=999)) == "0999-01-31T14:02:07.000000Z"
+    # An hour that comes twice: fold tells the two apart, though they compare equal.
+    first = datetime(2024, 11, 3, 1, 30, tzinfo=ZoneInfo("America/New_York"))
+    second = first.replace(fold=1)
+    assert first == second
+    assert iso_timestamp(first) == "2024-11-03T05:30:00.000000Z"
+    assert iso_timestamp(second) == "2024-11-03T06:30:00.000000Z"
+
+
+def test_a_surrogate_in_the_origin_alone_is_caught() -> None:
+    where = Origin(log_group="gr\udc80", log_stream="s")
+    document = event_to_dict(parse_line(LINE, origin=where))
+    assert base64.b64decode(document["origin"]["log_group_base64"]) == b"gr\x80"
+    assert not any(name.endswith("_base64") for name in document)
+    keyed = event_to_dict(parse_line(LINE, origin=attrs.evolve(where, event_id="1\udcff")))
+    assert base64.b64decode(keyed["key_base64"]) == b"1\xff"
+    assert base64.b64decode(keyed["origin"]["event_id_base64"]) == b"1\xff"
+
+
+def test_events_read_their_fields_the_fast_way() -> None:
+    # attrs implements cached_property on slotted classes with a class __getattr__, which
+    # slows every attribute read down; statement keeps its value in a plain slot instead.
+    assert "__getattr__" not in vars(AuditEvent)
+    query = parse_line(LINE)
+    assert query.statement is query.statement is not None
+    assert parse_line(AURORA_LINE).statement is None
+    assert attrs.evolve(query, query_id=13).statement == query.statement
 
 
 def test_non_utf8_query_becomes_readable_text_and_exact_base64() -> None:

@@ -27,7 +27,7 @@ from typing import IO, Any, cast
 import orjson
 
 from ..errors import AuditSyncError
-from ..events import AuditEvent, DeadLetter, Dialect, Origin, exact_bytes
+from ..events import AuditEvent, DeadLetter, Dialect, Origin, _isoformat, exact_bytes
 
 __all__ = [
     "JsonLinesSink",
@@ -103,8 +103,25 @@ def _typed(document: Mapping[str, Any], name: str, kind: type, *, optional: bool
 # --- events -------------------------------------------------------------------------------
 
 
+#: The text of recent UTC timestamps: every line of a second has the same one.
+_ISO_TIMESTAMPS: dict[datetime, str] = {}
+_ISO_TIMESTAMPS_SIZE = 1024
+
+
 def iso_timestamp(moment: datetime) -> str:
     """``2024-01-31T14:02:07.000000Z``: UTC, microseconds, fixed width (a naive time is UTC)."""
+    # The parser's timestamps are plain datetimes in UTC: cached. Not other zones, whose
+    # datetimes compare equal to the UTC instant they name, nor subclasses.
+    if moment.tzinfo is UTC and type(moment) is datetime:
+        text = _ISO_TIMESTAMPS.get(moment)
+        if text is None:
+            # From isoformat(), which the event's key has just cached: it ends in UTC's
+            # "+00:00" and leaves out microseconds that are zero.
+            text = _isoformat(moment)[:-6] + ("Z" if moment.microsecond else ".000000Z")
+            if len(_ISO_TIMESTAMPS) >= _ISO_TIMESTAMPS_SIZE:
+                _ISO_TIMESTAMPS.clear()
+            _ISO_TIMESTAMPS[moment] = text
+        return text
     if moment.tzinfo is not None and moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
@@ -114,44 +131,70 @@ def origin_to_dict(origin: Origin | None) -> dict[str, Any] | None:
     """The origin as a JSON object, or ``None``."""
     if origin is None:
         return None
+    log_group = origin.log_group
+    log_stream = origin.log_stream
+    event_id = origin.event_id
+    shard_id = origin.shard_id
+    sequence_number = origin.sequence_number
+    path = origin.path
     document = {
-        "log_group": origin.log_group,
-        "log_stream": origin.log_stream,
-        "event_id": origin.event_id,
-        "shard_id": origin.shard_id,
-        "sequence_number": origin.sequence_number,
-        "path": origin.path,
+        "log_group": log_group,
+        "log_stream": log_stream,
+        "event_id": event_id,
+        "shard_id": shard_id,
+        "sequence_number": sequence_number,
+        "path": path,
         "line_number": origin.line_number,
     }
-    if is_unicode("".join([str(document[name] or "") for name in _ORIGIN_TEXT])):
+    # One check of all the text, as in event_to_dict.
+    text = (
+        f"{log_group or ''}{log_stream or ''}{event_id or ''}{shard_id or ''}"
+        f"{sequence_number or ''}{path or ''}"
+    )
+    if text.isascii() or is_unicode(text):
         return document
     return _make_unicode(document, _ORIGIN_TEXT)
 
 
 def event_to_dict(event: AuditEvent) -> dict[str, Any]:
     """The event as a JSON-ready dict of plain values; :func:`event_from_dict` reverses it."""
+    key = event.key
+    serverhost = event.serverhost
+    username = event.username
+    host = event.host
+    operation = event.operation
+    database = event.database
+    text = event.object
+    connection_type = event.connection_type
+    prefix = event.prefix
+    suffix = event.suffix
     document = {
-        "key": event.key,
+        "key": key,
         "timestamp": iso_timestamp(event.timestamp),
-        "serverhost": event.serverhost,
-        "username": event.username,
-        "host": event.host,
+        "serverhost": serverhost,
+        "username": username,
+        "host": host,
         "connection_id": event.connection_id,
         "query_id": event.query_id,
-        "operation": event.operation,
-        "database": event.database,
-        "object": event.object,
+        "operation": operation,
+        "database": database,
+        "object": text,
         "retcode": event.retcode,
-        "connection_type": event.connection_type,
+        "connection_type": connection_type,
         "truncated": event.truncated,
-        "dialect": event.dialect.value,
-        "prefix": event.prefix,
-        "suffix": event.suffix,
+        "dialect": event.dialect._value_,  # the plain str; .value is a slow descriptor
+        "prefix": prefix,
+        "suffix": suffix,
         "origin": origin_to_dict(event.origin),
     }
     # One check of all the text at once: almost every event is plain Unicode. A
     # surrogate never pairs up across a join, so one in any member still shows here.
-    if is_unicode("".join([str(document[name] or "") for name in _EVENT_TEXT])):
+    # (``or ''``: formatting None is slow, and "None" would add nothing to check.)
+    whole = (
+        f"{key}{serverhost}{username}{host}{operation}{database}{text}"
+        f"{connection_type or ''}{prefix or ''}{suffix or ''}"
+    )
+    if whole.isascii() or is_unicode(whole):
         return document
     return _make_unicode(document, _EVENT_TEXT)
 
@@ -248,7 +291,7 @@ def to_dict(item: AuditEvent | DeadLetter) -> dict[str, Any]:
 
 def to_json(item: AuditEvent | DeadLetter) -> bytes:
     """The event or dead letter as one line of compact UTF-8 JSON, without the newline."""
-    document = to_dict(item)
+    document = event_to_dict(item) if type(item) is AuditEvent else to_dict(item)
     try:
         return orjson.dumps(document)
     except orjson.JSONEncodeError:
