@@ -454,15 +454,31 @@ table_tail(PyObject *line, const Text *t, Py_ssize_t start, Tail *tail)
 
 /* --- building instances ------------------------------------------------------------------ */
 
+static int
+is_dialect(PyObject *value)
+{
+    return value == dialect_auto || value == dialect_mariadb || value == dialect_aurora ||
+           value == dialect_rds;
+}
+
 /* A new instance of an attrs slotted class, its slots set from ``values`` (references
- * stolen, all of them, also on failure). */
+ * stolen, all of them, also on failure).
+ *
+ * An instance that holds only values the collector does not track (str, int, datetime,
+ * None, an origin built here) or a Dialect member cannot be part of a reference cycle,
+ * so it is untracked, as CPython untracks such tuples and dicts: the collector then
+ * never walks the thousands of events a batch holds. */
 static PyObject *
 build(PyTypeObject *type, PyObject **slots, PyObject **values, int count)
 {
     PyObject *instance = type->tp_alloc(type, 0);
     int i = 0;
+    int acyclic = 1;
     if (instance != NULL) {
         for (; i < count; i++) {
+            if (acyclic && PyObject_GC_IsTracked(values[i]) && !is_dialect(values[i])) {
+                acyclic = 0;
+            }
             int failed = Py_TYPE(slots[i])->tp_descr_set(slots[i], instance, values[i]);
             Py_DECREF(values[i]);
             if (failed) {
@@ -474,6 +490,9 @@ build(PyTypeObject *type, PyObject **slots, PyObject **values, int count)
     }
     for (; i < count; i++) {
         Py_DECREF(values[i]);
+    }
+    if (instance != NULL && acyclic) {
+        PyObject_GC_UnTrack(instance);
     }
     return instance;
 }

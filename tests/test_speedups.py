@@ -1209,3 +1209,38 @@ def test_no_memory_growth() -> None:
             )
     finally:
         tracemalloc.stop()
+
+
+# --- the collector -----------------------------------------------------------------------------
+
+PLAIN_READ = "20240314 09:26:53,db-primary,etl,localhost,1024,500002,READ,shop,stock,"
+
+
+def test_events_of_plain_values_are_not_tracked_by_the_collector() -> None:
+    # Nothing they hold can lead back to them, so the collector need not walk them.
+    events, _ = auditlog.parse_lines([PLAIN_READ], Origin(path="audit.log"), [3])
+    assert not gc.is_tracked(events[0])
+    assert not gc.is_tracked(events[0].origin)
+    assert events[0].statement is None
+    query = PLAIN_READ.replace("READ,shop,stock,", "QUERY,shop,'select 1',0")
+    event = auditlog.parse_lines([query])[0][0]
+    assert event.statement is not None  # a tracked value set later: still no way back
+    assert not gc.is_tracked(event)
+
+
+def test_events_holding_objects_of_their_callers_stay_tracked() -> None:
+    # An Origin the caller made (attrs tracks it), or any object as a line number, could
+    # in principle lead back to the event: such an event stays under the collector.
+    assert gc.is_tracked(auditlog.parse_line(PLAIN_READ, origin=Origin(path="audit.log")))
+    events, _ = auditlog.parse_lines([PLAIN_READ], Origin(path="audit.log"), [[3]])  # type: ignore[list-item]
+    assert gc.is_tracked(events[0])
+    assert gc.is_tracked(events[0].origin)
+
+
+def test_an_untracked_event_still_frees_what_it_holds() -> None:
+    events, _ = auditlog.parse_lines([PLAIN_READ], Origin(path="audit.log"), [3])
+    event = events[0]
+    watched = event.origin
+    count = sys.getrefcount(watched)
+    del events, event
+    assert sys.getrefcount(watched) == count - 1  # the event held it, and is gone
