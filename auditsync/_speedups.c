@@ -504,6 +504,9 @@ parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *cache, PyObject
 {
     Text text = {PyUnicode_KIND(line), PyUnicode_DATA(line), PyUnicode_GET_LENGTH(line)};
     const Text *t = &text;
+    if (!is_dialect(dialect)) {
+        Py_RETURN_NONE;
+    }
     /* parse_line takes one line end off first; left to it, the batch readers agree. */
     if (t->length > 0 && at(t, t->length - 1) == '\n') {
         Py_RETURN_NONE;
@@ -709,24 +712,28 @@ read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     Py_ssize_t misses = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
+        /* Every reference is held: a lookup can run Python code (a key's __eq__), and so
+         * can a time zone while the line is read; either could change the items. */
+        PyObject *item = Py_NewRef(PyList_GET_ITEM(items, i));
         PyObject *id = NULL, *stamp = NULL, *message = NULL;
         if (PyDict_CheckExact(item)) {
-            id = PyDict_GetItemWithError(item, key_id);
-            stamp = id ? PyDict_GetItemWithError(item, key_timestamp) : NULL;
-            message = stamp ? PyDict_GetItemWithError(item, key_message) : NULL;
+            id = Py_XNewRef(PyDict_GetItemWithError(item, key_id));
+            stamp = id ? Py_XNewRef(PyDict_GetItemWithError(item, key_timestamp)) : NULL;
+            message = stamp ? Py_XNewRef(PyDict_GetItemWithError(item, key_message)) : NULL;
         }
-        if (message == NULL || !PyUnicode_CheckExact(id) || !PyLong_CheckExact(stamp) ||
-            !PyUnicode_CheckExact(message)) {
+        int well_formed = message != NULL && PyUnicode_CheckExact(id) &&
+                          PyLong_CheckExact(stamp) && PyUnicode_CheckExact(message);
+        Py_DECREF(item);
+        Py_XDECREF(stamp);
+        if (!well_formed) {
+            Py_XDECREF(id);
+            Py_XDECREF(message);
             Py_DECREF(results);
             if (PyErr_Occurred()) {
                 return NULL;
             }
             Py_RETURN_NONE;
         }
-        /* Held while parsing: a time zone's Python code could change the item. */
-        Py_INCREF(id);
-        Py_INCREF(message);
         int failed = append_line(results, &misses, message, fields, 2, id, dialect, tz, cache);
         Py_DECREF(id);
         Py_DECREF(message);
@@ -800,7 +807,7 @@ read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 static int
-member_descriptors(PyObject *sequence, PyObject **slots, int count, const char *what)
+member_descriptors_ok(PyObject *sequence, int count, const char *what)
 {
     if (!PyTuple_Check(sequence) || PyTuple_GET_SIZE(sequence) != count) {
         PyErr_Format(PyExc_TypeError, "%s: expected a tuple of %d member descriptors", what,
@@ -814,10 +821,15 @@ member_descriptors(PyObject *sequence, PyObject **slots, int count, const char *
             return 0;
         }
     }
+    return 1;
+}
+
+static void
+keep_descriptors(PyObject *sequence, PyObject **slots, int count)
+{
     for (int i = 0; i < count; i++) {
         Py_XSETREF(slots[i], Py_NewRef(PyTuple_GET_ITEM(sequence, i)));
     }
-    return 1;
 }
 
 static PyObject *
@@ -830,10 +842,12 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "(auto, mariadb, aurora, rds_mysql), utc)");
         return NULL;
     }
-    if (!member_descriptors(args[1], event_slots, EVENT_FIELDS, "event slots") ||
-        !member_descriptors(args[3], origin_slots, ORIGIN_FIELDS, "origin slots")) {
+    if (!member_descriptors_ok(args[1], EVENT_FIELDS, "event slots") ||
+        !member_descriptors_ok(args[3], ORIGIN_FIELDS, "origin slots")) {
         return NULL;
     }
+    keep_descriptors(args[1], event_slots, EVENT_FIELDS);
+    keep_descriptors(args[3], origin_slots, ORIGIN_FIELDS);
     Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(args[0]));
     Py_XSETREF(origin_type, (PyTypeObject *)Py_NewRef(args[2]));
     PyObject *dialects = args[4];

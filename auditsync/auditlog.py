@@ -171,10 +171,18 @@ _DATE_CACHES: dict[tzinfo, dict[str, datetime]] = {}
 
 def _date_cache(tz: tzinfo) -> dict[str, datetime]:
     """Date-form stamps already read in ``tz``: a second's lines share one (C reader)."""
-    cache = _DATE_CACHES.get(tz)
+    try:
+        cache = _DATE_CACHES.get(tz)
+    except TypeError:  # a zone that cannot be hashed: nothing is kept for it
+        return {}
     if cache is None:
+        if len(_DATE_CACHES) >= _MAX_ZONES:
+            _DATE_CACHES.clear()
         cache = _DATE_CACHES[tz] = {}
     return cache
+
+
+_MAX_ZONES = 64
 
 
 def parse_line(
@@ -200,7 +208,10 @@ def parse_line(
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
     wanted = _dialect(dialect)
     if _c_parse_line is not None:
-        cache = _DATE_CACHES.get(tz) or _date_cache(tz)
+        try:
+            cache = _DATE_CACHES[tz]
+        except (KeyError, TypeError):
+            cache = _date_cache(tz)
         event = _c_parse_line(text, wanted, tz, cache, origin)
         if event is not None:
             return event
