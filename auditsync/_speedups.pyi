@@ -12,7 +12,11 @@ def configure(
     utc: tzinfo,
 ) -> None: ...
 def parse_line(
-    text: str, dialect: Dialect, tz: tzinfo, cache: dict[str, datetime], origin: Origin | None
+    text: str,
+    dialect: Dialect | None,
+    tz: tzinfo,
+    cache: dict[str, datetime],
+    origin: Origin | None,
 ) -> AuditEvent | None: ...
 def read_log_events(
     items: list[Any],

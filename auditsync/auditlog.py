@@ -109,7 +109,7 @@ _UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char
 
 
 _CParseLine = Callable[
-    [str, Dialect, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
+    [str, Dialect | None, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
 ]
 _CReadLogEvents = Callable[
     [list[Any], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
@@ -203,16 +203,22 @@ def parse_line(
     (MariaDB 12) is read too. A trailing newline is ignored. Raises :class:`LineError`
     with the offset where reading failed.
     """
-    text = line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
-    if text[-1:] == "\n":
-        text = text[:-2] if text.endswith("\r\n") else text[:-1]
-    wanted = _dialect(dialect)
-    if _c_parse_line is not None:
+    if _c_parse_line is not None and type(line) is str:
+        # The C reader first, on the line as given: it declines a line that still ends
+        # in a newline and a dialect that is not a member, which are settled below.
         try:
             cache = _DATE_CACHES[tz]
         except (KeyError, TypeError):
             cache = _date_cache(tz)
-        event = _c_parse_line(text, wanted, tz, cache, origin)
+        event = _c_parse_line(line, _DIALECTS.get(dialect), tz, cache, origin)
+        if event is not None:
+            return event
+    text = line if type(line) is str else _decoded(line)
+    if text[-1:] == "\n":
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    wanted = _dialect(dialect)
+    if _c_parse_line is not None and text is not line:
+        event = _c_parse_line(text, wanted, tz, _date_cache(tz), origin)
         if event is not None:
             return event
     return _parse_text(text, wanted, tz, origin, year)
@@ -381,6 +387,10 @@ def _complete(
         except LineError as error:
             failures.append((text, result, error))
     return events, failures
+
+
+def _decoded(line: str | bytes) -> str:
+    return line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
 
 
 def _dialect(dialect: Dialect | str) -> Dialect:
