@@ -141,9 +141,9 @@ def file_breakdown(megabytes: int, rounds: int) -> None:
         lines = file_lines(path)
         steps: list[tuple[str, Callable[[], object]]] = [
             ("reading the file's lines (for line in file)", lambda: file_lines(path)),
-            ("+ read_inputs (record joining, a Line + Origin each)", lambda: file_inputs(path)),
+            ("+ read_inputs (record joining, blocks of Lines)", lambda: file_inputs(path)),
             (
-                "+ Pipeline, parse_line, a counting sink",
+                "+ Pipeline, parse_lines, a counting sink",
                 lambda: file_pipeline(path, CountingSink()),
             ),
             (
