@@ -649,6 +649,471 @@ parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *cache, PyObject
     return build(event_type, event_slots, values, EVENT_FIELDS);
 }
 
+/* --- writing an event as JSON ------------------------------------------------------------ */
+
+/* event_json writes exactly what orjson.dumps(sinks.jsonlines.event_to_dict(event)) does,
+ * for the events it can: a plain AuditEvent whose text is all valid Unicode, a UTC
+ * timestamp, ids within 64 bits. For anything else it answers None and the Python writer,
+ * the reference, writes the line (tests/test_speedups.py compares the two). */
+
+static PyObject *blake2b, *digest_options, *hexdigest_name;
+static int check_configured(void);
+
+/* Output: in the struct itself while it fits, on the heap beyond. */
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+    char local[1024];
+} Buffer;
+
+static void
+buffer_init(Buffer *b)
+{
+    b->data = b->local;
+    b->size = 0;
+    b->capacity = (Py_ssize_t)sizeof(b->local);
+}
+
+static void
+buffer_free(Buffer *b)
+{
+    if (b->data != b->local) {
+        PyMem_Free(b->data);
+    }
+}
+
+enum { WRITTEN = 0, DECLINED = 1, FAILED = -1 };
+
+static int
+put(Buffer *b, const char *text, Py_ssize_t size)
+{
+    if (b->size + size > b->capacity) {
+        Py_ssize_t capacity = (b->capacity + size) * 2;
+        char *data = PyMem_Malloc((size_t)capacity);
+        if (data == NULL) {
+            PyErr_NoMemory();
+            return FAILED;
+        }
+        memcpy(data, b->data, (size_t)b->size);
+        buffer_free(b);
+        b->data = data;
+        b->capacity = capacity;
+    }
+    memcpy(b->data + b->size, text, (size_t)size);
+    b->size += size;
+    return WRITTEN;
+}
+
+/* ``width`` decimal digits of ``value`` (zero-padded), or all of them for width 0. */
+static int
+put_digits(Buffer *b, long long value, int width)
+{
+    char digits[24];
+    int end = (int)sizeof(digits), start = end;
+    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value
+                                        : (unsigned long long)value;
+    do {
+        digits[--start] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest || end - start < width);
+    if (value < 0) {
+        digits[--start] = '-';
+    }
+    return put(b, digits + start, end - start);
+}
+
+/* ``YYYY-MM-DDTHH:MM:SS`` of a datetime. */
+static int
+put_date_time(Buffer *b, PyObject *moment)
+{
+    return put_digits(b, PyDateTime_GET_YEAR(moment), 4) || put(b, "-", 1) ||
+                   put_digits(b, PyDateTime_GET_MONTH(moment), 2) || put(b, "-", 1) ||
+                   put_digits(b, PyDateTime_GET_DAY(moment), 2) || put(b, "T", 1) ||
+                   put_digits(b, PyDateTime_DATE_GET_HOUR(moment), 2) || put(b, ":", 1) ||
+                   put_digits(b, PyDateTime_DATE_GET_MINUTE(moment), 2) || put(b, ":", 1) ||
+                   put_digits(b, PyDateTime_DATE_GET_SECOND(moment), 2)
+               ? FAILED
+               : WRITTEN;
+}
+
+#define PUT_LITERAL(b, text) put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
+
+/* A JSON string as orjson writes it: UTF-8, with only '"', '\\' and control characters
+ * escaped (\b \t \n \f \r by name, the rest as \u00xx). Declines text with surrogates. */
+static int
+put_string(Buffer *b, PyObject *value)
+{
+    if (!PyUnicode_CheckExact(value)) {
+        return DECLINED;
+    }
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return FAILED;
+        }
+        PyErr_Clear();
+        return DECLINED;
+    }
+    if (put(b, "\"", 1)) {
+        return FAILED;
+    }
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        if (put(b, text + run, i - run)) {
+            return FAILED;
+        }
+        run = i + 1;
+        char escape[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        Py_ssize_t length = 2;
+        switch (c) {
+        case '"': escape[1] = '"'; break;
+        case '\\': escape[1] = '\\'; break;
+        case '\b': escape[1] = 'b'; break;
+        case '\t': escape[1] = 't'; break;
+        case '\n': escape[1] = 'n'; break;
+        case '\f': escape[1] = 'f'; break;
+        case '\r': escape[1] = 'r'; break;
+        default:
+            snprintf(escape + 1, 6, "u%04x", c);
+            length = 6;
+        }
+        if (put(b, escape, length)) {
+            return FAILED;
+        }
+    }
+    if (put(b, text + run, size - run) || put(b, "\"", 1)) {
+        return FAILED;
+    }
+    return WRITTEN;
+}
+
+static int
+put_integer(Buffer *b, PyObject *value)
+{
+    if (!PyLong_CheckExact(value)) {
+        return DECLINED;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        return DECLINED;
+    }
+    if (number == -1 && PyErr_Occurred()) {
+        return FAILED;
+    }
+    return put_digits(b, number, 0);
+}
+
+static int
+put_optional(Buffer *b, PyObject *value, int (*writer)(Buffer *, PyObject *))
+{
+    return value == Py_None ? PUT_LITERAL(b, "null") : writer(b, value);
+}
+
+/* A slot's value, a new reference; NULL with an exception for an unset slot. */
+static PyObject *
+slot_value(PyObject *slot, PyObject *instance)
+{
+    return Py_TYPE(slot)->tp_descr_get(slot, instance, (PyObject *)Py_TYPE(instance));
+}
+
+/* Text for the key's digest, UTF-8: DECLINED for text with surrogates (whose JSON the
+ * Python writer writes anyway). */
+static int
+put_text(Buffer *b, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        return DECLINED;
+    }
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+    if (text == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return FAILED;
+        }
+        PyErr_Clear();
+        return DECLINED;
+    }
+    return put(b, text, size);
+}
+
+static int
+put_repr(Buffer *b, PyObject *value)
+{
+    if (value == Py_None) {
+        return PUT_LITERAL(b, "None");
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow) {
+            return put_digits(b, number, 0);
+        }
+    }
+    PyObject *text = PyObject_Repr(value);
+    if (text == NULL) {
+        return FAILED;
+    }
+    int result = put_text(b, text);
+    Py_DECREF(text);
+    return result;
+}
+
+/* The key of an event without a CloudWatch id, as AuditEvent.key makes it: BLAKE2b of the
+ * record's fields -- the timestamp as ``isoformat()`` writes a UTC time -- joined by
+ * U+001F, then U+001D and the repr of the place tuple where the origin knows any. */
+static PyObject *
+digest_key(PyObject **fields, PyObject *origin)
+{
+    Buffer b;
+    buffer_init(&b);
+    /* fields: timestamp, serverhost, username, host, connection_id, query_id, operation,
+     * database, object, retcode, connection_type, truncated (the event's slot order). */
+    int result = put_text(&b, fields[1]);
+    const int record[] = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+    for (size_t n = 0; n < sizeof(record) / sizeof(record[0]) && result == WRITTEN; n++) {
+        int i = record[n];
+        PyObject *value = fields[i];
+        result = put(&b, "\x1f", 1);
+        if (result != WRITTEN) {
+            break;
+        }
+        if (i == 0) {
+            /* isoformat() of a UTC time: microseconds only when there are some. */
+            int micros = PyDateTime_DATE_GET_MICROSECOND(value);
+            result = put_date_time(&b, value) ||
+                             (micros && (put(&b, ".", 1) || put_digits(&b, micros, 6))) ||
+                             PUT_LITERAL(&b, "+00:00")
+                         ? FAILED
+                         : WRITTEN;
+        }
+        else if (i == 4 || i == 5 || (i == 9 && value != Py_None)) {
+            result = put_repr(&b, value); /* str() of an exact int is its repr */
+        }
+        else if (i == 11) {
+            result = value == Py_True ? PUT_LITERAL(&b, "truncated") : WRITTEN;
+        }
+        else if (value != Py_None) {
+            result = put_text(&b, value);
+        }
+    }
+    if (origin != Py_None && result == WRITTEN) {
+        /* The place tuple: log_group, log_stream, shard_id, sequence_number, path,
+         * line_number, and None where a dead letter has its event id. */
+        static const int place_slots[6] = {0, 1, 3, 4, 5, 6};
+        PyObject *values[6];
+        int known = 0, got = 0;
+        for (; got < 6; got++) {
+            values[got] = slot_value(origin_slots[place_slots[got]], origin);
+            if (values[got] == NULL) {
+                result = FAILED;
+                break;
+            }
+            known |= values[got] != Py_None;
+        }
+        if (result == WRITTEN && known) {
+            result = put(&b, "\x1d(", 2);
+            for (int i = 0; i < 6 && result == WRITTEN; i++) {
+                result = put_repr(&b, values[i]);
+                if (result == WRITTEN) {
+                    result = PUT_LITERAL(&b, ", ");
+                }
+            }
+            if (result == WRITTEN) {
+                result = PUT_LITERAL(&b, "None)");
+            }
+        }
+        for (int i = 0; i < got; i++) {
+            Py_DECREF(values[i]);
+        }
+    }
+    PyObject *key = NULL;
+    if (result == WRITTEN) {
+        PyObject *data = PyBytes_FromStringAndSize(b.data, b.size);
+        PyObject *arguments = data ? PyTuple_Pack(1, data) : NULL;
+        Py_XDECREF(data);
+        PyObject *hash = arguments ? PyObject_Call(blake2b, arguments, digest_options) : NULL;
+        Py_XDECREF(arguments);
+        key = hash ? PyObject_CallMethodNoArgs(hash, hexdigest_name) : NULL;
+        Py_XDECREF(hash);
+    }
+    else if (result == DECLINED) {
+        key = Py_NewRef(Py_None);
+    }
+    buffer_free(&b);
+    return key;
+}
+
+static const char *const origin_names[ORIGIN_FIELDS] = {
+    "{\"log_group\":", ",\"log_stream\":", ",\"event_id\":", ",\"shard_id\":",
+    ",\"sequence_number\":", ",\"path\":", ",\"line_number\":",
+};
+
+static int
+put_origin(Buffer *b, PyObject *origin)
+{
+    if (origin == Py_None) {
+        return PUT_LITERAL(b, "null");
+    }
+    int result = WRITTEN;
+    for (int i = 0; i < ORIGIN_FIELDS && result == WRITTEN; i++) {
+        PyObject *value = slot_value(origin_slots[i], origin);
+        if (value == NULL) {
+            return FAILED;
+        }
+        result = put(b, origin_names[i], (Py_ssize_t)strlen(origin_names[i]));
+        if (result == WRITTEN) {
+            result = put_optional(b, value, i == 6 ? put_integer : put_string);
+        }
+        Py_DECREF(value);
+    }
+    return result == WRITTEN ? put(b, "}", 1) : result;
+}
+
+static const char *const event_names[EVENT_FIELDS] = {
+    ",\"timestamp\":", ",\"serverhost\":", ",\"username\":", ",\"host\":",
+    ",\"connection_id\":", ",\"query_id\":", ",\"operation\":", ",\"database\":",
+    ",\"object\":", ",\"retcode\":", ",\"connection_type\":", ",\"truncated\":",
+    ",\"dialect\":", ",\"origin\":", ",\"prefix\":", ",\"suffix\":",
+};
+
+/* The members in event_to_dict's order: the slots' order, but origin last. */
+static const int member_order[EVENT_FIELDS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 13};
+
+static int
+write_event(Buffer *b, PyObject **fields)
+{
+    PyObject *moment = fields[0], *origin = fields[13];
+    if (!PyDateTime_CheckExact(moment) || !((_PyDateTime_BaseTZInfo *)moment)->hastzinfo ||
+        PyDateTime_DATE_GET_TZINFO(moment) != utc || !is_dialect(fields[12]) ||
+        (fields[11] != Py_True && fields[11] != Py_False) ||
+        (origin != Py_None && Py_TYPE(origin) != origin_type)) {
+        return DECLINED;
+    }
+    PyObject *key = NULL;
+    if (origin != Py_None) {
+        PyObject *event_id = slot_value(origin_slots[2], origin);
+        if (event_id == NULL) {
+            return FAILED;
+        }
+        if (PyUnicode_CheckExact(event_id) && PyUnicode_GET_LENGTH(event_id) > 0) {
+            key = event_id;
+        }
+        else if (event_id != Py_None && !PyUnicode_CheckExact(event_id)) {
+            Py_DECREF(event_id);
+            return DECLINED;
+        }
+        else {
+            Py_DECREF(event_id);
+        }
+    }
+    if (key == NULL) {
+        key = digest_key(fields, origin);
+        if (key == NULL) {
+            return FAILED;
+        }
+        if (key == Py_None) {
+            Py_DECREF(key);
+            return DECLINED;
+        }
+    }
+    int result = PUT_LITERAL(b, "{\"key\":");
+    if (result == WRITTEN) {
+        result = put_string(b, key);
+    }
+    Py_DECREF(key);
+    for (int n = 0; n < EVENT_FIELDS && result == WRITTEN; n++) {
+        int i = member_order[n];
+        result = put(b, event_names[i], (Py_ssize_t)strlen(event_names[i]));
+        if (result != WRITTEN) {
+            break;
+        }
+        PyObject *value = fields[i];
+        switch (i) {
+        case 0:
+            result = put(b, "\"", 1) || put_date_time(b, value) || put(b, ".", 1) ||
+                             put_digits(b, PyDateTime_DATE_GET_MICROSECOND(value), 6) ||
+                             PUT_LITERAL(b, "Z\"")
+                         ? FAILED
+                         : WRITTEN;
+            break;
+        case 4:
+        case 5:
+            result = put_integer(b, value);
+            break;
+        case 9:
+            result = put_optional(b, value, put_integer);
+            break;
+        case 11:
+            result = value == Py_True ? PUT_LITERAL(b, "true") : PUT_LITERAL(b, "false");
+            break;
+        case 12: {
+            Py_ssize_t size;
+            const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+            result = text == NULL ? FAILED : put(b, "\"", 1) || put(b, text, size) ||
+                                                     put(b, "\"", 1)
+                                                 ? FAILED
+                                                 : WRITTEN;
+            break;
+        }
+        case 13:
+            result = put_origin(b, value);
+            break;
+        case 10:
+        case 14:
+        case 15:
+            result = put_optional(b, value, put_string);
+            break;
+        default:
+            result = put_string(b, value);
+        }
+    }
+    return result == WRITTEN ? put(b, "}", 1) : result;
+}
+
+/* event_json(event) -> bytes | None: the event's JSON line (no newline), or None where
+ * the Python writer must write it. */
+static PyObject *
+event_json(PyObject *module, PyObject *event)
+{
+    if (!check_configured()) {
+        return NULL;
+    }
+    if (Py_TYPE(event) != event_type || blake2b == NULL) {
+        Py_RETURN_NONE;
+    }
+    PyObject *fields[EVENT_FIELDS];
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        fields[i] = slot_value(event_slots[i], event);
+        if (fields[i] == NULL) {
+            for (int j = 0; j < i; j++) {
+                Py_DECREF(fields[j]);
+            }
+            return NULL;
+        }
+    }
+    Buffer buffer;
+    buffer_init(&buffer);
+    int result = write_event(&buffer, fields);
+    for (int i = 0; i < EVENT_FIELDS; i++) {
+        Py_DECREF(fields[i]);
+    }
+    PyObject *line = NULL;
+    if (result == WRITTEN) {
+        line = PyBytes_FromStringAndSize(buffer.data, buffer.size);
+    }
+    else if (result == DECLINED) {
+        line = Py_NewRef(Py_None);
+    }
+    buffer_free(&buffer);
+    return line;
+}
+
 /* --- the module's functions --------------------------------------------------------------- */
 
 static int
@@ -860,11 +1325,11 @@ keep_descriptors(PyObject *sequence, PyObject **slots, int count)
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[2]) ||
-        !PyTuple_Check(args[4]) || PyTuple_GET_SIZE(args[4]) != 4) {
+    if (nargs != 7 || !PyType_Check(args[0]) || !PyType_Check(args[2]) ||
+        !PyTuple_Check(args[4]) || PyTuple_GET_SIZE(args[4]) != 4 || !PyCallable_Check(args[6])) {
         PyErr_SetString(PyExc_TypeError,
                         "configure(event_type, event_slots, origin_type, origin_slots, "
-                        "(auto, mariadb, aurora, rds_mysql), utc)");
+                        "(auto, mariadb, aurora, rds_mysql), utc, blake2b)");
         return NULL;
     }
     if (!member_descriptors_ok(args[1], EVENT_FIELDS, "event slots") ||
@@ -881,18 +1346,21 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(dialect_aurora, Py_NewRef(PyTuple_GET_ITEM(dialects, 2)));
     Py_XSETREF(dialect_rds, Py_NewRef(PyTuple_GET_ITEM(dialects, 3)));
     Py_XSETREF(utc, Py_NewRef(args[5]));
+    Py_XSETREF(blake2b, Py_NewRef(args[6]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "Hand over the event and origin classes, their slots, the dialects and UTC."},
+     "Hand over the event and origin classes, their slots, the dialects, UTC and blake2b."},
     {"parse_line", (PyCFunction)(void (*)(void))parse_line, METH_FASTCALL,
      "parse_line(text, dialect, tz, cache, origin) -> AuditEvent | None"},
     {"read_log_events", (PyCFunction)(void (*)(void))read_log_events, METH_FASTCALL,
      "read_log_events(items, origin_fields, dialect, tz, cache) -> (list, int) | None"},
     {"read_lines", (PyCFunction)(void (*)(void))read_lines, METH_FASTCALL,
      "read_lines(texts, numbers, origin_fields, dialect, tz, cache) -> (list, int) | None"},
+    {"event_json", (PyCFunction)event_json, METH_O,
+     "event_json(event) -> bytes | None: the event's JSON line, as the Python writer's"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -918,7 +1386,10 @@ PyInit__speedups(void)
     key_timestamp = PyUnicode_InternFromString("timestamp");
     key_message = PyUnicode_InternFromString("message");
     astimezone_name = PyUnicode_InternFromString("astimezone");
-    if (!key_id || !key_timestamp || !key_message || !astimezone_name) {
+    hexdigest_name = PyUnicode_InternFromString("hexdigest");
+    digest_options = Py_BuildValue("{s:i}", "digest_size", 16);
+    if (!key_id || !key_timestamp || !key_message || !astimezone_name || !hexdigest_name ||
+        !digest_options) {
         return NULL;
     }
     return PyModule_Create(&module_definition);

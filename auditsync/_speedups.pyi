@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -10,6 +11,7 @@ def configure(
     origin_slots: tuple[Any, ...],
     dialects: tuple[Dialect, Dialect, Dialect, Dialect],
     utc: tzinfo,
+    blake2b: Callable[..., Any],
 ) -> None: ...
 def parse_line(
     text: str,
@@ -33,3 +35,4 @@ def read_lines(
     tz: tzinfo,
     cache: dict[str, datetime],
 ) -> tuple[list[AuditEvent | Origin], int] | None: ...
+def event_json(event: AuditEvent) -> bytes | None: ...

@@ -10,15 +10,15 @@ See docs/line-grammar.md for the dialects and the sources.
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
-import attrs
-
+from ._native import parse_line as _c_parse_line
+from ._native import read_lines as _c_read_lines
+from ._native import read_log_events as _c_read_log_events
 from .errors import LineError
 from .events import CONNECTION_TYPES, AuditEvent, Dialect, Origin
 
@@ -108,64 +108,6 @@ _ESCAPE_TABLE = str.maketrans(_ESCAPES)
 _UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char != "\\")
 
 
-_CParseLine = Callable[
-    [str, Dialect | None, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
-]
-_CReadLogEvents = Callable[
-    [list[Any], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
-    tuple[list[AuditEvent | Origin], int] | None,
-]
-_CReadLines = Callable[
-    [list[str | bytes], list[int | None], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
-    tuple[list[AuditEvent | Origin], int] | None,
-]
-
-
-def _load_speedups() -> tuple[_CParseLine, _CReadLogEvents, _CReadLines] | None:
-    """The C reader of the common line shapes (auditsync/_speedups.c), where it was built.
-
-    It answers only for lines it reads exactly as :func:`_parse_text` does and leaves every
-    other line, and every error, to it. ``AUDITSYNC_PURE_PYTHON=1`` turns it off.
-    """
-    if os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from . import _speedups
-    except ImportError:
-        return None
-    names = tuple(field.name for field in attrs.fields(AuditEvent))
-    if names != _C_EVENT_FIELDS:
-        raise RuntimeError(f"auditsync._speedups builds events of {_C_EVENT_FIELDS}, not {names}")
-    _speedups.configure(
-        AuditEvent,
-        tuple(AuditEvent.__dict__[name] for name in names),
-        Origin,
-        tuple(Origin.__dict__[field.name] for field in attrs.fields(Origin)),
-        (_AUTO, _MARIADB, _AURORA, _RDS_MYSQL),
-        UTC,
-    )
-    return _speedups.parse_line, _speedups.read_log_events, _speedups.read_lines
-
-
-#: The fields the C reader sets, in its order (and attrs' order, checked at import).
-_C_EVENT_FIELDS = (
-    "timestamp",
-    "serverhost",
-    "username",
-    "host",
-    "connection_id",
-    "query_id",
-    "operation",
-    "database",
-    "object",
-    "retcode",
-    "connection_type",
-    "truncated",
-    "dialect",
-    "origin",
-    "prefix",
-    "suffix",
-)
 _DATE_CACHES: dict[tzinfo, dict[str, datetime]] = {}
 
 
@@ -826,4 +768,3 @@ _OTHER_ESCAPE = re.compile(r"\\[^\\'ntrbf]")
 #: noncharacters; the first the text does not hold is taken.
 _PARKING = ("\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\uffff", "\U0010ffff")
 
-_c_parse_line, _c_read_log_events, _c_read_lines = _load_speedups() or (None, None, None)

@@ -38,13 +38,15 @@ from types import ModuleType
 from typing import Any
 
 import attrs
+import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from auditsync import auditlog
+from auditsync import _native, auditlog
 from auditsync.errors import LineError
 from auditsync.events import AuditEvent, Dialect, Origin
+from auditsync.sinks.jsonlines import event_to_dict, to_json
 from auditsync.testing import audit_events, audit_lines, mutations, query_texts
 
 
@@ -53,8 +55,8 @@ def _in_ci() -> bool:
 
 
 def _load_speedups() -> ModuleType:
-    """The C module, configured by auditlog's own loader — also where
-    ``AUDITSYNC_PURE_PYTHON=1`` keeps auditlog itself from using it."""
+    """The C module, configured by the package's own loader — also where
+    ``AUDITSYNC_PURE_PYTHON=1`` keeps the package itself from using it."""
     try:
         module = importlib.import_module("auditsync._speedups")
     except ImportError as error:
@@ -64,11 +66,11 @@ def _load_speedups() -> ModuleType:
         pytest.skip(why, allow_module_level=True)
     saved = os.environ.pop("AUDITSYNC_PURE_PYTHON", None)
     try:
-        loaded = auditlog._load_speedups()  # hands the module the classes it builds
+        loaded = _native._load()  # hands the module the classes it builds
     finally:
         if saved is not None:
             os.environ["AUDITSYNC_PURE_PYTHON"] = saved
-    assert loaded is not None, "auditlog could not load the C module it was built with"
+    assert loaded is not None, "the package could not load the C module it was built with"
     return module
 
 
@@ -1302,3 +1304,101 @@ def test_the_c_reader_declines_a_dialect_that_is_not_a_member() -> None:
     line = "20240131 14:02:07,db1,app,10.0.0.7,42,7,QUERY,shop,'SELECT 1',0"
     assert module.parse_line(line, "auto", UTC, {}, None) is None
     assert module.parse_line(line, Dialect.AUTO, UTC, {}, None) is not None
+
+
+# --- the JSON writer --------------------------------------------------------------------------
+
+c_event_json: Callable[[AuditEvent], bytes | None] = speedups.event_json
+
+
+def _python_json(event: AuditEvent) -> bytes:
+    document = event_to_dict(event)
+    try:
+        return orjson.dumps(document)
+    except orjson.JSONEncodeError:
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def assert_writes_as_python(event: AuditEvent) -> bytes | None:
+    """The C writer answers None or exactly the Python writer's bytes."""
+    line = c_event_json(event)
+    if line is not None:
+        assert line == _python_json(event), event
+    return line
+
+
+WRITER_ORIGINS = (
+    None,
+    Origin(),
+    Origin(path="logs/server_audit.log", line_number=7),
+    Origin(path="logs/caf\u00e9 'x' \"y\"\n.log", line_number=0),
+    Origin(path="logs/\udc80.log", line_number=3),  # a path that is not Unicode
+    Origin("/aws/rds/instance/db/audit", "db.audit.log.0", "3712", "shardId-0", "4959"),
+    Origin("/aws/rds/instance/db/audit", "db.audit.log.0", "", "shardId-0", "4959"),
+    Origin("/aws/rds/instance/db/audit", "db.audit.log.0", None, "shardId-0", "4959"),
+    Origin("gr\u00f6up", None, None, None, None, None, -1),
+    Origin(sequence_number="49590338271490256608559692538361571095921575989136588898"),
+    Origin(path="x", line_number=2**70),
+)
+
+
+def test_the_json_writer_writes_golden_events_as_python_does() -> None:
+    written = 0
+    for text in _golden_texts():
+        try:
+            event = auditlog.parse_line(text)
+        except LineError:
+            continue
+        for origin in WRITER_ORIGINS:
+            if assert_writes_as_python(attrs.evolve(event, origin=origin)) is not None:
+                written += 1
+    assert written > 0.7 * len(_golden_texts()) * len(WRITER_ORIGINS)
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    event=audit_events(),
+    origin=st.sampled_from(WRITER_ORIGINS),
+    text=st.text(alphabet=st.characters(max_codepoint=0x10FFFF), max_size=12),
+    field=st.sampled_from(["serverhost", "username", "host", "database", "object", "prefix"]),
+)
+def test_the_json_writer_writes_generated_events_as_python_does(
+    event: AuditEvent, origin: Origin | None, text: str, field: str
+) -> None:
+    assert_writes_as_python(attrs.evolve(event, origin=origin))
+    assert_writes_as_python(attrs.evolve(event, origin=origin, **{field: text}))
+
+
+class _Text(str):
+    __slots__ = ()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"connection_id": 2**64},
+        {"query_id": -(2**63) - 1},
+        {"retcode": 2**63},
+        {"timestamp": datetime(2024, 1, 31, 14, 2, 7)},  # naive
+        {"timestamp": datetime(2024, 1, 31, 14, 2, 7, tzinfo=timezone(timedelta(hours=2)))},
+        {"object": "caf\udce9"},
+        {"connection_type": "TCP/IP\udc80"},
+        {"truncated": 1},
+        {"serverhost": _Text("db1")},
+    ],
+)
+def test_the_json_writer_leaves_what_it_does_not_know_to_python(change: dict[str, Any]) -> None:
+    event = auditlog.parse_line(PLAIN_READ, origin=Origin(path="audit.log", line_number=1))
+    assert c_event_json(event) is not None
+    changed = attrs.evolve(event, **change)
+    assert c_event_json(changed) is None
+    assert to_json(changed) == _python_json(changed)
+
+
+def test_the_json_writer_takes_the_common_events() -> None:
+    query = PLAIN_READ.replace("READ,shop,stock,", "QUERY,shop,'select \\'a\\\\b\\'\\n',0")
+    for line in (PLAIN_READ, query):
+        for origin in (None, Origin(path="audit.log", line_number=9), WRITER_ORIGINS[5]):
+            event = auditlog.parse_line(line, origin=origin)
+            assert assert_writes_as_python(event) is not None
+            assert to_json(event) == _python_json(event)

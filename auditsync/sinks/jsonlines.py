@@ -26,6 +26,7 @@ from typing import IO, Any, cast
 
 import orjson
 
+from .._native import event_json as _c_event_json
 from ..errors import AuditSyncError
 from ..events import AuditEvent, DeadLetter, Dialect, Origin, _isoformat, exact_bytes
 
@@ -291,7 +292,15 @@ def to_dict(item: AuditEvent | DeadLetter) -> dict[str, Any]:
 
 def to_json(item: AuditEvent | DeadLetter) -> bytes:
     """The event or dead letter as one line of compact UTF-8 JSON, without the newline."""
-    document = event_to_dict(item) if type(item) is AuditEvent else to_dict(item)
+    if type(item) is AuditEvent:
+        if _c_event_json is not None:
+            # The C writer: the same bytes, for every event that is plain Unicode.
+            line = _c_event_json(item)
+            if line is not None:
+                return line
+        document = event_to_dict(item)
+    else:
+        document = to_dict(item)
     try:
         return orjson.dumps(document)
     except orjson.JSONEncodeError:

@@ -1,0 +1,93 @@
+"""The optional C extension (auditsync/_speedups.c), configured once: its functions, or None.
+
+It reads the common server_audit line shapes and writes the JSON form of plain events,
+and declines everything else — then the Python code, the reference, does the work. It is
+not built where no compiler was found, and ``AUDITSYNC_PURE_PYTHON=1`` turns it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+import attrs
+
+from .events import AuditEvent, Dialect, Origin
+
+__all__ = ["event_json", "parse_line", "read_lines", "read_log_events"]
+
+ParseLine = Callable[
+    [str, Dialect | None, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
+]
+ReadLogEvents = Callable[
+    [list[Any], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
+    tuple[list[AuditEvent | Origin], int] | None,
+]
+ReadLines = Callable[
+    [list[str | bytes], list[int | None], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
+    tuple[list[AuditEvent | Origin], int] | None,
+]
+EventJson = Callable[[AuditEvent], bytes | None]
+
+#: The fields the C code reads and writes, in its order (and attrs' order, checked here).
+EVENT_FIELDS = (
+    "timestamp",
+    "serverhost",
+    "username",
+    "host",
+    "connection_id",
+    "query_id",
+    "operation",
+    "database",
+    "object",
+    "retcode",
+    "connection_type",
+    "truncated",
+    "dialect",
+    "origin",
+    "prefix",
+    "suffix",
+)
+ORIGIN_FIELDS = (
+    "log_group",
+    "log_stream",
+    "event_id",
+    "shard_id",
+    "sequence_number",
+    "path",
+    "line_number",
+)
+
+
+def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson] | None:
+    if os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _speedups
+    except ImportError:
+        return None
+    for kind, expected in ((AuditEvent, EVENT_FIELDS), (Origin, ORIGIN_FIELDS)):
+        names = tuple(field.name for field in attrs.fields(kind))
+        if names != expected:
+            raise RuntimeError(f"auditsync._speedups knows {kind.__name__} as {expected}")
+    _speedups.configure(
+        AuditEvent,
+        tuple(AuditEvent.__dict__[name] for name in EVENT_FIELDS),
+        Origin,
+        tuple(Origin.__dict__[name] for name in ORIGIN_FIELDS),
+        (Dialect.AUTO, Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL),
+        UTC,
+        hashlib.blake2b,
+    )
+    return (
+        _speedups.parse_line,
+        _speedups.read_log_events,
+        _speedups.read_lines,
+        _speedups.event_json,
+    )
+
+
+parse_line, read_log_events, read_lines, event_json = _load() or (None, None, None, None)
