@@ -738,6 +738,21 @@ put_date_time(Buffer *b, PyObject *moment)
 
 #define PUT_LITERAL(b, text) put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
 
+/* The UTF-8 of a str, kept by the str itself: DECLINED for text with surrogates. */
+static int
+utf8(PyObject *value, const char **text, Py_ssize_t *size)
+{
+    *text = PyUnicode_AsUTF8AndSize(value, size);
+    if (*text != NULL) {
+        return WRITTEN;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        return FAILED;
+    }
+    PyErr_Clear();
+    return DECLINED;
+}
+
 /* A JSON string as orjson writes it: UTF-8, with only '"', '\\' and control characters
  * escaped (\b \t \n \f \r by name, the rest as \u00xx). Declines text with surrogates. */
 static int
@@ -746,14 +761,11 @@ put_string(Buffer *b, PyObject *value)
     if (!PyUnicode_CheckExact(value)) {
         return DECLINED;
     }
+    const char *text;
     Py_ssize_t size;
-    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
-    if (text == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            return FAILED;
-        }
-        PyErr_Clear();
-        return DECLINED;
+    int result = utf8(value, &text, &size);
+    if (result != WRITTEN) {
+        return result;
     }
     if (put(b, "\"", 1)) {
         return FAILED;
@@ -830,16 +842,10 @@ put_text(Buffer *b, PyObject *value)
     if (!PyUnicode_Check(value)) {
         return DECLINED;
     }
+    const char *text;
     Py_ssize_t size;
-    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
-    if (text == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-            return FAILED;
-        }
-        PyErr_Clear();
-        return DECLINED;
-    }
-    return put(b, text, size);
+    int result = utf8(value, &text, &size);
+    return result == WRITTEN ? put(b, text, size) : result;
 }
 
 static int
