@@ -1251,48 +1251,50 @@ def test_an_untracked_event_still_frees_what_it_holds() -> None:
 # --- hostile items: lookups that run Python code -------------------------------------------
 
 
+HOSTILE_LINE = "20240131 14:02:07,db1,app,10.0.0.7,42,7,QUERY,shop,'SELECT 1',0"
+
+
+class CollidingKey:
+    """A dict key that collides with "timestamp": looking that up runs ``on_compare``
+    (once armed: building the dict compares keys too)."""
+
+    def __init__(self, on_compare: Callable[[], object]):
+        self.on_compare = on_compare
+        self.armed = False
+
+    def __hash__(self) -> int:
+        return hash("timestamp")
+
+    def __eq__(self, other_key: object) -> bool:
+        if self.armed:
+            self.on_compare()
+        return False
+
+
 def test_an_item_emptied_during_a_lookup_is_still_read_from_what_was_held() -> None:
-    # A key whose __eq__ runs while "timestamp" is looked up clears the list and leaves a
-    # new dict where the old one was; the reader must hold what it reads from.
-    line = "20240131 14:02:07,db1,app,10.0.0.7,42,7,QUERY,shop,'SELECT 1',0"
+    # Clearing the list frees the dict being searched, and a new dict may take its place:
+    # the reader must hold what it reads from.
     other = "20991231 23:59:59,EVIL,evil,evil,1,1,QUERY,evil,'DROP TABLE x',0"
     kept: list[Any] = []
-    armed = [False]  # the dict's own construction compares keys too
 
-    class Colliding:
-        def __hash__(self) -> int:
-            return hash("timestamp")
+    def empty() -> None:
+        key.armed = False
+        items.clear()
+        kept.append({"timestamp": 2, "message": other})
 
-        def __eq__(self, other_key: object) -> bool:
-            if armed[0]:
-                armed[0] = False
-                items.clear()
-                kept.append({"timestamp": 2, "message": other})
-            return False
-
-    items: list[Any] = [{"id": "1", Colliding(): 0, "timestamp": 1, "message": line}]
-    armed[0] = True
+    key = CollidingKey(empty)
+    items: list[Any] = [{"id": "1", key: 0, "timestamp": 1, "message": HOSTILE_LINE}]
+    key.armed = True
     read = auditlog.parse_log_events(items, Origin(log_group="g"))
     assert read is not None
     assert [event.serverhost for event in read[0]] == ["db1"]
 
 
 def test_an_id_removed_during_a_lookup_stays_the_events() -> None:
-    line = "20240131 14:02:07,db1,app,10.0.0.7,42,7,QUERY,shop,'SELECT 1',0"
     event_id = "".join(["x"] * 40)
-    armed = [False]  # the dict's own construction compares keys too
-
-    class Colliding:
-        def __hash__(self) -> int:
-            return hash("timestamp")
-
-        def __eq__(self, other_key: object) -> bool:
-            if armed[0]:
-                item.pop("id", None)
-            return False
-
-    item: dict[Any, Any] = {"id": event_id, Colliding(): 0, "timestamp": 1, "message": line}
-    armed[0] = True
+    key = CollidingKey(lambda: item.pop("id", None))
+    item: dict[Any, Any] = {"id": event_id, key: 0, "timestamp": 1, "message": HOSTILE_LINE}
+    key.armed = True
     read = auditlog.parse_log_events([item], Origin(log_group="g"))
     assert read is not None
     assert read[0][0].origin is not None
