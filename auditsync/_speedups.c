@@ -404,20 +404,13 @@ looks_like_connection_type(const Text *t, Py_ssize_t start, Py_ssize_t comma, Py
     return before == ',' || before == '`';
 }
 
+/* ``db,object,status`` in [start, end), as both tails end: the last two commas split it
+ * (a PROXY_CONNECT's proxied user, after ",`", is left to the Python reader). */
 static int
-connection_tail(PyObject *line, const Text *t, Py_ssize_t start, int proxy, PyObject *dialect,
-                Tail *tail)
+names_and_status(PyObject *line, const Text *t, Py_ssize_t start, Py_ssize_t end, int proxy,
+                 Tail *tail)
 {
-    Py_ssize_t end = t->length;
-    Py_ssize_t body = end;
-    if (dialect != dialect_mariadb && dialect != dialect_aurora) {
-        Py_ssize_t last = rfind_char(t, ',', start, end);
-        if (last != -1 &&
-            (dialect == dialect_rds || looks_like_connection_type(t, start, last, end))) {
-            body = last;
-        }
-    }
-    Py_ssize_t status = rfind_char(t, ',', start, body);
+    Py_ssize_t status = rfind_char(t, ',', start, end);
     if (status == -1) {
         return 0;
     }
@@ -427,38 +420,6 @@ connection_tail(PyObject *line, const Text *t, Py_ssize_t start, int proxy, PyOb
                 return 0;
             }
         }
-    }
-    Py_ssize_t comma = rfind_char(t, ',', start, status);
-    if (comma == -1) {
-        return 0;
-    }
-    int empty_status = status + 1 == body;
-    if (!empty_status && !is_retcode(t, status + 1, body)) {
-        return 0;
-    }
-    if (body != end) {
-        tail->connection_type = PyUnicode_Substring(line, body + 1, end);
-        if (tail->connection_type == NULL) {
-            return -1;
-        }
-        tail->rds = 1;
-    }
-    tail->database = PyUnicode_Substring(line, start, comma);
-    tail->object = tail->database ? PyUnicode_Substring(line, comma + 1, status) : NULL;
-    if (tail->object == NULL) {
-        return -1;
-    }
-    tail->retcode = empty_status ? Py_NewRef(Py_None) : retcode_value(t, status + 1, body);
-    return tail->retcode ? 1 : -1;
-}
-
-static int
-table_tail(PyObject *line, const Text *t, Py_ssize_t start, Tail *tail)
-{
-    Py_ssize_t end = t->length;
-    Py_ssize_t status = rfind_char(t, ',', start, end);
-    if (status == -1) {
-        return 0;
     }
     Py_ssize_t comma = rfind_char(t, ',', start, status);
     if (comma == -1) {
@@ -475,6 +436,36 @@ table_tail(PyObject *line, const Text *t, Py_ssize_t start, Tail *tail)
     }
     tail->retcode = empty_status ? Py_NewRef(Py_None) : retcode_value(t, status + 1, end);
     return tail->retcode ? 1 : -1;
+}
+
+static int
+connection_tail(PyObject *line, const Text *t, Py_ssize_t start, int proxy, PyObject *dialect,
+                Tail *tail)
+{
+    Py_ssize_t end = t->length;
+    Py_ssize_t body = end;
+    if (dialect != dialect_mariadb && dialect != dialect_aurora) {
+        Py_ssize_t last = rfind_char(t, ',', start, end);
+        if (last != -1 &&
+            (dialect == dialect_rds || looks_like_connection_type(t, start, last, end))) {
+            body = last;
+        }
+    }
+    int found = names_and_status(line, t, start, body, proxy, tail);
+    if (found == 1 && body != end) {
+        tail->connection_type = PyUnicode_Substring(line, body + 1, end);
+        if (tail->connection_type == NULL) {
+            return -1;
+        }
+        tail->rds = 1;
+    }
+    return found;
+}
+
+static int
+table_tail(PyObject *line, const Text *t, Py_ssize_t start, Tail *tail)
+{
+    return names_and_status(line, t, start, t->length, 0, tail);
 }
 
 /* --- building instances ------------------------------------------------------------------ */
