@@ -333,20 +333,17 @@ def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[
     numbers: list[int | None] = []
     pending: bytes | None = None
     pending_number = joined = 0
+    failure: Exception | None = None
     lines = enumerate(stream, 1)
     while True:
         try:
             number, physical = next(lines)
         except StopIteration:
             break
-        except (OSError, EOFError, zlib.error):
+        except (OSError, EOFError, zlib.error) as error:
             # What was read before the failure goes on; read_inputs then reports it.
-            if pending is not None:
-                texts.append(pending)
-                numbers.append(pending_number)
-            if texts:
-                yield Lines(texts, origin, numbers)
-            raise
+            failure = error
+            break
         line = physical[:-1] if physical.endswith(b"\n") else physical
         if line.endswith(b"\r"):
             line = line[:-1]
@@ -380,6 +377,8 @@ def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[
         numbers.append(pending_number)
     if texts:
         yield Lines(texts, origin, numbers)
+    if failure is not None:
+        raise failure
 
 
 def _reads(record: bytes) -> bool:
