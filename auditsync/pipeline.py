@@ -284,14 +284,10 @@ class Pipeline:
     # --- taking inputs apart ----------------------------------------------------------------
 
     def _take_lines(self, item: Lines, batch: _Batch, report: Report) -> None:
-        texts = item.texts
         events, failures = parse_lines(
-            texts, item.origin, item.numbers, dialect=self.dialect, tz=self.tz, year=self.year
+            item.texts, item.origin, item.numbers, dialect=self.dialect, tz=self.tz, year=self.year
         )
-        report.records += len(texts)
-        for text, origin, error in failures:
-            batch.letters.append(_letter("line", error, _raw(text), origin))
-        self._keep_all(events, batch, report)
+        self._take_read(events, failures, batch, report)
 
     def _take_line(self, item: Line, batch: _Batch, report: Report) -> None:
         self._take_text(item.text, item.origin, batch, report)
@@ -368,14 +364,20 @@ class Pipeline:
         read = parse_log_events(items, origin, dialect=self.dialect, tz=self.tz, year=self.year)
         if read is None:
             return False
-        events, failures = read
-        report.records += len(events) + len(failures)
-        for text, line_origin, error in failures:
-            batch.letters.append(_letter("line", error, _raw(text), line_origin))
-        self._keep_all(events, batch, report)
+        self._take_read(*read, batch, report)
         return True
 
-    def _keep_all(self, events: list[AuditEvent], batch: _Batch, report: Report) -> None:
+    def _take_read(
+        self,
+        events: list[AuditEvent],
+        failures: Sequence[tuple[str | bytes, Origin, LineError]],
+        batch: _Batch,
+        report: Report,
+    ) -> None:
+        """Lines read together: each a record, its event kept or its failure dead-lettered."""
+        report.records += len(events) + len(failures)
+        for text, origin, error in failures:
+            batch.letters.append(_letter("line", error, _raw(text), origin))
         if self.filter is None and self._redaction is None and self.transform is None:
             report.events += len(events)
             batch.events.extend(events)
