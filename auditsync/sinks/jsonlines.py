@@ -152,7 +152,7 @@ def origin_to_dict(origin: Origin | None) -> dict[str, Any] | None:
         f"{log_group or ''}{log_stream or ''}{event_id or ''}{shard_id or ''}"
         f"{sequence_number or ''}{path or ''}"
     )
-    if text.isascii() or is_unicode(text):
+    if is_unicode(text):
         return document
     return _make_unicode(document, _ORIGIN_TEXT)
 
@@ -195,7 +195,7 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
         f"{key}{serverhost}{username}{host}{operation}{database}{text}"
         f"{connection_type or ''}{prefix or ''}{suffix or ''}"
     )
-    if whole.isascii() or is_unicode(whole):
+    if is_unicode(whole):
         return document
     return _make_unicode(document, _EVENT_TEXT)
 
