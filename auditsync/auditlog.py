@@ -145,21 +145,30 @@ def parse_line(
     (MariaDB 12) is read too. A trailing newline is ignored. Raises :class:`LineError`
     with the offset where reading failed.
     """
-    if _c_parse_line is not None and type(line) is str:
-        # The C reader first, on the line as given: it declines a line that still ends
-        # in a newline and a dialect that is not a member, which are settled below.
+    text = line if type(line) is str else _decoded(line)
+    if _c_parse_line is not None:
+        # The C reader first, on the text as given: it declines a line that still ends in
+        # a newline and a dialect that is not a member, which are settled below.
         try:
             cache = _DATE_CACHES[tz]
         except (KeyError, TypeError):
             cache = _date_cache(tz)
-        event = _c_parse_line(line, _DIALECTS.get(dialect), tz, cache, origin)
+        event = _c_parse_line(text, _DIALECTS.get(dialect), tz, cache, origin)
         if event is not None:
             return event
-    text = line if type(line) is str else _decoded(line)
-    if text[-1:] == "\n":
+    return _parse_declined(text, dialect, tz, origin, year)
+
+
+def _parse_declined(
+    text: str, dialect: Dialect | str, tz: tzinfo, origin: Origin | None, year: int | None
+) -> AuditEvent:
+    """parse_line for a text the C reader declined as it was: a line end taken off (the C
+    reader may take it then), the rest to the Python reader."""
+    stripped = text[-1:] == "\n"
+    if stripped:
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
     wanted = _dialect(dialect)
-    if _c_parse_line is not None and text is not line:
+    if stripped and _c_parse_line is not None:
         event = _c_parse_line(text, wanted, tz, _date_cache(tz), origin)
         if event is not None:
             return event
@@ -313,8 +322,8 @@ def _complete(
     tz: tzinfo,
     year: int | None,
 ) -> tuple[list[AuditEvent], list[tuple[_Text, Origin, LineError]]]:
-    """The C reader's results with the lines it left (an Origin in place of the event)
-    read by the Python reader: events, and the lines that are not records."""
+    """The C reader's results with the lines it declined (an Origin in place of the event)
+    read as parse_line reads them: events, and the lines that are not records."""
     results, misses = read
     if not misses:
         return cast(list[AuditEvent], results), []
@@ -325,7 +334,7 @@ def _complete(
             events.append(result)
             continue
         try:
-            events.append(parse_line(text, dialect=wanted, tz=tz, origin=result, year=year))
+            events.append(_parse_declined(_decoded(text), wanted, tz, result, year))
         except LineError as error:
             failures.append((text, result, error))
     return events, failures
