@@ -1,4 +1,4 @@
-"""Suite-wide settings and the ``postgres`` fixture shared by the sink and command tests.
+"""Suite-wide settings, and the fixtures the sink and command tests share.
 
 Hypothesis runs without deadlines (CI machines are slow and shared). Tests that need the
 local PostgreSQL skip with the reason when it does not answer, except in CI (``CI=true``),
@@ -7,6 +7,9 @@ where its absence fails them instead of hiding the gap.
 
 import functools
 import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -43,3 +46,33 @@ def postgres_dsn() -> str:
             pytest.fail(why, pytrace=False)
         pytest.skip(why)
     return POSTGRES_DSN
+
+
+WriteConcurrently = Callable[[Any, int, Callable[[int, int], Sequence[Any]]], list[BaseException]]
+
+
+@pytest.fixture
+def write_concurrently() -> WriteConcurrently:
+    """``(sink, threads, events)``: each thread writes five overlapping batches through
+    the one sink, ``events(count, start)`` making each; the errors they met."""
+
+    def run(
+        sink: Any, count: int, events: Callable[[int, int], Sequence[Any]]
+    ) -> list[BaseException]:
+        errors: list[BaseException] = []
+
+        def write(worker: int) -> None:
+            try:
+                for batch in range(5):
+                    sink.write(events(10, worker * 25 + batch * 10))
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return errors
+
+    return run

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -75,23 +75,6 @@ def events(count: int, start: int = 1) -> list[AuditEvent]:
     return [event(number) for number in range(start, start + count)]
 
 
-def run_in_threads(sink: Any, count: int) -> list[BaseException]:
-    """``count`` threads writing overlapping batches through one sink; their errors."""
-    errors: list[BaseException] = []
-
-    def write(worker: int) -> None:
-        try:
-            for batch in range(5):
-                sink.write(events(10, start=worker * 25 + batch * 10))
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def letter(
@@ -897,9 +880,11 @@ def test_sqlite_table_names_are_quoted(db: Path) -> None:
         assert len(rows(sink, "letters")) == 1
 
 
-def test_sqlite_sink_can_be_shared_between_threads(db: Path) -> None:
+def test_sqlite_sink_can_be_shared_between_threads(
+    db: Path, write_concurrently: Callable[..., list[BaseException]]
+) -> None:
     with SQLiteSink(db) as sink:
-        errors = run_in_threads(sink, 8)
+        errors = write_concurrently(sink, 8, events)
         assert errors == []
         assert len(rows(sink)) == 8 * 25 + 25
 

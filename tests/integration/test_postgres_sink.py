@@ -13,7 +13,7 @@ import os
 import random
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import attrs
@@ -78,23 +78,6 @@ def events(count: int, start: int = 1) -> list[AuditEvent]:
     return [event(number) for number in range(start, start + count)]
 
 
-def run_in_threads(sink: Any, count: int) -> list[BaseException]:
-    """``count`` threads writing overlapping batches through one sink; their errors."""
-    errors: list[BaseException] = []
-
-    def write(worker: int) -> None:
-        try:
-            for batch in range(5):
-                sink.write(events(10, start=worker * 25 + batch * 10))
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=write, args=(n,)) for n in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
 
 
 def select(psycopg: Any, query: str) -> list[dict[str, Any]]:
@@ -300,9 +283,12 @@ def test_concurrent_writers_store_exactly_the_union(psycopg: Any, schema: str) -
 
 
 def test_a_sink_can_be_shared_between_threads(
-    psycopg: Any, sink: PostgresSink, schema: str
+    psycopg: Any,
+    sink: PostgresSink,
+    schema: str,
+    write_concurrently: Callable[..., list[BaseException]],
 ) -> None:
-    errors = run_in_threads(sink, 8)
+    errors = write_concurrently(sink, 8, events)
     assert errors == []
     assert len(select(psycopg, f"SELECT key FROM {schema}.audit_events")) == 8 * 25 + 25
 
