@@ -7,7 +7,6 @@ not built where no compiler was found, and ``AUDITSYNC_PURE_PYTHON=1`` turns it 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
@@ -17,7 +16,7 @@ import attrs
 
 from .events import AuditEvent, Dialect, Origin
 
-__all__ = ["event_json", "parse_line", "read_lines", "read_log_events"]
+__all__ = ["event_json", "json_lines", "parse_line", "read_lines", "read_log_events"]
 
 ParseLine = Callable[
     [str, Dialect | None, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
@@ -31,6 +30,7 @@ ReadLines = Callable[
     tuple[list[AuditEvent | Origin], int] | None,
 ]
 EventJson = Callable[[AuditEvent], bytes | None]
+JsonLines = Callable[[list[Any]], bytes | None]
 
 #: The fields the C code reads and writes, in its order (and attrs' order, checked here).
 EVENT_FIELDS = (
@@ -62,7 +62,7 @@ ORIGIN_FIELDS = (
 )
 
 
-def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson] | None:
+def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson, JsonLines] | None:
     if os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
@@ -80,14 +80,14 @@ def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson] | None:
         tuple(Origin.__dict__[name] for name in ORIGIN_FIELDS),
         (Dialect.AUTO, Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL),
         UTC,
-        hashlib.blake2b,
     )
     return (
         _speedups.parse_line,
         _speedups.read_log_events,
         _speedups.read_lines,
         _speedups.event_json,
+        _speedups.json_lines,
     )
 
 
-parse_line, read_log_events, read_lines, event_json = _load() or (None, None, None, None)
+parse_line, read_log_events, read_lines, event_json, json_lines = _load() or (None,) * 5

@@ -1,4 +1,3 @@
-from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -11,7 +10,6 @@ def configure(
     origin_slots: tuple[Any, ...],
     dialects: tuple[Dialect, Dialect, Dialect, Dialect],
     utc: tzinfo,
-    blake2b: Callable[..., Any],
 ) -> None: ...
 def parse_line(
     text: str,
@@ -36,3 +34,5 @@ def read_lines(
     cache: dict[str, datetime],
 ) -> tuple[list[AuditEvent | Origin], int] | None: ...
 def event_json(event: AuditEvent) -> bytes | None: ...
+def json_lines(events: list[Any]) -> bytes | None: ...
+def blake2b_128(data: bytes) -> str: ...

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import base64
 import gc
+import hashlib
 import importlib
+import io
 import json
 import os
 import sys
@@ -45,8 +47,8 @@ from hypothesis import strategies as st
 
 from auditsync import _native, auditlog
 from auditsync.errors import LineError
-from auditsync.events import AuditEvent, Dialect, Origin
-from auditsync.sinks.jsonlines import event_to_dict, to_json
+from auditsync.events import AuditEvent, DeadLetter, Dialect, Origin
+from auditsync.sinks.jsonlines import JsonLinesSink, event_to_dict, to_json
 from auditsync.testing import audit_events, audit_lines, mutations, query_texts
 
 
@@ -1335,6 +1337,8 @@ WRITER_ORIGINS = (
     Origin(path="logs/server_audit.log", line_number=7),
     Origin(path="logs/caf\u00e9 'x' \"y\"\n.log", line_number=0),
     Origin(path="logs/\udc80.log", line_number=3),  # a path that is not Unicode
+    Origin(path="C:\\logs\\it's.log", line_number=4),  # repr() escapes, ASCII alone
+    Origin(path='say "hi"\t\x7f.log', line_number=5),
     Origin("/aws/rds/instance/db/audit", "db.audit.log.0", "3712", "shardId-0", "4959"),
     Origin("/aws/rds/instance/db/audit", "db.audit.log.0", "", "shardId-0", "4959"),
     Origin("/aws/rds/instance/db/audit", "db.audit.log.0", None, "shardId-0", "4959"),
@@ -1404,3 +1408,51 @@ def test_the_json_writer_takes_the_common_events() -> None:
             event = auditlog.parse_line(line, origin=origin)
             assert assert_writes_as_python(event) is not None
             assert to_json(event) == _python_json(event)
+
+
+def test_the_json_writer_writes_a_batch_as_python_does() -> None:
+    events = [
+        attrs.evolve(auditlog.parse_line(text), origin=origin)
+        for text in _golden_texts()[:200]
+        if _reads(text)
+        for origin in WRITER_ORIGINS[:4]
+    ]
+    plain = [event for event in events if c_event_json(event) is not None]
+    assert len(plain) > 100
+    assert speedups.json_lines(plain) == b"".join(_python_json(e) + b"\n" for e in plain)
+    assert speedups.json_lines([]) == b""
+
+
+def test_the_json_writer_leaves_a_batch_it_cannot_write_whole_to_python() -> None:
+    event = auditlog.parse_line(PLAIN_READ, origin=Origin(path="audit.log", line_number=1))
+    declined = attrs.evolve(event, object="caf\udce9")
+    letter = DeadLetter("line", "not an audit line", b"junk", Origin(path="audit.log"))
+    assert speedups.json_lines([event, event]) is not None
+    assert speedups.json_lines([event, declined]) is None
+    assert speedups.json_lines([event, letter]) is None
+    assert speedups.json_lines((event,)) is None
+    sink_output = io.BytesIO()
+    JsonLinesSink(sink_output).write([event, declined, letter])
+    assert sink_output.getvalue() == b"".join(
+        to_json(item) + b"\n" for item in (event, declined, letter)
+    )
+
+
+def _reads(text: str) -> bool:
+    try:
+        auditlog.parse_line(text)
+    except LineError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("size", [0, 1, 111, 127, 128, 129, 255, 256, 257, 1000, 4096])
+def test_the_key_digest_is_blake2b_at_block_edges(size: int) -> None:
+    data = bytes(range(256)) * (size // 256 + 1)
+    expected = hashlib.blake2b(data[:size], digest_size=16).hexdigest()
+    assert speedups.blake2b_128(data[:size]) == expected
+
+
+@given(st.binary(max_size=700))
+def test_the_key_digest_is_blake2b(data: bytes) -> None:
+    assert speedups.blake2b_128(data) == hashlib.blake2b(data, digest_size=16).hexdigest()

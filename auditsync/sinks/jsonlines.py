@@ -27,6 +27,7 @@ from typing import IO, Any, cast
 import orjson
 
 from .._native import event_json as _c_event_json
+from .._native import json_lines as _c_json_lines
 from ..errors import AuditSyncError
 from ..events import AuditEvent, DeadLetter, Dialect, Origin, _isoformat, exact_bytes
 
@@ -345,7 +346,11 @@ class JsonLinesSink:
             raise ValueError("write to a closed JsonLinesSink")
         if not events:
             return
-        data = b"\n".join(map(to_json, events)) + b"\n"
+        data = None
+        if _c_json_lines is not None and isinstance(events, list):
+            data = _c_json_lines(events)  # the C writer, for a batch of plain events
+        if data is None:
+            data = b"\n".join(map(to_json, events)) + b"\n"
         if self._binary:
             view = memoryview(data)
             while view:
