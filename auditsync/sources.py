@@ -186,11 +186,13 @@ class _GzipMembers:
             except zlib.error as error:
                 self._fail(f"corrupt gzip member at offset {self.member_start}: {error}")
                 return b""
-            self.consumed += len(self.pending) - len(self.inflater.unconsumed_tail)
-            self.pending = self.inflater.unconsumed_tail
-            if self.inflater.eof:
-                self.consumed -= len(self.inflater.unused_data)
-                self.pending = self.inflater.unused_data + self.pending
+            # At a member's end the input left over is unused_data alone: unconsumed_tail
+            # may still hold a copy of it when an earlier call stopped at ``want``.
+            inflater = self.inflater
+            rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+            self.consumed += len(self.pending) - len(rest)
+            self.pending = rest
+            if inflater.eof:
                 self.inflater = zlib.decompressobj(_GZIP_WBITS)
                 self.member_start = self.consumed
             if data:
