@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+import attrs
 import orjson
 
 from .auditlog import parse_line
@@ -321,66 +322,145 @@ def _at(origin: Origin, path: str, document: int) -> Origin:
     )
 
 
-def _log_lines(stream: Iterable[bytes], path: str, *, export: bool) -> Iterator[Lines]:
-    """Records of a log, in blocks, rejoining records a raw newline in a name split.
+def _log_lines(
+    stream: IO[bytes], path: str, *, export: bool, chunk: int = _CHUNK
+) -> Iterator[Lines]:
+    """Records of a log, in blocks of :data:`LINES_PER_BLOCK`, read a chunk at a time.
+
+    A chunk whose lines all start a record, none empty, none ending in CR — nearly every
+    chunk of a real log — is cut into records by ``bytes.split`` alone; any other chunk
+    goes line by line through :class:`_Records`, which rejoins what a raw newline split.
+    """
+    origin = Origin(path=path)
+    records = _Records(export)
+    number = 1  # the number of the first physical line not yet taken
+    pieces: list[bytes] = []  # a line longer than a chunk, read so far
+    failure: Exception | None = None
+    while True:
+        try:
+            data = stream.read(chunk)
+        except (OSError, EOFError, zlib.error) as error:
+            # What was read before the failure goes on; read_inputs then reports it.
+            failure = error
+            break
+        if not data:
+            break
+        end = data.rfind(b"\n")
+        if end < 0:
+            pieces.append(data)
+            continue
+        body = b"".join((*pieces, data[:end])) if pieces else data[:end]
+        pieces = [data[end + 1 :]] if end + 1 < len(data) else []
+        lines = records.take(body, number)
+        number += lines
+        while len(records.texts) >= LINES_PER_BLOCK:
+            yield records.block(origin)
+    tail = b"".join(pieces)
+    if tail:
+        records.take(tail, number)
+    records.finish()
+    while records.texts:
+        yield records.block(origin)
+    if failure is not None:
+        raise failure
+
+
+#: A newline not followed by the start of a record: where a chunk needs the slow path.
+_LINE_NOT_A_RECORD = re.compile(rb"\n(?!" + _RECORD_START.pattern + rb")")
+#: The CloudWatch export time at the start of each line.
+_EXPORT_LINE_TIME = re.compile(rb"(?m)^" + _EXPORT_TIME.pattern)
+
+
+@attrs.define
+class _Records:
+    """Physical lines in, records out, each with the number of its first physical line.
 
     A physical line that does not start like a record continues the one before it — but
     only when that one does not read on its own, so a stray line of junk stays a dead
     letter of its own and never spoils a good record; and at most three times, since no
     name holds more newlines than that, so a run of junk lines stays separate lines.
-    Each record keeps the number of its first physical line.
+    The last record is held back until the next line shows it is complete.
     """
-    origin = Origin(path=path)
-    texts: list[str | bytes] = []
-    numbers: list[int | None] = []
+
+    export: bool
+    texts: list[str | bytes] = attrs.field(factory=list)
+    numbers: list[int | None] = attrs.field(factory=list)
     pending: bytes | None = None
-    pending_number = joined = 0
-    failure: Exception | None = None
-    lines = enumerate(stream, 1)
-    while True:
-        try:
-            number, physical = next(lines)
-        except StopIteration:
-            break
-        except (OSError, EOFError, zlib.error) as error:
-            # What was read before the failure goes on; read_inputs then reports it.
-            failure = error
-            break
-        line = physical[:-1] if physical.endswith(b"\n") else physical
-        if line.endswith(b"\r"):
-            line = line[:-1]
-        if not line:
-            continue
-        if export:
-            stamp = _EXPORT_TIME.match(line)
-            if stamp is not None:
-                line = line[stamp.end() :]
-            elif pending is not None:
-                pending += b"\n" + line
+    pending_number: int = 0
+    joined: int = 0
+
+    def take(self, body: bytes, first: int) -> int:
+        """Take the lines of ``body`` (no final newline), the first numbered ``first``;
+        return how many physical lines that was."""
+        if b"\r" in body or b"\n\n" in body or body.startswith(b"\n"):
+            lines = body.split(b"\n")
+            self.take_lines(lines, first)
+            return len(lines)
+        if self.export:
+            messages, stamps = _EXPORT_LINE_TIME.subn(b"", body)
+            lines = messages.split(b"\n")
+            if stamps != len(lines):  # a line without its time: a message's own newline
+                lines = body.split(b"\n")
+                self.take_lines(lines, first)
+                return len(lines)
+        elif _RECORD_START.match(body) is None or _LINE_NOT_A_RECORD.search(body):
+            lines = body.split(b"\n")
+            self.take_lines(lines, first)
+            return len(lines)
+        else:
+            lines = body.split(b"\n")
+        # Every line starts a record: so the pending one is complete, and so is each line
+        # but the last, which the next line may yet continue.
+        if self.pending is not None:
+            self.texts.append(self.pending)
+            self.numbers.append(self.pending_number)
+        last = len(lines) - 1
+        self.texts += lines[:last]
+        self.numbers += range(first, first + last)
+        self.pending, self.pending_number, self.joined = lines[last], first + last, 0
+        return len(lines)
+
+    def take_lines(self, lines: list[bytes], first: int) -> None:
+        """Take physical lines one at a time: the reference for what :meth:`take` does."""
+        export = self.export
+        for number, line in enumerate(lines, first):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
                 continue
-        elif (
-            pending is not None
-            and joined < _MAX_CONTINUATIONS
-            and not _RECORD_START.match(line)
-            and not _reads(pending)
-        ):
-            pending += b"\n" + line
-            joined += 1
-            continue
-        if pending is not None:
-            texts.append(pending)
-            numbers.append(pending_number)
-            if len(texts) == LINES_PER_BLOCK:
-                yield Lines(texts, origin, numbers)
-                texts, numbers = [], []
-        pending, pending_number, joined = line, number, 0
-    if pending is not None:
-        texts.append(pending)
-        numbers.append(pending_number)
-    if texts:
-        yield Lines(texts, origin, numbers)
-    if failure is not None:
-        raise failure
+            if export:
+                stamp = _EXPORT_TIME.match(line)
+                if stamp is not None:
+                    line = line[stamp.end() :]
+                elif self.pending is not None:
+                    self.pending += b"\n" + line
+                    continue
+            elif (
+                self.pending is not None
+                and self.joined < _MAX_CONTINUATIONS
+                and not _RECORD_START.match(line)
+                and not _reads(self.pending)
+            ):
+                self.pending += b"\n" + line
+                self.joined += 1
+                continue
+            if self.pending is not None:
+                self.texts.append(self.pending)
+                self.numbers.append(self.pending_number)
+            self.pending, self.pending_number, self.joined = line, number, 0
+
+    def finish(self) -> None:
+        """The end of the input: the last record is complete."""
+        if self.pending is not None:
+            self.texts.append(self.pending)
+            self.numbers.append(self.pending_number)
+            self.pending = None
+
+    def block(self, origin: Origin) -> Lines:
+        """The next block of at most :data:`LINES_PER_BLOCK` records, taken off the front."""
+        texts, numbers = self.texts[:LINES_PER_BLOCK], self.numbers[:LINES_PER_BLOCK]
+        del self.texts[:LINES_PER_BLOCK], self.numbers[:LINES_PER_BLOCK]
+        return Lines(texts, origin, numbers)
 
 
 def _reads(record: bytes) -> bool:

@@ -30,7 +30,7 @@ from auditsync import Origin, parse_line
 from auditsync import sources as sources_module
 from auditsync.auditlog import parse_lines
 from auditsync.events import DeadLetter
-from auditsync.pipeline import Lines, Payload, Pipeline
+from auditsync.pipeline import LINES_PER_BLOCK, Lines, Payload, Pipeline
 from auditsync.sinks import MemorySink
 from auditsync.sources import (
     InputFormat,
@@ -337,6 +337,49 @@ def test_export_message_holding_a_newline_is_rejoined() -> None:
     data = log_bytes(f"2023-05-01T10:02:19.000Z {record}", f"2023-05-01T10:02:20.000Z {AURORA}")
     items = list(read_inputs(reader(data), "export"))
     assert lines_of(items) == [(record.encode(), 1), (AURORA.encode(), 3)]
+
+
+_PHYSICAL_LINES = st.lists(
+    st.sampled_from(
+        [
+            MARIADB.encode(),
+            AURORA.encode(),
+            RDS_QUERY.encode(),
+            SYSLOG_BSD.encode(),
+            JUNK.encode(),
+            b"",
+            b"\r",
+            MARIADB.encode() + b"\r",
+            b"20240131 14:02:07,db1,app,10.0.0.7,42,7,QUERY,shop,'SELECT 1",
+            b"continued',0",
+            b"2024-01-31T14:02:07.123Z " + MARIADB.encode(),
+            b"2024-01-31T14:02:07Z ",
+        ]
+    ),
+    max_size=60,
+)
+
+
+@given(lines=_PHYSICAL_LINES, chunk=st.integers(1, 400), final_newline=st.booleans())
+@pytest.mark.parametrize("export", [False, True])
+def test_records_read_a_chunk_at_a_time_are_those_read_line_by_line(
+    lines: list[bytes], chunk: int, final_newline: bool, export: bool
+) -> None:
+    # Whole chunks are cut by bytes.split when every line starts a record; the
+    # line-by-line path is the reference for both.
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    reference = sources_module._Records(export)
+    physical = data.split(b"\n")
+    if final_newline and lines:
+        physical.pop()
+    reference.take_lines(physical if data else [], 1)
+    reference.finish()
+    expected = list(zip(reference.texts, reference.numbers, strict=True))
+    for size in (chunk, 1 << 20):
+        stream = io.BytesIO(data)
+        blocks = list(sources_module._log_lines(stream, "a.log", export=export, chunk=size))
+        assert lines_of(blocks) == expected
+        assert all(0 < len(block.texts) <= LINES_PER_BLOCK for block in blocks)
 
 
 def test_forced_export_format_reads_an_object_whose_first_line_is_junk() -> None:
