@@ -1,22 +1,35 @@
-"""The optional C extension (auditsync/_speedups.c), configured once: its functions, or None.
+"""The optional compiled parts, chosen once: the C extension and a faster inflater.
 
-It reads the common server_audit line shapes and writes the JSON form of plain events,
-and declines everything else — then the Python code, the reference, does the work. It is
-not built where no compiler was found, and ``AUDITSYNC_PURE_PYTHON=1`` turns it off.
+The C extension (auditsync/_speedups.c) reads the common server_audit line shapes and
+writes the JSON form of plain events, and declines everything else — then the Python
+code, the reference, does the work; its functions are None where it was not built.
+ISA-L's inflater (the ``fast`` extra, ``isal``) takes the place of zlib's where it is
+installed: the same interface, 1.7 to 2.7 times as fast on CloudWatch payloads.
+``AUDITSYNC_PURE_PYTHON=1`` turns both off.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import Any
+from typing import Any, Protocol, cast
 
 import attrs
 
 from .events import AuditEvent, Dialect, Origin
 
-__all__ = ["event_json", "json_lines", "parse_line", "read_lines", "read_log_events"]
+__all__ = [
+    "INFLATE_ERRORS",
+    "Inflater",
+    "event_json",
+    "json_lines",
+    "new_inflater",
+    "parse_line",
+    "read_lines",
+    "read_log_events",
+]
 
 ParseLine = Callable[
     [str, Dialect | None, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
@@ -62,8 +75,12 @@ ORIGIN_FIELDS = (
 )
 
 
+def _wanted() -> bool:
+    return os.environ.get("AUDITSYNC_PURE_PYTHON", "") in ("", "0")
+
+
 def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson, JsonLines] | None:
-    if os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0"):
+    if not _wanted():
         return None
     try:
         from . import _speedups
@@ -91,3 +108,32 @@ def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson, JsonLines] 
 
 
 parse_line, read_log_events, read_lines, event_json, json_lines = _load() or (None,) * 5
+
+
+class Inflater(Protocol):
+    """What auditsync uses of ``zlib.decompressobj()``, which ISA-L's mirrors."""
+
+    @property
+    def unconsumed_tail(self) -> bytes: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    @property
+    def eof(self) -> bool: ...
+    def decompress(self, data: bytes | memoryview, /, max_length: int = 0) -> bytes: ...
+
+
+def _inflater() -> tuple[Callable[[int], Inflater], tuple[type[Exception], ...]]:
+    if _wanted():
+        try:
+            from isal import isal_zlib
+        except ImportError:
+            pass
+        else:
+            # Its stub types the exception class as an instance.
+            return isal_zlib.decompressobj, (zlib.error, cast(type[Exception], isal_zlib.error))
+    return zlib.decompressobj, (zlib.error,)
+
+
+#: A new inflater for ``wbits`` (as zlib's), and what its ``decompress`` raises on
+#: corrupt input.
+new_inflater, INFLATE_ERRORS = _inflater()

@@ -12,6 +12,7 @@ import binascii
 import re
 import zlib
 
+from ._native import INFLATE_ERRORS, new_inflater
 from .errors import PayloadError
 
 __all__ = ["DEFAULT_MAX_SIZE", "decode_payload"]
@@ -151,7 +152,7 @@ def _inflate_one(
     view: memoryview, start: int, wbits: int, kind: str, out: bytearray, max_size: int
 ) -> int:
     """Inflate the member at ``start`` into ``out``; return where the next one starts."""
-    inflater = zlib.decompressobj(wbits)
+    inflater = new_inflater(wbits)
     position = start
     pending: bytes | memoryview = b""
     # Slices start small and double: a small member then copies little in unused_data.
@@ -175,5 +176,5 @@ def _inflate_one(
                 return position - len(inflater.unused_data)
             if not chunk and not pending and position >= len(view):
                 raise PayloadError(f"truncated {kind} stream", offset=start)
-    except zlib.error as exc:
+    except INFLATE_ERRORS as exc:
         raise PayloadError(f"corrupt {kind} stream: {exc}", offset=start) from None

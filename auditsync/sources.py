@@ -23,6 +23,7 @@ from typing import IO, Any, Protocol
 import attrs
 import orjson
 
+from ._native import INFLATE_ERRORS, new_inflater
 from .auditlog import parse_line
 from .envelope import next_document
 from .errors import EnvelopeError, LineError
@@ -159,7 +160,7 @@ class _GzipMembers:
 
     def __init__(self, raw: Readable):
         self.raw = raw
-        self.inflater = zlib.decompressobj(_GZIP_WBITS)
+        self.inflater = new_inflater(_GZIP_WBITS)
         self.pending = b""
         self.consumed = 0
         self.member_start = 0
@@ -184,7 +185,7 @@ class _GzipMembers:
                     return b""
             try:
                 data = self.inflater.decompress(self.pending, want)
-            except zlib.error as error:
+            except INFLATE_ERRORS as error:
                 self._fail(f"corrupt gzip member at offset {self.member_start}: {error}")
                 return b""
             # At a member's end the input left over is unused_data alone: unconsumed_tail
@@ -194,7 +195,7 @@ class _GzipMembers:
             self.consumed += len(self.pending) - len(rest)
             self.pending = rest
             if inflater.eof:
-                self.inflater = zlib.decompressobj(_GZIP_WBITS)
+                self.inflater = new_inflater(_GZIP_WBITS)
                 self.member_start = self.consumed
             if data:
                 return data

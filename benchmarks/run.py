@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -364,15 +365,28 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "orjson": orjson.__version__,
         "attrs": attrs.__version__,
+        "inflater": _inflater(),
         "platform": platform.platform(),
     }
+
+
+def _inflater() -> str:
+    """Which inflater auditsync uses: ISA-L's (the ``fast`` extra) or zlib's."""
+    from auditsync import _native
+
+    if _native.new_inflater is zlib.decompressobj:
+        return f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
+    from isal import __version__ as isal_version
+
+    return f"isal {isal_version}"
 
 
 def report(results: Results, arguments: argparse.Namespace) -> str:
     m = results.machine
     out = [
         f"auditsync benchmark — {m['cpu']}, {m['cores']} cores, {m['implementation']} "
-        f"{m['python']}, orjson {m['orjson']}, attrs {m['attrs']}",
+        f"{m['python']}, orjson {m['orjson']}, attrs {m['attrs']}; auditsync inflates with "
+        f"{m['inflater']}, the other contenders with zlib",
         f"{arguments.rounds} rounds, contenders interleaved, best round of each"
         + (" — QUICK RUN: small inputs, indicative only" if arguments.quick else ""),
     ]

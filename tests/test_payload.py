@@ -13,9 +13,11 @@ import base64
 import binascii
 import contextlib
 import gzip
+import importlib.util
 import inspect
 import io
 import itertools
+import os
 import time
 import tracemalloc
 import zlib
@@ -28,6 +30,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import AuditSyncError, PayloadError, decode_payload, iter_messages, parse_message
+from auditsync import payload as payload_module
 from auditsync.testing import mutations
 
 MIB = 1 << 20
@@ -597,3 +600,49 @@ def test_no_bare_library_errors_leak() -> None:
             decode_payload(sample)
         assert type(info.value) is PayloadError
         assert not isinstance(info.value, (binascii.Error, zlib.error, UnicodeError))
+
+
+# --- the fast extra: ISA-L's inflater in place of zlib's ----------------------------------
+
+needs_isal = pytest.mark.skipif(
+    importlib.util.find_spec("isal") is None, reason="the fast extra (isal) is not installed"
+)
+
+
+def _decoded_with(inflater: Any, errors: tuple[type[Exception], ...], data: bytes) -> object:
+    """decode_payload with this inflater: the bytes, or (offset) of the PayloadError."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(payload_module, "new_inflater", inflater)
+        patch.setattr(payload_module, "INFLATE_ERRORS", errors)
+        try:
+            return decode_payload(data, max_size=4 * MIB)
+        except PayloadError as error:
+            return ("refused", error.offset)
+
+
+@needs_isal
+@given(data=st.data())
+@example(data=None)
+def test_isal_inflates_as_zlib_does(data: st.DataObject | None) -> None:
+    """Byte for byte the same output, and a refusal at the same offset, whichever inflates."""
+    from isal import isal_zlib
+
+    if data is None:
+        raw = b"".join(gzip.compress(MESSAGE * n) for n in range(1, 4))
+    else:
+        content = data.draw(st.sampled_from([MESSAGE, MESSAGE * 40, b"", b"x" * 70_000]))
+        members = data.draw(st.integers(1, 3))
+        raw = data.draw(st.sampled_from([gzip.compress, zlib.compress]))(content) * members
+        raw = data.draw(mutations(raw) | st.just(raw))
+    stdlib = _decoded_with(zlib.decompressobj, (zlib.error,), raw)
+    fast = _decoded_with(isal_zlib.decompressobj, (zlib.error, isal_zlib.error), raw)
+    assert fast == stdlib
+
+
+@needs_isal
+def test_the_fast_inflater_is_taken_where_installed() -> None:
+    from isal import isal_zlib
+
+    pure = os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0")
+    expected = zlib.decompressobj if pure else isal_zlib.decompressobj
+    assert payload_module.new_inflater is expected
