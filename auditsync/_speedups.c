@@ -787,7 +787,8 @@ static const uint64_t blake2b_iv[8] = {
     0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
 };
 
-static const uint8_t blake2b_sigma[12][16] = {
+/* The message schedule; rounds 10 and 11 use rows 0 and 1 again. */
+static const uint8_t blake2b_sigma[10][16] = {
     {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
     {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
     {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
@@ -798,8 +799,6 @@ static const uint8_t blake2b_sigma[12][16] = {
     {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
     {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
     {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
 };
 
 static inline uint64_t
@@ -842,7 +841,7 @@ blake2b_compress(uint64_t h[8], const unsigned char block[128], uint64_t counter
         v[14] = ~v[14];
     }
     for (int round = 0; round < 12; round++) {
-        const uint8_t *s = blake2b_sigma[round];
+        const uint8_t *s = blake2b_sigma[round % 10];
         BLAKE2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
         BLAKE2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
         BLAKE2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
@@ -1279,6 +1278,22 @@ put_event(Buffer *b, PyObject *event)
     return result;
 }
 
+/* What a writer returns, the buffer freed: its bytes once WRITTEN, None where DECLINED,
+ * NULL with the exception once FAILED. */
+static PyObject *
+finish(Buffer *b, int result)
+{
+    PyObject *written = NULL;
+    if (result == WRITTEN) {
+        written = PyBytes_FromStringAndSize(b->data, b->size);
+    }
+    else if (result == DECLINED) {
+        written = Py_NewRef(Py_None);
+    }
+    buffer_free(b);
+    return written;
+}
+
 /* event_json(event) -> bytes | None: the event's JSON line (no newline), or None where
  * the Python writer must write it. */
 static PyObject *
@@ -1289,16 +1304,7 @@ event_json(PyObject *module, PyObject *event)
     }
     Buffer buffer;
     buffer_init(&buffer);
-    int result = put_event(&buffer, event);
-    PyObject *line = NULL;
-    if (result == WRITTEN) {
-        line = PyBytes_FromStringAndSize(buffer.data, buffer.size);
-    }
-    else if (result == DECLINED) {
-        line = Py_NewRef(Py_None);
-    }
-    buffer_free(&buffer);
-    return line;
+    return finish(&buffer, put_event(&buffer, event));
 }
 
 /* json_lines(events) -> bytes | None: the JSON Lines of a list of events, each line ended
@@ -1324,15 +1330,7 @@ json_lines(PyObject *module, PyObject *events)
             result = put(&buffer, "\n", 1);
         }
     }
-    PyObject *lines = NULL;
-    if (result == WRITTEN) {
-        lines = PyBytes_FromStringAndSize(buffer.data, buffer.size);
-    }
-    else if (result == DECLINED) {
-        lines = Py_NewRef(Py_None);
-    }
-    buffer_free(&buffer);
-    return lines;
+    return finish(&buffer, result);
 }
 
 /* --- the module's functions --------------------------------------------------------------- */
