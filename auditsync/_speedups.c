@@ -819,6 +819,30 @@ rotate_right(uint64_t x, int n)
         v[b] = rotate_right(v[b] ^ v[c], 63);                                                  \
     } while (0)
 
+/* A little-endian word, in a form compilers turn into one load. */
+static inline uint64_t
+load64(const unsigned char *p)
+{
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+           (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+           (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+/* A round with its schedule row known at compile time, so that the words stay in
+ * registers: the twelve rounds are written out. */
+#define BLAKE2B_ROUND(r)                                                                       \
+    do {                                                                                       \
+        const uint8_t *s = blake2b_sigma[(r) % 10];                                            \
+        BLAKE2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);                                              \
+        BLAKE2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);                                              \
+        BLAKE2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);                                             \
+        BLAKE2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);                                             \
+        BLAKE2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);                                             \
+        BLAKE2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);                                           \
+        BLAKE2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);                                            \
+        BLAKE2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);                                            \
+    } while (0)
+
 /* One 128-byte block into the state; ``counter`` is the bytes hashed so far, this block
  * included (inputs here are far below 2**64 bytes, so the counter's high word is 0). */
 static void
@@ -826,11 +850,7 @@ blake2b_compress(uint64_t h[8], const unsigned char block[128], uint64_t counter
 {
     uint64_t m[16], v[16];
     for (int i = 0; i < 16; i++) {
-        uint64_t word = 0;
-        for (int j = 7; j >= 0; j--) {
-            word = (word << 8) | block[8 * i + j];
-        }
-        m[i] = word;
+        m[i] = load64(block + 8 * i);
     }
     for (int i = 0; i < 8; i++) {
         v[i] = h[i];
@@ -840,17 +860,18 @@ blake2b_compress(uint64_t h[8], const unsigned char block[128], uint64_t counter
     if (last) {
         v[14] = ~v[14];
     }
-    for (int round = 0; round < 12; round++) {
-        const uint8_t *s = blake2b_sigma[round % 10];
-        BLAKE2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
-        BLAKE2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);
-        BLAKE2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);
-        BLAKE2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);
-        BLAKE2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);
-        BLAKE2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);
-        BLAKE2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);
-        BLAKE2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);
-    }
+    BLAKE2B_ROUND(0);
+    BLAKE2B_ROUND(1);
+    BLAKE2B_ROUND(2);
+    BLAKE2B_ROUND(3);
+    BLAKE2B_ROUND(4);
+    BLAKE2B_ROUND(5);
+    BLAKE2B_ROUND(6);
+    BLAKE2B_ROUND(7);
+    BLAKE2B_ROUND(8);
+    BLAKE2B_ROUND(9);
+    BLAKE2B_ROUND(10);
+    BLAKE2B_ROUND(11);
     for (int i = 0; i < 8; i++) {
         h[i] ^= v[i] ^ v[i + 8];
     }
