@@ -324,9 +324,11 @@ def _at(origin: Origin, path: str, document: int) -> Origin:
 
 
 def _log_lines(
-    stream: IO[bytes], path: str, *, export: bool, chunk: int = _CHUNK
+    stream: io.BufferedIOBase, path: str, *, export: bool, chunk: int = _CHUNK
 ) -> Iterator[Lines]:
-    """Records of a log, in blocks of :data:`LINES_PER_BLOCK`, read a chunk at a time.
+    """Records of a log, in blocks of :data:`LINES_PER_BLOCK`, read a chunk at a time:
+    up to ``chunk`` bytes, or what a pipe holds now if less, so that lines written to a
+    pipe go on without waiting for a full chunk.
 
     A chunk whose lines all start a record, none empty, none ending in CR — nearly every
     chunk of a real log — is cut into records by ``bytes.split`` alone; any other chunk
@@ -339,7 +341,7 @@ def _log_lines(
     failure: Exception | None = None
     while True:
         try:
-            data = stream.read(chunk)
+            data = stream.read1(chunk)
         except (OSError, EOFError, zlib.error) as error:
             # What was read before the failure goes on; read_inputs then reports it.
             failure = error

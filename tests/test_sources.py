@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import re
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -380,6 +382,27 @@ def test_records_read_a_chunk_at_a_time_are_those_read_line_by_line(
         blocks = list(sources_module._log_lines(stream, "a.log", export=export, chunk=size))
         assert lines_of(blocks) == expected
         assert all(0 < len(block.texts) <= LINES_PER_BLOCK for block in blocks)
+
+
+def test_lines_in_a_pipe_go_on_before_the_pipe_closes() -> None:
+    # A log piped in (tail -F ... | auditsync decode -) must not wait for a full chunk.
+    read_end, write_end = os.pipe()
+    data = log_bytes(*[MARIADB] * (LINES_PER_BLOCK + 5))
+    writer = threading.Thread(target=os.write, args=(write_end, data))
+    writer.start()
+    first: list[Lines] = []
+    with open(read_end, "rb") as stream:
+        reader = threading.Thread(
+            target=lambda: first.append(next(sources_module._log_lines(stream, "-", export=False)))
+        )
+        reader.start()
+        reader.join(timeout=20)
+        came_out_while_open = bool(first)
+        writer.join(timeout=20)
+        os.close(write_end)  # ends the reader, whatever happened
+        reader.join(timeout=20)
+    assert came_out_while_open, "nothing came out before the pipe closed"
+    assert lines_of(first) == [(MARIADB.encode(), n) for n in range(1, LINES_PER_BLOCK + 1)]
 
 
 def test_forced_export_format_reads_an_object_whose_first_line_is_junk() -> None:
