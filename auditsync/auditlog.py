@@ -430,7 +430,7 @@ def _read_timestamp(stamp: str, tz: tzinfo, line: str) -> tuple[datetime, str]:
         return _EPOCH + timedelta(0, 0, int(stamp) * unit), form
     # OverflowError too: a valid local time can fall outside datetime's range in UTC.
     try:
-        return _date_form(stamp, tz), _DATE
+        return _cached_date_form(stamp, tz), _DATE
     except (ValueError, OverflowError):
         pass
     custom = _CUSTOM_TIME.fullmatch(stamp)
@@ -464,7 +464,16 @@ def _custom_time(match: re.Match[str], tz: tzinfo) -> datetime:
     return local.astimezone(UTC)
 
 
-@lru_cache(maxsize=1024)
+def _cached_date_form(stamp: str, tz: tzinfo) -> datetime:
+    """:func:`_date_form` through its cache, which a time zone that cannot be hashed (a
+    tzinfo class may define ``__eq__`` alone) cannot use."""
+    try:
+        hash(tz)
+    except TypeError:
+        return _date_form(stamp, tz)
+    return _date_form_cache(stamp, tz)
+
+
 def _date_form(stamp: str, tz: tzinfo) -> datetime:
     """``YYYYMMDD HH:MM:SS`` in ``tz`` → UTC; cached because a second holds many lines."""
     if len(stamp) != 17 or stamp[8] != " " or stamp[11] != ":" or stamp[14] != ":":
@@ -482,6 +491,9 @@ def _date_form(stamp: str, tz: tzinfo) -> datetime:
         tzinfo=tz,
     )
     return local if tz is UTC else local.astimezone(UTC)
+
+
+_date_form_cache = lru_cache(maxsize=1024)(_date_form)
 
 
 def _format_timestamp(timestamp: datetime, dialect: Dialect, tz: tzinfo) -> str:

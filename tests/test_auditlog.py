@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -271,6 +271,32 @@ def test_tz_for_timestamps_without_zone() -> None:
     assert event.timestamp.tzinfo is UTC
     assert format_line(event, tz=berlin) == query_line("select 1")
     assert parse_line(query_line("select 1"), tz=timezone(timedelta(hours=-5))).timestamp.hour == 19
+
+
+class _UnhashableZone(tzinfo):
+    """A zone class that defines __eq__ alone, and so cannot be hashed."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _UnhashableZone)
+
+    def utcoffset(self, moment: datetime | None) -> timedelta:
+        return timedelta(hours=1)
+
+    def dst(self, moment: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, moment: datetime | None) -> str:
+        return "+01"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [query_line("select 1"), query_line("select 1") + "\n", f"{T0},h,u,c,1,0,RENAME,d,a|b,0"],
+)
+def test_a_time_zone_that_cannot_be_hashed_reads_as_any_other(line: str) -> None:
+    # The C reader takes the first line itself; the others go to the Python reader.
+    zone = _UnhashableZone()
+    assert parse_line(line, tz=zone).timestamp == datetime(2024, 1, 31, 13, 2, 7, tzinfo=UTC)
 
 
 def test_explicit_dialect_is_honoured() -> None:
