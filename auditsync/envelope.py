@@ -173,17 +173,23 @@ def data_message_parts(document: Any) -> tuple[str, str, list[Any]] | None:
     return group, stream, events
 
 
-def next_document(data: bytes, start: int, *, final: bool = True) -> tuple[int, Any] | None:
+def next_document(
+    data: bytes, start: int, *, final: bool = True, patience: int = 0
+) -> tuple[int, Any] | None:
     """Where the document at ``start`` ends, and its value — or the error for a bad one.
 
     A bad stretch (corrupt or cut-short JSON) ends where a good document starts again —
     after a ``}`` or at a ``{"messageType"`` — or, for the last one, where the parser says
     the junk begins; it never swallows the good documents around it. With
-    ``final=False`` (a stream that has more to come) ``None`` means: read more first.
+    ``final=False`` (a stream that has more to come) ``None`` means: read more first —
+    also for a stretch of up to ``patience`` bytes that does not parse yet, since it may
+    be a document not read whole, holding what looks like a restart (``}{`` in a string).
     """
     found = read_document(data, start)
     if found is not None:
         return found[1], found[0]
+    if not final and len(data) - start <= patience:
+        return None
     for candidate in _RESTART.finditer(data, start + 1):
         restart = candidate.start(1) if candidate.group(1) else candidate.start(2)
         if read_document(data, restart) is not None:
