@@ -148,10 +148,18 @@ def _inflate_members(raw: bytes, wbits: int, kind: str, max_size: int) -> bytes:
     return bytes(out)
 
 
+def reserved_gzip_flags(header: bytes | memoryview) -> bool:
+    """Whether a gzip header sets a flag bit RFC 1952 reserves: zlib refuses such a member,
+    ISA-L reads it; auditsync refuses it whichever inflates."""
+    return len(header) >= 4 and header[3] & 0xE0 != 0
+
+
 def _inflate_one(
     view: memoryview, start: int, wbits: int, kind: str, out: bytearray, max_size: int
 ) -> int:
     """Inflate the member at ``start`` into ``out``; return where the next one starts."""
+    if kind == "gzip" and reserved_gzip_flags(view[start : start + 4]):
+        raise PayloadError("corrupt gzip stream: reserved header flags set", offset=start)
     inflater = new_inflater(wbits)
     position = start
     pending: bytes | memoryview = b""

@@ -28,6 +28,7 @@ from .auditlog import parse_line
 from .envelope import next_document
 from .errors import EnvelopeError, LineError
 from .events import Origin
+from .payload import reserved_gzip_flags
 from .pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
@@ -45,6 +46,9 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
+#: Longer than any document of a JSON input: a Lambda event is at most 6 MB, a CloudWatch
+#: message a few. A stretch this long that does not parse is judged bad before its end.
+_LONGEST_DOCUMENT = 16 << 20
 _MAX_CONTINUATIONS = 3
 _WHITESPACE = frozenset(b" \t\r\n")
 
@@ -172,9 +176,7 @@ class _GzipMembers:
             if not self.pending:
                 self.pending = self.raw.read(_CHUNK)
                 if not self.pending:
-                    if self.consumed > self.member_start:
-                        self._fail(f"the gzip member at offset {self.member_start} is cut short")
-                    return b""
+                    return self._cut_short(want)
             if self.consumed == self.member_start:
                 # Between members: NUL padding is allowed, anything else must be a member.
                 self.pending = self._skip_padding(self.pending)
@@ -182,6 +184,11 @@ class _GzipMembers:
                     continue
                 if not _GZIP_MAGIC.startswith(self.pending[:2]):
                     self._fail(f"unexpected bytes after the gzip data at offset {self.consumed}")
+                    return b""
+                while len(self.pending) < 4 and (more := self.raw.read(_CHUNK)):
+                    self.pending += more
+                if reserved_gzip_flags(self.pending):
+                    self._fail(f"corrupt gzip member at offset {self.member_start}: reserved flags")
                     return b""
             try:
                 data = self.inflater.decompress(self.pending, want)
@@ -200,6 +207,19 @@ class _GzipMembers:
             if data:
                 return data
         return b""
+
+    def _cut_short(self, want: int) -> bytes:
+        """The input has ended: what the inflater still holds of a member cut short (ISA-L
+        reads ahead and may hold a good deal), then the failure; or the end."""
+        if self.consumed == self.member_start:
+            return b""
+        try:
+            data = self.inflater.decompress(b"", want)
+        except INFLATE_ERRORS:
+            data = b""
+        if not data:
+            self._fail(f"the gzip member at offset {self.member_start} is cut short")
+        return data
 
     def _skip_padding(self, data: bytes) -> bytes:
         rest = data.lstrip(b"\0")
@@ -354,16 +374,13 @@ def _log_lines(
             continue
         body = b"".join((*pieces, data[:end])) if pieces else data[:end]
         pieces = [data[end + 1 :]] if end + 1 < len(data) else []
-        lines = records.take(body, number)
-        number += lines
-        while len(records.texts) >= LINES_PER_BLOCK:
-            yield records.block(origin)
+        number += records.take(body, number)
+        yield from records.blocks(origin)
     tail = b"".join(pieces)
-    if tail:
+    if tail and failure is None:  # after a failure, a line read in part is no record
         records.take(tail, number)
     records.finish()
-    while records.texts:
-        yield records.block(origin)
+    yield from records.blocks(origin, final=True)
     if failure is not None:
         raise failure
 
@@ -459,11 +476,16 @@ class _Records:
             self.numbers.append(self.pending_number)
             self.pending = None
 
-    def block(self, origin: Origin) -> Lines:
-        """The next block of at most :data:`LINES_PER_BLOCK` records, taken off the front."""
-        texts, numbers = self.texts[:LINES_PER_BLOCK], self.numbers[:LINES_PER_BLOCK]
-        del self.texts[:LINES_PER_BLOCK], self.numbers[:LINES_PER_BLOCK]
-        return Lines(texts, origin, numbers)
+    def blocks(self, origin: Origin, *, final: bool = False) -> Iterator[Lines]:
+        """Every full block of :data:`LINES_PER_BLOCK` records taken so far; with
+        ``final`` (after :meth:`finish`) the rest too."""
+        size = LINES_PER_BLOCK
+        end = len(self.texts) if final else len(self.texts) // size * size
+        for start in range(0, end, size):
+            yield Lines(
+                self.texts[start : start + size], origin, self.numbers[start : start + size]
+            )
+        del self.texts[:end], self.numbers[:end]
 
 
 def _reads(record: bytes) -> bool:
@@ -479,8 +501,9 @@ def _documents(stream: IO[bytes]) -> Iterator[bytes]:
     """The JSON documents of a stream, one after another, in bounded memory.
 
     Reads a window at a time and cuts documents off its front (:func:`next_document`,
-    which also cuts a bad stretch off at the next good document); a document longer than
-    the window makes the next read twice as large, so even a huge one costs linear time.
+    which also cuts a bad stretch off at the next good document, once the stretch is
+    longer than any real document or the stream has ended); a document longer than the
+    window makes the next read twice as large, so even a huge one costs linear time.
     """
     buffer = b""
     start = 0
@@ -490,7 +513,7 @@ def _documents(stream: IO[bytes]) -> Iterator[bytes]:
         while start < len(buffer) and buffer[start] in _WHITESPACE:
             start += 1
         if start < len(buffer):
-            found = next_document(buffer, start, final=exhausted)
+            found = next_document(buffer, start, final=exhausted, patience=_LONGEST_DOCUMENT)
             if found is not None:
                 end = found[0]
                 yield buffer[start:end].rstrip()

@@ -646,3 +646,30 @@ def test_the_fast_inflater_is_taken_where_installed() -> None:
     pure = os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0")
     expected = zlib.decompressobj if pure else isal_zlib.decompressobj
     assert payload_module.new_inflater is expected
+
+
+def _with_flag(member: bytes, flag: int) -> bytes:
+    return member[:3] + bytes([member[3] | flag]) + member[4:]
+
+
+@pytest.mark.parametrize("inflater", ["zlib", pytest.param("isal", marks=needs_isal)])
+@pytest.mark.parametrize("flag", [0x20, 0x40, 0x80])
+def test_a_gzip_member_with_reserved_flags_is_refused_whichever_inflates(
+    inflater: str, flag: int
+) -> None:
+    # zlib refuses such a header and ISA-L reads it: the same bytes must not be accepted
+    # or refused depending on the fast extra.
+    if inflater == "isal":
+        from isal import isal_zlib
+
+        chosen: tuple[Any, tuple[type[Exception], ...]] = (
+            isal_zlib.decompressobj,
+            (zlib.error, isal_zlib.error),
+        )
+    else:
+        chosen = (zlib.decompressobj, (zlib.error,))
+    first = gzip.compress(MESSAGE)
+    assert _decoded_with(*chosen, first + gzip.compress(MESSAGE)) == MESSAGE * 2
+    assert _decoded_with(*chosen, _with_flag(first, flag)) == ("refused", 0)
+    flagged_second = first + _with_flag(gzip.compress(MESSAGE), flag)
+    assert _decoded_with(*chosen, flagged_second) == ("refused", len(first))

@@ -13,11 +13,13 @@ window, and whatever their strings hold.
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import io
 import os
 import re
 import tempfile
 import threading
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,14 +27,14 @@ from unittest import mock
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import Origin, parse_line
 from auditsync import sources as sources_module
 from auditsync.auditlog import parse_lines
 from auditsync.events import DeadLetter
-from auditsync.pipeline import LINES_PER_BLOCK, Lines, Payload, Pipeline
+from auditsync.pipeline import LINES_PER_BLOCK, Lines, Payload, Pipeline, Unreadable
 from auditsync.sinks import MemorySink
 from auditsync.sources import (
     InputFormat,
@@ -194,20 +196,79 @@ def test_open_input_takes_any_object_with_read() -> None:
     assert open_input(ShortReads(compressed, 7)).read() == data
 
 
+def _inflaters() -> list[Any]:
+    """zlib's inflater, and ISA-L's where the fast extra is installed."""
+    found: list[Any] = [pytest.param(zlib.decompressobj, id="zlib")]
+    if importlib.util.find_spec("isal") is not None:
+        from isal import isal_zlib
+
+        found.append(pytest.param(isal_zlib.decompressobj, id="isal"))
+    return found
+
+
+@pytest.mark.parametrize("inflater", _inflaters())
 @given(
     parts=st.lists(st.binary(max_size=3000), min_size=1, max_size=5),
     sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=30),
 )
 def test_gzip_members_read_in_any_sizes_give_each_byte_once(
-    parts: list[bytes], sizes: list[int]
+    inflater: Any, parts: list[bytes], sizes: list[int]
 ) -> None:
     # A read that stopped inside a member once counted the input after that member
     # twice: zlib had left it in both unconsumed_tail and unused_data.
-    members = sources_module._GzipMembers(io.BytesIO(b"".join(map(gzip.compress, parts))))
-    got = [members.read(size) for size in sizes * 40]
-    got += iter(members.read, b"")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources_module, "new_inflater", inflater)
+        members = sources_module._GzipMembers(io.BytesIO(b"".join(map(gzip.compress, parts))))
+        got = [members.read(size) for size in sizes * 40]
+        got += iter(members.read, b"")
     assert b"".join(got) == b"".join(parts)
     assert members.failure is None
+
+
+@pytest.mark.parametrize("inflater", _inflaters())
+@given(cut=st.integers(1, 200_000), size=st.sampled_from([100, 4096, 1 << 20]))
+def test_a_gzip_member_cut_short_gives_every_byte_before_the_cut(
+    inflater: Any, cut: int, size: int
+) -> None:
+    # ISA-L reads ahead: when the input ends, what it holds must still come out.
+    whole = gzip.compress(log_bytes(MARIADB, AURORA, RDS_QUERY) * 3000, compresslevel=9)
+    data = whole[: cut % len(whole)]
+    good = zlib.decompressobj(31).decompress(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources_module, "new_inflater", inflater)
+        members = sources_module._GzipMembers(io.BytesIO(data))
+        got = b"".join(iter(lambda: members.read(size), b""))
+    assert got == good
+    assert (members.failure is None) == (not data)
+
+
+@pytest.mark.parametrize("inflater", _inflaters())
+def test_a_gzip_member_with_reserved_flags_ends_the_file_whichever_inflates(
+    inflater: Any,
+) -> None:
+    first, second = gzip.compress(log_bytes(MARIADB)), gzip.compress(log_bytes(AURORA))
+    flagged = second[:3] + bytes([second[3] | 0x20]) + second[4:]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sources_module, "new_inflater", inflater)
+        members = sources_module._GzipMembers(ShortReads(first + flagged, 2))
+        assert b"".join(iter(members.read, b"")) == log_bytes(MARIADB)
+    assert members.failure == f"corrupt gzip member at offset {len(first)}: reserved flags"
+
+
+def test_a_read_error_ends_the_log_after_its_last_whole_line() -> None:
+    class FailingDisk:
+        def __init__(self) -> None:
+            self.reads = [log_bytes(MARIADB, AURORA) + MARIADB.encode()[:60]]
+
+        def read(self, size: int = -1, /) -> bytes:
+            if self.reads:
+                return self.reads.pop()
+            raise OSError("disk gone")
+
+    items = list(read_inputs(FailingDisk(), "audit.log"))  # type: ignore[arg-type]
+    assert lines_of(items[:-1]) == [(MARIADB.encode(), 1), (AURORA.encode(), 2)]
+    assert isinstance(items[-1], Unreadable)
+    assert "cannot read audit.log to its end: disk gone" in items[-1].error
 
 
 def test_open_input_of_an_empty_stream_is_empty() -> None:
@@ -606,6 +667,7 @@ def test_a_corrupt_document_in_the_middle_does_not_swallow_the_rest() -> None:
     window=st.integers(1, 64),
     read_size=st.integers(1, 64),
 )
+@example(parts=[{"": "}{}"}], separators=[b""] * 7, window=1, read_size=1)  # "}{" in a string
 def test_documents_property(
     parts: list[dict[str, Any]], separators: list[bytes], window: int, read_size: int
 ) -> None:
@@ -616,6 +678,21 @@ def test_documents_property(
     with mock.patch.object(sources_module, "_CHUNK", window):
         found = documents(data, read_size=read_size)
     assert [doc.strip() for doc in found] == encoded
+
+
+def test_a_bad_stretch_longer_than_any_document_is_cut_before_the_stream_ends() -> None:
+    # Patience has a bound: a corrupt file is not read whole into memory first.
+    bad = b'{"bad": ' + b"x" * 500 + b"}"
+    good = [message([MARIADB], n) for n in range(300)]
+    stream = io.BytesIO(bad + b"".join(good))
+    with (
+        mock.patch.object(sources_module, "_CHUNK", 64),
+        mock.patch.object(sources_module, "_LONGEST_DOCUMENT", 1000),
+    ):
+        found = _documents(stream)
+        assert next(found) == bad
+        assert stream.tell() < len(stream.getvalue()) // 4
+        assert list(found) == good
 
 
 # --- the round trip of generated lines --------------------------------------------------------
