@@ -788,4 +788,3 @@ _OTHER_ESCAPE = re.compile(r"\\[^\\'ntrbf]")
 #: first (a narrower one would widen the text's storage and slow every replace), then
 #: noncharacters; the first the text does not hold is taken.
 _PARKING = ("\x01", "\x02", "\x03", "\x04", "\x05", "\x06", "\x07", "\uffff", "\U0010ffff")
-

@@ -176,7 +176,14 @@ class _GzipMembers:
             if not self.pending:
                 self.pending = self.raw.read(_CHUNK)
                 if not self.pending:
-                    return self._cut_short(want)
+                    if self.consumed == self.member_start:
+                        return b""  # the end, between members
+                    # Cut short: first what the inflater still holds (ISA-L reads ahead).
+                    data = self._inflate(b"", want)
+                    if data or self.consumed == self.member_start:
+                        return data
+                    self._fail(f"the gzip member at offset {self.member_start} is cut short")
+                    return b""
             if self.consumed == self.member_start:
                 # Between members: NUL padding is allowed, anything else must be a member.
                 self.pending = self._skip_padding(self.pending)
@@ -190,36 +197,29 @@ class _GzipMembers:
                 if reserved_gzip_flags(self.pending):
                     self._fail(f"corrupt gzip member at offset {self.member_start}: reserved flags")
                     return b""
-            try:
-                data = self.inflater.decompress(self.pending, want)
-            except INFLATE_ERRORS as error:
-                self._fail(f"corrupt gzip member at offset {self.member_start}: {error}")
-                return b""
-            # At a member's end the input left over is unused_data alone: unconsumed_tail
-            # may still hold a copy of it when an earlier call stopped at ``want``.
-            inflater = self.inflater
-            rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
-            self.consumed += len(self.pending) - len(rest)
-            self.pending = rest
-            if inflater.eof:
-                self.inflater = new_inflater(_GZIP_WBITS)
-                self.member_start = self.consumed
+            data = self._inflate(self.pending, want)
             if data:
                 return data
         return b""
 
-    def _cut_short(self, want: int) -> bytes:
-        """The input has ended: what the inflater still holds of a member cut short (ISA-L
-        reads ahead and may hold a good deal), then the failure; or the end."""
-        if self.consumed == self.member_start:
-            return b""
+    def _inflate(self, data: bytes, want: int) -> bytes:
+        """Inflate ``data`` (up to ``want`` bytes out), keeping the books: what is left of
+        the input, how much was consumed, where the next member starts."""
+        inflater = self.inflater
         try:
-            data = self.inflater.decompress(b"", want)
-        except INFLATE_ERRORS:
-            data = b""
-        if not data:
-            self._fail(f"the gzip member at offset {self.member_start} is cut short")
-        return data
+            out = inflater.decompress(data, want)
+        except INFLATE_ERRORS as error:
+            self._fail(f"corrupt gzip member at offset {self.member_start}: {error}")
+            return b""
+        # At a member's end the input left over is unused_data alone: unconsumed_tail
+        # may still hold a copy of it when an earlier call stopped at ``want``.
+        rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+        self.consumed += len(data) - len(rest)
+        self.pending = rest
+        if inflater.eof:
+            self.inflater = new_inflater(_GZIP_WBITS)
+            self.member_start = self.consumed
+        return out
 
     def _skip_padding(self, data: bytes) -> bytes:
         rest = data.lstrip(b"\0")
