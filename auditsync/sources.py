@@ -412,33 +412,34 @@ class _Records:
     def take(self, body: bytes, first: int) -> int:
         """Take the lines of ``body`` (no final newline), the first numbered ``first``;
         return how many physical lines that was."""
-        if b"\r" in body or b"\n\n" in body or body.startswith(b"\n"):
-            lines = body.split(b"\n")
+        lines = body.split(b"\n")
+        records = self._one_record_a_line(body, lines)
+        if records is None:
             self.take_lines(lines, first)
             return len(lines)
-        if self.export:
-            messages, stamps = _EXPORT_LINE_TIME.subn(b"", body)
-            lines = messages.split(b"\n")
-            if stamps != len(lines):  # a line without its time: a message's own newline
-                lines = body.split(b"\n")
-                self.take_lines(lines, first)
-                return len(lines)
-        elif _RECORD_START.match(body) is None or _LINE_NOT_A_RECORD.search(body):
-            lines = body.split(b"\n")
-            self.take_lines(lines, first)
-            return len(lines)
-        else:
-            lines = body.split(b"\n")
         # Every line starts a record: so the pending one is complete, and so is each line
         # but the last, which the next line may yet continue.
         if self.pending is not None:
             self.texts.append(self.pending)
             self.numbers.append(self.pending_number)
-        last = len(lines) - 1
-        self.texts += lines[:last]
+        last = len(records) - 1
+        self.texts += records[:last]
         self.numbers += range(first, first + last)
-        self.pending, self.pending_number, self.joined = lines[last], first + last, 0
+        self.pending, self.pending_number, self.joined = records[last], first + last, 0
         return len(lines)
+
+    def _one_record_a_line(self, body: bytes, lines: list[bytes]) -> list[bytes] | None:
+        """The records of ``body`` where each line starts one — none empty or ending in
+        CR, each with its time in an export — checked in a few scans of the whole body;
+        otherwise None."""
+        if b"\r" in body or b"\n\n" in body or body.startswith(b"\n"):
+            return None
+        if self.export:
+            messages, stamps = _EXPORT_LINE_TIME.subn(b"", body)
+            return messages.split(b"\n") if stamps == len(lines) else None
+        if _RECORD_START.match(body) is None or _LINE_NOT_A_RECORD.search(body):
+            return None
+        return lines
 
     def take_lines(self, lines: list[bytes], first: int) -> None:
         """Take physical lines one at a time: the reference for what :meth:`take` does."""
