@@ -620,6 +620,10 @@ def _decoded_with(inflater: Any, errors: tuple[type[Exception], ...], data: byte
             return ("refused", error.offset)
 
 
+#: Inflates to more than the 1 MiB the reader asks for at a time.
+_LARGE = b"".join(b"%d,'select %d'\n" % (n, n * 7919 % 10007) for n in range(80_000))
+
+
 @needs_isal
 @given(data=st.data())
 @example(data=None)
@@ -630,7 +634,7 @@ def test_isal_inflates_as_zlib_does(data: st.DataObject | None) -> None:
     if data is None:
         raw = b"".join(gzip.compress(MESSAGE * n) for n in range(1, 4))
     else:
-        content = data.draw(st.sampled_from([MESSAGE, MESSAGE * 40, b"", b"x" * 70_000]))
+        content = data.draw(st.sampled_from([MESSAGE, MESSAGE * 40, b"", b"x" * 70_000, _LARGE]))
         members = data.draw(st.integers(1, 3))
         raw = data.draw(st.sampled_from([gzip.compress, zlib.compress]))(content) * members
         raw = data.draw(mutations(raw) | st.just(raw))
