@@ -243,6 +243,7 @@ def run_cli(arguments: argparse.Namespace, results: Results) -> None:
         return
     block = workloads.log_block(20_000)
     lines_per_block = block.count(b"\n")
+    cli_runs = 1 if arguments.quick else 3
     runs = []
     with tempfile.TemporaryDirectory(prefix="auditsync-bench-") as directory:
         for factor in (1, 2):
@@ -250,13 +251,18 @@ def run_cli(arguments: argparse.Namespace, results: Results) -> None:
             path = Path(directory) / f"server_audit_{megabytes}mb.log"
             say(f"writing a {megabytes} MB server_audit log …")
             lines = write_log(path, block, lines_per_block, megabytes * 1_000_000)
-            say(f"running the CLI on {megabytes} MB ({lines:,} lines) …")
-            outcome = time_cli(path)
+            # Like every contender, the best of several runs: one run of a shared machine
+            # can lose a third of its speed to a neighbour.
+            say(f"running the CLI on {megabytes} MB ({lines:,} lines), {cli_runs} times …")
+            outcomes = [time_cli(path) for _ in range(cli_runs)]
             path.unlink()
-            if "skipped" in outcome:
-                results.cli = outcome
+            skipped = [outcome for outcome in outcomes if "skipped" in outcome]
+            if skipped:
+                results.cli = skipped[0]
                 return
-            runs.append({"mb": megabytes, "lines": lines} | outcome)
+            best = min(outcomes, key=lambda outcome: outcome["seconds"])
+            peak = max(outcome["peak_rss_mb"] for outcome in outcomes)
+            runs.append({"mb": megabytes, "lines": lines} | best | {"peak_rss_mb": peak})
     for run in runs:
         run["lines_per_s"] = run["lines"] / run["seconds"]
     results.cli = {"runs": runs, "rss_ratio": runs[1]["peak_rss_mb"] / runs[0]["peak_rss_mb"]}
@@ -437,7 +443,11 @@ def report(results: Results, arguments: argparse.Namespace) -> str:
             )
     cli = results.cli
     if cli:
-        out += ["", "(d) python -m auditsync decode FILE --to jsonl:/dev/null (raw MariaDB log)"]
+        out += [
+            "",
+            "(d) python -m auditsync decode FILE --to jsonl:/dev/null (raw MariaDB log):"
+            " best of 3 runs (1 in a quick run), peak RSS the highest",
+        ]
         if "skipped" in cli:
             out.append(f"    skipped: {cli['skipped']}")
         else:
