@@ -184,6 +184,8 @@ def next_document(
     ``final=False`` (a stream that has more to come) ``None`` means: read more first —
     also for a stretch of up to ``patience`` bytes that does not parse yet, since it may
     be a document not read whole, holding what looks like a restart (``}{`` in a string).
+    A longer stretch with no restart in it is handed on as far as no restart can begin,
+    to its last brace, so that junk is never held whole.
     """
     found = read_document(data, start)
     if found is not None:
@@ -196,8 +198,21 @@ def next_document(
             stop = data.rfind(b"}", start, restart) + 1 if candidate.group(1) else restart
             return stop, _not_json(data[:stop], start)
     if not final:
-        return None
+        return _junk_so_far(data, start)
     return _before_junk(data, start) or (len(data), _not_json(data, start))
+
+
+def _junk_so_far(data: bytes, start: int) -> tuple[int, Any]:
+    """The part of a bad stretch, with more to come, where no good document can begin: up
+    to its last ``{`` (one may begin there) or through its last ``}`` (one may follow)."""
+    opening, closing = data.rfind(b"{", start + 1), data.rfind(b"}", start + 1)
+    if opening > closing:
+        stop = opening
+    elif closing > start:
+        stop = closing + 1
+    else:
+        stop = len(data)
+    return stop, _not_json(data[:stop], start)
 
 
 def _before_junk(data: bytes, start: int) -> tuple[int, Any] | None:
@@ -238,10 +253,18 @@ def read_document(data: bytes, start: int = 0) -> tuple[Any, int] | None:
         end = boundary.start() + 1 if boundary is not None else len(data)
         try:
             return orjson.loads(view[start:end]), end
-        except orjson.JSONDecodeError:
-            if boundary is None:
+        except orjson.JSONDecodeError as error:
+            # Only a candidate the parser ran off the end of can parse when longer; any
+            # other fault lies in every longer candidate too (and trying each of them
+            # made one bad document cost time quadratic in what follows it).
+            if boundary is None or not _ran_off_the_end(error, end - start):
                 return None
             search = boundary.start() + 1
+
+
+def _ran_off_the_end(error: orjson.JSONDecodeError, size: int) -> bool:
+    """Whether orjson failed for want of more data (its position counts characters)."""
+    return error.msg == "unexpected end of data" or error.pos >= size
 
 
 def _skip_whitespace(data: bytes, start: int, end: int) -> int:

@@ -30,6 +30,7 @@ from auditsync import (
     LogEvent,
     SubscriptionMessage,
     decode_payload,
+    envelope,
     iter_messages,
     parse_message,
 )
@@ -710,3 +711,31 @@ def test_mutated_structure_names_the_field(document: dict[str, Any], draws: st.D
             or field in names
             or (field is not None and field.startswith((inside + "[", inside + ".")))
         ), (field, names)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b'{"bad": "cut short', b'{"bad": 1, oops}', b'{"bad": "\xff"}'],
+    ids=["cut-short", "fault", "not-utf8"],
+)
+def test_a_bad_document_is_given_up_at_its_fault_not_tried_at_every_boundary(
+    bad: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every later "}{" boundary holds the same fault: trying each one made a single bad
+    # document cost time quadratic in the documents after it.
+    good = [orjson.dumps({"messageType": "CONTROL_MESSAGE", "n": n}) for n in range(200)]
+    data = bad + b"".join(good)
+    calls = 0
+    loads = orjson.loads
+
+    def counting(value: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return loads(value)
+
+    monkeypatch.setattr(envelope.orjson, "loads", counting)
+    assert envelope.read_document(data) is None
+    assert calls <= 2
+    found = list(envelope.iter_json(data))
+    assert isinstance(found[0][2], EnvelopeError)
+    assert [value for _, _, value in found[1:]] == [orjson.loads(doc) for doc in good]
