@@ -16,7 +16,7 @@ import enum
 import io
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -270,14 +270,22 @@ def read_inputs(
     A file that cannot be read to its end (a cut or corrupt gzip stream, an I/O error)
     yields what it could read, then one :class:`Unreadable` saying why and where.
     """
+    return _read_inputs(stream, path, form, lambda: False)
+
+
+def _read_inputs(
+    stream: IO[bytes], path: str, form: InputFormat, damaged: Callable[[], bool]
+) -> Iterator[Payload | Lines | Unreadable]:
+    """:func:`read_inputs`, told by ``damaged`` whether a layer below ended the stream
+    early (a gzip member cut short ends it quietly)."""
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_Raw(stream))
     try:
         if form is InputFormat.AUTO:
             form = detect_format(buffered.peek(_PEEK)[:_PEEK])
         if form is InputFormat.LOG:
-            yield from _log_lines(buffered, path, export=False)
+            yield from _log_lines(buffered, path, export=False, damaged=damaged)
         elif form is InputFormat.EXPORT:
-            yield from _log_lines(buffered, path, export=True)
+            yield from _log_lines(buffered, path, export=True, damaged=damaged)
         else:
             yield from _json_inputs(buffered, path, lambda_events=form is InputFormat.LAMBDA)
     except (OSError, EOFError, zlib.error) as error:
@@ -295,7 +303,7 @@ def read_file(
     except OSError as error:
         yield Unreadable(f"cannot read {path}: {error}", b"", Origin(path=path))
         return
-    yield from read_inputs(stream, path, form)
+    yield from _read_inputs(stream, path, form, lambda: any(layer.failure for layer in layers))
     for layer in layers:
         if layer.failure is not None:
             yield Unreadable(f"{path}: {layer.failure}", b"", Origin(path=path))
@@ -344,8 +352,13 @@ def _at(origin: Origin, path: str, document: int) -> Origin:
 
 
 def _log_lines(
-    stream: io.BufferedIOBase, path: str, *, export: bool, chunk: int = _CHUNK
-) -> Iterator[Lines]:
+    stream: io.BufferedIOBase,
+    path: str,
+    *,
+    export: bool,
+    chunk: int = _CHUNK,
+    damaged: Callable[[], bool] = lambda: False,
+) -> Iterator[Lines | Unreadable]:
     """Records of a log, in blocks of :data:`LINES_PER_BLOCK`, read a chunk at a time:
     up to ``chunk`` bytes, or what a pipe holds now if less, so that lines written to a
     pipe go on without waiting for a full chunk.
@@ -353,6 +366,8 @@ def _log_lines(
     A chunk whose lines all start a record, none empty, none ending in CR — nearly every
     chunk of a real log — is cut into records by ``bytes.split`` alone; any other chunk
     goes line by line through :class:`_Records`, which rejoins what a raw newline split.
+    A last line the input failed in the middle of (a read error, or ``damaged`` below)
+    is no record: it goes on whole as an :class:`Unreadable`.
     """
     origin = Origin(path=path)
     records = _Records(export)
@@ -377,10 +392,14 @@ def _log_lines(
         number += records.take(body, number)
         yield from records.blocks(origin)
     tail = b"".join(pieces)
-    if tail and failure is None:  # after a failure, a line read in part is no record
+    cut = tail and (failure is not None or damaged())
+    if tail and not cut:
         records.take(tail, number)
     records.finish()
     yield from records.blocks(origin, final=True)
+    if cut:
+        where = Origin(path=path, line_number=number)
+        yield Unreadable(f"{path}: line {number} ends where the input fails", tail, where)
     if failure is not None:
         raise failure
 

@@ -42,6 +42,7 @@ from auditsync.sources import (
     detect_format,
     iter_paths,
     open_input,
+    read_file,
     read_inputs,
 )
 from auditsync.testing import audit_lines, kinesis_event, to_payload
@@ -270,9 +271,27 @@ def test_a_read_error_ends_the_log_after_its_last_whole_line() -> None:
             raise OSError("disk gone")
 
     items = list(read_inputs(FailingDisk(), "audit.log"))  # type: ignore[arg-type]
-    assert lines_of(items[:-1]) == [(MARIADB.encode(), 1), (AURORA.encode(), 2)]
-    assert isinstance(items[-1], Unreadable)
-    assert "cannot read audit.log to its end: disk gone" in items[-1].error
+    assert lines_of(items[:-2]) == [(MARIADB.encode(), 1), (AURORA.encode(), 2)]
+    cut, failure = items[-2:]
+    # The line read in part is no record (it would read as a truncated query), nor lost.
+    assert isinstance(cut, Unreadable)
+    assert cut.raw == MARIADB.encode()[:60]
+    assert cut.origin == Origin(path="audit.log", line_number=3)
+    assert isinstance(failure, Unreadable)
+    assert "cannot read audit.log to its end: disk gone" in failure.error
+
+
+def test_a_gzip_log_cut_short_ends_after_its_last_whole_line() -> None:
+    data = gzip.compress(log_bytes(MARIADB, AURORA, AURORA), compresslevel=0)
+    cut_at = data.index(AURORA.encode()[:30], data.index(AURORA.encode()) + 1)
+    items = list(read_file(io.BytesIO(data[: cut_at + 30]), "audit.log.gz"))
+    assert lines_of(items[:-2]) == [(MARIADB.encode(), 1), (AURORA.encode(), 2)]
+    cut, failure = items[-2:]
+    assert isinstance(cut, Unreadable)
+    assert cut.raw == AURORA.encode()[:30]
+    assert cut.origin == Origin(path="audit.log.gz", line_number=3)
+    assert isinstance(failure, Unreadable)
+    assert "cut short" in failure.error
 
 
 def test_open_input_of_an_empty_stream_is_empty() -> None:
