@@ -271,13 +271,7 @@ def test_a_read_error_ends_the_log_after_its_last_whole_line() -> None:
             raise OSError("disk gone")
 
     items = list(read_inputs(FailingDisk(), "audit.log"))  # type: ignore[arg-type]
-    assert lines_of(items[:-2]) == [(MARIADB.encode(), 1), (AURORA.encode(), 2)]
-    cut, failure = items[-2:]
-    # The line read in part is no record (it would read as a truncated query), nor lost.
-    assert isinstance(cut, Unreadable)
-    assert cut.raw == MARIADB.encode()[:60]
-    assert cut.origin == Origin(path="audit.log", line_number=3)
-    assert isinstance(failure, Unreadable)
+    failure = assert_cut_in_line_3(items, "audit.log", MARIADB.encode()[:60])
     assert "cannot read audit.log to its end: disk gone" in failure.error
 
 
@@ -285,13 +279,20 @@ def test_a_gzip_log_cut_short_ends_after_its_last_whole_line() -> None:
     data = gzip.compress(log_bytes(MARIADB, AURORA, AURORA), compresslevel=0)
     cut_at = data.index(AURORA.encode()[:30], data.index(AURORA.encode()) + 1)
     items = list(read_file(io.BytesIO(data[: cut_at + 30]), "audit.log.gz"))
+    failure = assert_cut_in_line_3(items, "audit.log.gz", AURORA.encode()[:30])
+    assert "cut short" in failure.error
+
+
+def assert_cut_in_line_3(items: list[Any], path: str, partial: bytes) -> Unreadable:
+    """Lines 1 and 2 as records; line 3, read in part, whole as a dead letter — no record
+    (it could read as a truncated query), nor lost; then the failure, returned."""
     assert lines_of(items[:-2]) == [(MARIADB.encode(), 1), (AURORA.encode(), 2)]
     cut, failure = items[-2:]
     assert isinstance(cut, Unreadable)
-    assert cut.raw == AURORA.encode()[:30]
-    assert cut.origin == Origin(path="audit.log.gz", line_number=3)
+    assert cut.raw == partial
+    assert cut.origin == Origin(path=path, line_number=3)
     assert isinstance(failure, Unreadable)
-    assert "cut short" in failure.error
+    return failure
 
 
 def test_open_input_of_an_empty_stream_is_empty() -> None:
@@ -703,15 +704,17 @@ def test_documents_property(
     assert [doc.strip() for doc in found] == encoded
 
 
+def small_windows(window: int, *, patience: int) -> Any:
+    """Reads of ``window`` bytes, and ``patience`` bytes before a stretch is judged bad."""
+    return mock.patch.multiple(sources_module, _CHUNK=window, _LONGEST_DOCUMENT=patience)
+
+
 def test_a_bad_stretch_longer_than_any_document_is_cut_before_the_stream_ends() -> None:
     # Patience has a bound: a corrupt file is not read whole into memory first.
     bad = b'{"bad": ' + b"x" * 500 + b"}"
     good = [message([MARIADB], n) for n in range(300)]
     stream = io.BytesIO(bad + b"".join(good))
-    with (
-        mock.patch.object(sources_module, "_CHUNK", 64),
-        mock.patch.object(sources_module, "_LONGEST_DOCUMENT", 1000),
-    ):
+    with small_windows(64, patience=1000):
         found = _documents(stream)
         assert next(found) == bad
         assert stream.tell() < len(stream.getvalue()) // 4
@@ -722,10 +725,7 @@ def test_a_bad_stretch_longer_than_any_document_is_cut_before_the_stream_ends() 
 def test_junk_without_a_restart_is_handed_on_in_pieces_not_held_whole(junk: bytes) -> None:
     good = [message([MARIADB], n) for n in range(3)]
     stream = io.BytesIO(junk + b"".join(good))
-    with (
-        mock.patch.object(sources_module, "_CHUNK", 64),
-        mock.patch.object(sources_module, "_LONGEST_DOCUMENT", 1000),
-    ):
+    with small_windows(64, patience=1000):
         found = _documents(stream)
         first = next(found)
         assert stream.tell() < len(junk) // 4
@@ -743,10 +743,7 @@ def test_good_documents_after_any_junk_come_out_whole(junk: list[bytes], patienc
     good = [message([MARIADB], n) for n in range(3)]
     patience += max(map(len, good))
     data = b"".join(junk) + b"\n" + b"".join(good)
-    with (
-        mock.patch.object(sources_module, "_CHUNK", 16),
-        mock.patch.object(sources_module, "_LONGEST_DOCUMENT", patience),
-    ):
+    with small_windows(16, patience=patience):
         found = list(_documents(io.BytesIO(data)))
     assert found[-3:] == good
 
