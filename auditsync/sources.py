@@ -392,7 +392,7 @@ def _log_lines(
         number += records.take(body, number)
         yield from records.blocks(origin)
     tail = b"".join(pieces)
-    cut = tail and (failure is not None or damaged())
+    cut = bool(tail) and (failure is not None or damaged())  # a line the input failed in
     if tail and not cut:
         records.take(tail, number)
     records.finish()
