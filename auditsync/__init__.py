@@ -5,12 +5,12 @@ are an implementation detail. The Lambda adapters live in :mod:`auditsync.aws`, 
 sinks in :mod:`auditsync.sinks`, the Hypothesis strategies in :mod:`auditsync.testing`.
 """
 
-from .auditlog import format_line, parse_line
-from .envelope import LogEvent, SubscriptionMessage, iter_messages, parse_message
-from .errors import AuditSyncError, DeliveryError, EnvelopeError, LineError, PayloadError
-from .events import AuditEvent, DeadLetter, Dialect, Origin
-from .payload import decode_payload
-from .pipeline import Line, Lines, Payload, Pipeline, Report
+from ._auditlog import format_line, parse_line
+from ._envelope import LogEvent, SubscriptionMessage, iter_messages, parse_message
+from ._errors import AuditSyncError, DeliveryError, EnvelopeError, LineError, PayloadError
+from ._events import AuditEvent, DeadLetter, Dialect, Origin
+from ._payload import decode_payload
+from ._pipeline import Line, Lines, Payload, Pipeline, Report
 
 __all__ = [
     "AuditEvent",

@@ -18,7 +18,7 @@ from typing import Any, Protocol, cast
 
 import attrs
 
-from .events import AuditEvent, Dialect, Origin
+from ._events import AuditEvent, Dialect, Origin
 
 __all__ = [
     "INFLATE_ERRORS",

@@ -1,7 +1,7 @@
 /*
  * auditsync._speedups: the common server_audit line shapes at C speed.
  *
- * The grammar lives in auditlog.py; this file reads only the shapes servers write every
+ * The grammar lives in _auditlog.py; this file reads only the shapes servers write every
  * second -- the MariaDB/RDS date form and the Aurora epoch, names without commas, the
  * standard QUERY, table and connection tails -- and answers None for anything else, so
  * that the Python reader, the reference, decides every unusual line and every error.
@@ -1623,7 +1623,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_definition = {
     PyModuleDef_HEAD_INIT, "auditsync._speedups",
-    "The common server_audit line shapes at C speed; see auditsync/auditlog.py.", -1, methods,
+    "The common server_audit line shapes at C speed; see auditsync/_auditlog.py.", -1, methods,
 };
 
 PyMODINIT_FUNC

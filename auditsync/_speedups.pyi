@@ -1,7 +1,7 @@
 from datetime import datetime, tzinfo
 from typing import Any
 
-from .events import AuditEvent, Dialect, Origin
+from ._events import AuditEvent, Dialect, Origin
 
 def configure(
     event_type: type[AuditEvent],

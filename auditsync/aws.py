@@ -13,12 +13,12 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from .errors import DeliveryError, EnvelopeError
-from .events import AuditEvent, Origin
-from .pipeline import Pipeline, Report
-from .sinks.jsonlines import to_json
-from .sinks.memory import MemorySink
-from .sources import firehose_inputs, kinesis_inputs, subscription_inputs
+from ._errors import DeliveryError, EnvelopeError
+from ._events import AuditEvent, Origin
+from ._pipeline import Pipeline, Report
+from ._sources import firehose_inputs, kinesis_inputs, subscription_inputs
+from .sinks._jsonlines import to_json
+from .sinks._memory import MemorySink
 
 __all__ = [
     "handle_firehose_event",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from .events import AuditEvent
+from ._events import AuditEvent
 
 __all__ = [
     "EXCLUDE_RDSADMIN",

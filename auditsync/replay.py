@@ -33,8 +33,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from .events import AuditEvent, Dialect
-from .sinks.base import Refused
+from ._events import AuditEvent, Dialect
+from .sinks._base import Refused
 from .sql import DCL_KINDS, DDL_KINDS, Statement, classify
 
 __all__ = [

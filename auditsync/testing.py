@@ -24,9 +24,9 @@ except ImportError as missing:  # pragma: no cover - depends on the environment
 
 import orjson
 
-from .auditlog import CONNECTION_OPERATIONS, format_line
-from .envelope import CONTROL_MESSAGE, DATA_MESSAGE, LogEvent, SubscriptionMessage
-from .events import AuditEvent, Dialect
+from ._auditlog import CONNECTION_OPERATIONS, format_line
+from ._envelope import CONTROL_MESSAGE, DATA_MESSAGE, LogEvent, SubscriptionMessage
+from ._events import AuditEvent, Dialect
 
 __all__ = [
     "audit_events",

@@ -202,7 +202,7 @@ def _unescaped(text: str, position: int) -> bool:
 
 
 def opening_quote_loop(text: str, close: int) -> int:
-    """auditsync.auditlog._opening_quote as of 0bbbc09: a Python step per escaped quote."""
+    """auditsync._auditlog._opening_quote as of 0bbbc09: a Python step per escaped quote."""
     position = close
     while True:
         position = text.rfind("'", 0, position)
@@ -232,7 +232,7 @@ _UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char
 
 
 def unescape_replace(text: str) -> str:
-    """auditsync.auditlog._unescape as of 0bbbc09."""
+    """auditsync._auditlog._unescape as of 0bbbc09."""
     if "\\" not in text:
         return text
     pieces = text.split("\\\\")

@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import workloads
 
 from auditsync import AuditEvent, Dialect, Origin, Pipeline, decode_payload
-from auditsync.auditlog import parse_log_events
+from auditsync._auditlog import parse_log_events
+from auditsync._envelope import data_message_parts, iter_json
+from auditsync._sources import InputFormat, kinesis_inputs, open_input, read_inputs
 from auditsync.aws import handle_kinesis_event
-from auditsync.envelope import data_message_parts, iter_json
 from auditsync.sinks import JsonLinesSink
-from auditsync.sources import InputFormat, kinesis_inputs, open_input, read_inputs
 
 Event = dict[str, Any]
 

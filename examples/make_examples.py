@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 
 from auditsync import Line, LogEvent, SubscriptionMessage
-from auditsync.sources import InputFormat, open_input, read_inputs
+from auditsync._sources import InputFormat, open_input, read_inputs
 from auditsync.testing import kinesis_event, to_payload
 
 HERE = Path(__file__).resolve().parent

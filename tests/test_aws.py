@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given
 
 from auditsync import AuditEvent, DeadLetter, Dialect, LogEvent, SubscriptionMessage, format_line
+from auditsync._errors import DeliveryError, EnvelopeError
+from auditsync._pipeline import Payload, Pipeline
 from auditsync.aws import (
     handle_firehose_event,
     handle_kinesis_event,
     handle_subscription_event,
     lambda_handler,
 )
-from auditsync.errors import DeliveryError, EnvelopeError
-from auditsync.pipeline import Payload, Pipeline
 from auditsync.testing import firehose_events, kinesis_event, kinesis_events, to_payload
 
 GROUP = "/aws/rds/cluster/prod/audit"
@@ -350,7 +350,7 @@ def test_firehose_raises_when_the_dead_letter_sink_fails() -> None:
 
 @pytest.mark.parametrize("event", [5, None, [1], "text"])
 def test_a_lambda_event_that_is_no_object_is_an_envelope_error(event: object) -> None:
-    from auditsync.sources import lambda_inputs
+    from auditsync._sources import lambda_inputs
 
     with pytest.raises(EnvelopeError, match="JSON object"):
         lambda_inputs(event)  # type: ignore[arg-type]

@@ -33,7 +33,7 @@ import orjson
 import pytest
 
 from auditsync import AuditEvent, Origin, parse_line
-from auditsync import cli as cli_module
+from auditsync import _cli as cli_module
 from auditsync.sinks import event_to_dict
 from auditsync.testing import kinesis_event, to_payload
 
@@ -945,7 +945,7 @@ NEEDS_PROC_STATUS = pytest.mark.skipif(
 #: when it execs, so a test run that grew large would be measured, not the command.
 _MEASURED = (
     "import os, sys\n"
-    "from auditsync.cli import main\n"
+    "from auditsync._cli import main\n"
     "status = main(sys.argv[1:])\n"
     "with open('/proc/self/status') as own:\n"
     "    peak = next(line.split()[1] for line in own if line.startswith('VmHWM:'))\n"

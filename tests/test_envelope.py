@@ -30,10 +30,10 @@ from auditsync import (
     LogEvent,
     SubscriptionMessage,
     decode_payload,
-    envelope,
     iter_messages,
     parse_message,
 )
+from auditsync import _envelope as envelope
 from auditsync.testing import mutations
 
 AUDIT_LINE = (

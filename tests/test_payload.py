@@ -30,7 +30,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import AuditSyncError, PayloadError, decode_payload, iter_messages, parse_message
-from auditsync import payload as payload_module
+from auditsync import _payload as payload_module
 from auditsync.testing import mutations
 
 MIB = 1 << 20

@@ -18,7 +18,7 @@ import attrs
 import pytest
 
 from auditsync import AuditEvent, DeadLetter, Dialect, Origin, format_line
-from auditsync.pipeline import Line, Pipeline
+from auditsync._pipeline import Line, Pipeline
 from auditsync.replay import (
     MySQLTarget,
     ReplayRefused,

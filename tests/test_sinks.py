@@ -25,7 +25,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from auditsync import AuditEvent, Origin, parse_line
-from auditsync.events import DeadLetter
+from auditsync._events import DeadLetter
 from auditsync.sinks import (
     CallbackSink,
     DeadLetterSink,
@@ -42,8 +42,8 @@ from auditsync.sinks import (
     event_to_dict,
     to_json,
 )
-from auditsync.sinks.jsonlines import iso_timestamp
-from auditsync.sinks.sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
+from auditsync.sinks._jsonlines import iso_timestamp
+from auditsync.sinks._sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
 from auditsync.testing import audit_events
 
 LINE = r"20240131 14:02:07,db1,root,localhost,5,12,QUERY,shop,'insert into t values (\'a,b\')',0"

@@ -31,12 +31,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import Origin, parse_line
-from auditsync import sources as sources_module
-from auditsync.auditlog import parse_lines
-from auditsync.events import DeadLetter
-from auditsync.pipeline import LINES_PER_BLOCK, Lines, Payload, Pipeline, Unreadable
-from auditsync.sinks import MemorySink
-from auditsync.sources import (
+from auditsync import _sources as sources_module
+from auditsync._auditlog import parse_lines
+from auditsync._events import DeadLetter
+from auditsync._pipeline import LINES_PER_BLOCK, Lines, Payload, Pipeline, Unreadable
+from auditsync._sources import (
     InputFormat,
     _documents,
     detect_format,
@@ -45,6 +44,7 @@ from auditsync.sources import (
     read_file,
     read_inputs,
 )
+from auditsync.sinks import MemorySink
 from auditsync.testing import audit_lines, kinesis_event, to_payload
 
 MARIADB = "20240131 14:02:07,db1,app,10.0.0.7,42,1001,QUERY,shop,'select \\'a,b\\' from t',0"

@@ -45,10 +45,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from auditsync import _native, auditlog
-from auditsync.errors import LineError
-from auditsync.events import AuditEvent, DeadLetter, Dialect, Origin
-from auditsync.sinks.jsonlines import JsonLinesSink, event_to_dict, to_json
+from auditsync import _auditlog as auditlog
+from auditsync import _native
+from auditsync._errors import LineError
+from auditsync._events import AuditEvent, DeadLetter, Dialect, Origin
+from auditsync.sinks._jsonlines import JsonLinesSink, event_to_dict, to_json
 from auditsync.testing import audit_events, audit_lines, mutations, query_texts
 
 

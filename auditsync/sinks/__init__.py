@@ -1,7 +1,7 @@
 """Where events go: the :class:`Sink` protocol and the built-in sinks."""
 
-from .base import DeadLetterSink, Refused, Sink
-from .jsonlines import (
+from ._base import DeadLetterSink, Refused, Sink
+from ._jsonlines import (
     JsonLinesSink,
     dead_letter_from_dict,
     dead_letter_to_dict,
@@ -9,9 +9,9 @@ from .jsonlines import (
     event_to_dict,
     to_json,
 )
-from .memory import CallbackSink, FanOutSink, MemorySink
-from .postgres import PostgresSink
-from .sqlite import SQLiteSink
+from ._memory import CallbackSink, FanOutSink, MemorySink
+from ._postgres import PostgresSink
+from ._sqlite import SQLiteSink
 
 __all__ = [
     "CallbackSink",

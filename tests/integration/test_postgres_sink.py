@@ -21,9 +21,9 @@ import pytest
 from hypothesis import example, given, settings
 
 from auditsync import AuditEvent, Origin, parse_line
-from auditsync.events import DeadLetter
+from auditsync._events import DeadLetter
 from auditsync.sinks import PostgresSink, Refused, event_from_dict
-from auditsync.sinks.sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
+from auditsync.sinks._sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
 from auditsync.testing import query_texts
 
 pytestmark = pytest.mark.postgres

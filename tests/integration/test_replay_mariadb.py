@@ -35,10 +35,10 @@ from auditsync import (
     format_line,
     parse_line,
 )
+from auditsync._pipeline import Line, Lines, Pipeline
+from auditsync._sources import open_input, read_inputs
 from auditsync.aws import handle_kinesis_event
-from auditsync.pipeline import Line, Lines, Pipeline
 from auditsync.replay import MySQLTarget, ReplaySink, ReplayStats
-from auditsync.sources import open_input, read_inputs
 from auditsync.testing import kinesis_event, to_payload
 
 pytestmark = pytest.mark.mariadb

@@ -23,10 +23,10 @@ from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import filters
-from .events import AuditEvent, Dialect, Origin
-from .pipeline import Lines, Payload, Pipeline, Report, Unreadable
-from .sinks.base import DeadLetterSink, Sink
-from .sources import InputFormat, iter_paths, read_file
+from ._events import AuditEvent, Dialect, Origin
+from ._pipeline import Lines, Payload, Pipeline, Report, Unreadable
+from ._sources import InputFormat, iter_paths, read_file
+from .sinks._base import DeadLetterSink, Sink
 
 __all__ = ["main"]
 

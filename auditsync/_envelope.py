@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 import orjson
 
-from .errors import EnvelopeError
+from ._errors import EnvelopeError
 
 __all__ = [
     "CONTROL_MESSAGE",
@@ -154,7 +154,7 @@ def data_message_parts(document: Any) -> tuple[str, str, list[Any]] | None:
     """``(log_group, log_stream, log_events)`` of a well-formed data message, at the cost
     of a few lookups; ``None`` for anything else (a control message, a faulty document),
     which :func:`message_or_error` then reads. The log events are not checked here: the
-    line reader checks them as it goes (:func:`auditsync.auditlog.parse_log_events`)."""
+    line reader checks them as it goes (:func:`auditsync._auditlog.parse_log_events`)."""
     if type(document) is not dict:
         return None
     get = document.get

@@ -23,13 +23,13 @@ from typing import IO, Any, Protocol
 import attrs
 import orjson
 
+from ._auditlog import parse_line
+from ._envelope import next_document
+from ._errors import EnvelopeError, LineError
+from ._events import Origin
 from ._native import INFLATE_ERRORS, new_inflater
-from .auditlog import parse_line
-from .envelope import next_document
-from .errors import EnvelopeError, LineError
-from .events import Origin
-from .payload import reserved_gzip_flags
-from .pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
+from ._payload import reserved_gzip_flags
+from ._pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
     "InputFormat",

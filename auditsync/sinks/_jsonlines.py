@@ -26,10 +26,10 @@ from typing import IO, Any, cast
 
 import orjson
 
+from .._errors import AuditSyncError
+from .._events import AuditEvent, DeadLetter, Dialect, Origin, _isoformat, exact_bytes
 from .._native import event_json as _c_event_json
 from .._native import json_lines as _c_json_lines
-from ..errors import AuditSyncError
-from ..events import AuditEvent, DeadLetter, Dialect, Origin, _isoformat, exact_bytes
 
 __all__ = [
     "JsonLinesSink",

@@ -25,7 +25,7 @@ class Dialect(enum.StrEnum):
     """The line layouts of the server_audit family (see docs/line-grammar.md).
 
     It lives here, beside the event that records it, so that the grammar in
-    :mod:`auditsync.auditlog` can import the event without a cycle.
+    :mod:`auditsync._auditlog` can import the event without a cycle.
     """
 
     AUTO = "auto"

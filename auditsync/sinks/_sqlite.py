@@ -1,7 +1,7 @@
 """SQLiteSink: events and dead letters in a SQLite database, one row per key.
 
 The columns, and how a value becomes a row, are shared with the PostgreSQL sink
-(:mod:`auditsync.sinks.postgres`), so both databases hold the same rows:
+(:mod:`auditsync.sinks._postgres`), so both databases hold the same rows:
 
 * one column per event field; the origin flattened into ``origin_*`` columns;
 * ``timestamp`` as ISO 8601 UTC text with microseconds (``2024-01-31T14:02:07.000000Z``):
@@ -26,9 +26,9 @@ from typing import Any
 import attrs
 import orjson
 
-from ..events import AuditEvent, DeadLetter, exact_bytes
-from .base import Refused
-from .jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
+from .._events import AuditEvent, DeadLetter, exact_bytes
+from ._base import Refused
+from ._jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
@@ -198,7 +198,7 @@ def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any,
     """The dead letter as a row of :data:`DEAD_LETTER_COLUMNS`.
 
     ``raw`` keeps the input bytes and ``event`` the refused event as JSON
-    (:func:`~auditsync.sinks.jsonlines.event_to_dict`), both exact; the message and the
+    (:func:`~auditsync.sinks._jsonlines.event_to_dict`), both exact; the message and the
     origin are stored readable.
     """
     text = _Text(nul_free)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from ..events import AuditEvent, DeadLetter
+from .._events import AuditEvent, DeadLetter
 
 __all__ = ["DeadLetterSink", "Refused", "Sink"]
 

@@ -1,6 +1,6 @@
 """PostgresSink: events and dead letters in PostgreSQL, through psycopg 3.
 
-The rows are the SQLite sink's (:func:`~auditsync.sinks.sqlite.event_row`), in proper
+The rows are the SQLite sink's (:func:`~auditsync.sinks._sqlite.event_row`), in proper
 types: ``timestamptz``, ``bigint``, ``boolean``, ``bytea``, ``jsonb``. PostgreSQL text
 cannot hold NUL, which queries in the audit log can: such text is stored with U+FFFD in
 place of each NUL, and its exact bytes beside it, as for bytes that are not UTF-8.
@@ -17,8 +17,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ..events import AuditEvent, DeadLetter
-from .sqlite import (
+from .._events import AuditEvent, DeadLetter
+from ._sqlite import (
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
     INDEXED_COLUMNS,

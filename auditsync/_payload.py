@@ -12,8 +12,8 @@ import binascii
 import re
 import zlib
 
+from ._errors import PayloadError
 from ._native import INFLATE_ERRORS, new_inflater
-from .errors import PayloadError
 
 __all__ = ["DEFAULT_MAX_SIZE", "decode_payload"]
 

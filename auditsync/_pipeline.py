@@ -21,12 +21,12 @@ from datetime import UTC, datetime, tzinfo
 
 import attrs
 
-from .auditlog import Dialect, format_line, parse_line, parse_lines, parse_log_events
-from .envelope import data_message_parts, iter_json, message_or_error
-from .errors import AuditSyncError, EnvelopeError, LineError, PayloadError
-from .events import AuditEvent, DeadLetter, Origin, exact_bytes
-from .payload import DEFAULT_MAX_SIZE, decode_payload
-from .sinks.base import DeadLetterSink, Refused, Sink
+from ._auditlog import Dialect, format_line, parse_line, parse_lines, parse_log_events
+from ._envelope import data_message_parts, iter_json, message_or_error
+from ._errors import AuditSyncError, EnvelopeError, LineError, PayloadError
+from ._events import AuditEvent, DeadLetter, Origin, exact_bytes
+from ._payload import DEFAULT_MAX_SIZE, decode_payload
+from .sinks._base import DeadLetterSink, Refused, Sink
 
 __all__ = ["Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
 

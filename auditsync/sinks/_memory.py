@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..events import AuditEvent, DeadLetter
-from .base import Refused, Sink
+from .._events import AuditEvent, DeadLetter
+from ._base import Refused, Sink
 
 __all__ = ["CallbackSink", "FanOutSink", "MemorySink"]
 

@@ -16,11 +16,11 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any, TypeVar, cast
 
+from ._errors import LineError
+from ._events import CONNECTION_TYPES, AuditEvent, Dialect, Origin
 from ._native import parse_line as _c_parse_line
 from ._native import read_lines as _c_read_lines
 from ._native import read_log_events as _c_read_log_events
-from .errors import LineError
-from .events import CONNECTION_TYPES, AuditEvent, Dialect, Origin
 
 __all__ = [
     "CONNECTION_OPERATIONS",
@@ -265,7 +265,7 @@ def parse_log_events(
     Each event's origin is ``origin`` with the log event's id. Returns the events, in
     order, and ``(message, origin, error)`` for each line that is not an audit record;
     ``None`` when an item is not a well-formed log event (a dict with a str ``id``, an
-    int ``timestamp`` and a str ``message``), for :mod:`auditsync.envelope` to say why.
+    int ``timestamp`` and a str ``message``), for :mod:`auditsync._envelope` to say why.
     """
     wanted = _dialect(dialect)
     fields = _origin_fields(origin)
