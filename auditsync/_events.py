@@ -11,14 +11,26 @@ import enum
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import attrs
 
 if TYPE_CHECKING:
     from .sql import Statement
 
-__all__ = ["CONNECTION_TYPES", "AuditEvent", "DeadLetter", "Dialect", "Origin", "exact_bytes"]
+__all__ = [
+    "CONNECTION_TYPES",
+    "EVENT_FIELDS",
+    "KEY_VERSION",
+    "ORIGIN_FIELDS",
+    "AuditEvent",
+    "DeadLetter",
+    "Dialect",
+    "Field",
+    "Form",
+    "Origin",
+    "exact_bytes",
+]
 
 
 class Dialect(enum.StrEnum):
@@ -88,6 +100,11 @@ class _StatementCache:
 class AuditEvent(_StatementCache):
     """One server_audit record.
 
+    The class body is the table of the event's fields: their order, and through each
+    annotation their :class:`Form`, which says how JSON, SQL and the C writer write them
+    (:data:`EVENT_FIELDS`). A field added here, with a default, is written everywhere;
+    only the code that reads it from a line is left to write.
+
     ``object`` is the unescaped query text of QUERY events, the table of table events,
     ``old|newdb.new`` of RENAME, the proxied user of PROXY_CONNECT and, on MariaDB 12,
     the TLS version of connection records. Query bytes that are not UTF-8 are kept as
@@ -118,18 +135,18 @@ class AuditEvent(_StatementCache):
 
     @property
     def key(self) -> str:
-        """A stable idempotency key for sinks.
+        """A stable idempotency key for sinks: a storage format, version :data:`KEY_VERSION`.
 
-        The CloudWatch log event id where there is one. Otherwise a digest of the record
-        and its place in its source (file and line; Kinesis shard and sequence number; log
-        group and stream): the server writes identical lines for distinct events (one
-        statement writing a table five times), so the record alone is no key.
+        The CloudWatch log event id where there is one. Otherwise the BLAKE2b digest
+        (16 bytes, lowercase hex) of the record and its place in its source (file and
+        line; Kinesis shard and sequence number; log group and stream): the server writes
+        identical lines for distinct events (one statement writing a table five times), so
+        the record alone is no key. docs/keys.md spells the text hashed out; sinks store
+        keys, so it never changes, and a field added to the event stays out of it.
         """
         origin = self.origin
         if origin is not None and origin.event_id:
             return origin.event_id
-        # Sinks store these keys: the text hashed must never change, only how fast it is
-        # built (here in one piece; _digest does the same for dead letters).
         retcode = self.retcode
         record = "\x1f".join(
             (
@@ -149,7 +166,7 @@ class AuditEvent(_StatementCache):
         )
         if origin is not None:
             record += _place(origin, None)
-        return hashlib.blake2b(record.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        return _blake2b_128(record)
 
     @property
     def statement(self) -> Statement | None:
@@ -184,6 +201,67 @@ class AuditEvent(_StatementCache):
         return bool(self.retcode)
 
 
+class Form(enum.IntEnum):
+    """How a field's value is written out, chosen by its annotation (:data:`FORMS`).
+
+    The JSON form (docs/sinks.md) of each: ``TEXT`` a string (``null`` too if
+    ``OPTIONAL_TEXT``); ``INTEGER`` a number (or ``null``); ``FLAG`` ``true``/``false``;
+    ``TIMESTAMP`` ``"2024-01-31T14:02:07.000000Z"``; ``DIALECT`` its name; ``ORIGIN`` an
+    object of the origin's fields, or ``null``, written after every other member. The SQL
+    sinks give each form a column type and flatten the origin into ``origin_*`` columns.
+    The numbers are what the C writer is told (auditsync/_c_json.c).
+    """
+
+    TEXT = 1
+    OPTIONAL_TEXT = 2
+    INTEGER = 3
+    OPTIONAL_INTEGER = 4
+    FLAG = 5
+    TIMESTAMP = 6
+    DIALECT = 7
+    ORIGIN = 8
+
+
+#: The form of each annotation a field of :class:`AuditEvent` or :class:`Origin` may have.
+FORMS: Final = {
+    "str": Form.TEXT,
+    "str | None": Form.OPTIONAL_TEXT,
+    "int": Form.INTEGER,
+    "int | None": Form.OPTIONAL_INTEGER,
+    "bool": Form.FLAG,
+    "datetime": Form.TIMESTAMP,
+    "Dialect": Form.DIALECT,
+    "Origin | None": Form.ORIGIN,
+}
+
+
+class Field(NamedTuple):
+    """A field of a value class: its name and how it is written."""
+
+    name: str
+    form: Form
+
+
+def _fields_of(kind: type) -> tuple[Field, ...]:
+    """The fields of an attrs class, in order, with their forms; an annotation with no
+    form stops the import, so a new field cannot go unwritten by the sinks."""
+    fields = []
+    for field in attrs.fields(kind):
+        form = FORMS.get(str(field.type))
+        if form is None:
+            raise TypeError(f"{kind.__name__}.{field.name}: no Form for {field.type!r}")
+        fields.append(Field(field.name, form))
+    return tuple(fields)
+
+
+#: The event's fields, in order: the one list that JSON, SQL and the C code follow.
+EVENT_FIELDS: Final = _fields_of(AuditEvent)
+#: The origin's fields, in order.
+ORIGIN_FIELDS: Final = _fields_of(Origin)
+#: The version of the key's definition (:attr:`AuditEvent.key`, docs/keys.md).
+KEY_VERSION: Final = 1
+
+
 @attrs.frozen(slots=True)
 class DeadLetter:
     """A record auditsync could not deliver, kept whole so nothing is lost in silence.
@@ -214,10 +292,16 @@ class DeadLetter:
 
 
 def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool = False) -> str:
-    """blake2b of ``parts`` and, where known, the place in the source; one hash call."""
+    """The digest of ``parts`` and, where known, the place in the source; one hash call."""
     text = "\x1f".join(parts)
     if origin is not None:
         text += _place(origin, origin.event_id if with_event_id else None)
+    return _blake2b_128(text)
+
+
+def _blake2b_128(text: str) -> str:
+    """The digest keys are made of: BLAKE2b, 16 bytes, of the text's UTF-8 (lone
+    surrogates, which ``surrogateescape`` text holds, in their three-byte form), in hex."""
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 

@@ -19,15 +19,26 @@ import base64
 import binascii
 import io
 import json
+import operator
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import IO, Any, cast
 
 import orjson
 
 from .._errors import AuditSyncError
-from .._events import AuditEvent, DeadLetter, Dialect, Origin, _isoformat, exact_bytes
+from .._events import (
+    EVENT_FIELDS,
+    ORIGIN_FIELDS,
+    AuditEvent,
+    DeadLetter,
+    Dialect,
+    Form,
+    Origin,
+    _isoformat,
+    exact_bytes,
+)
 from .._native import event_json as _c_event_json
 from .._native import json_lines as _c_json_lines
 
@@ -40,19 +51,21 @@ __all__ = [
     "to_json",
 ]
 
-_EVENT_TEXT = (
-    "key",
-    "serverhost",
-    "username",
-    "host",
-    "operation",
-    "database",
-    "object",
-    "connection_type",
-    "prefix",
-    "suffix",
+_TEXT_FORMS = (Form.TEXT, Form.OPTIONAL_TEXT)
+#: An event's members: its key, then its fields in order, the origin last (docs/sinks.md).
+_EVENT_MEMBERS = (
+    *(field for field in EVENT_FIELDS if field.form is not Form.ORIGIN),
+    *(field for field in EVENT_FIELDS if field.form is Form.ORIGIN),
 )
-_ORIGIN_TEXT = ("log_group", "log_stream", "event_id", "shard_id", "sequence_number", "path")
+_EVENT_NAMES = ("key", *(field.name for field in _EVENT_MEMBERS))
+_EVENT_VALUES = operator.attrgetter(*(field.name for field in _EVENT_MEMBERS))
+_EVENT_TEXT = ("key", *(field.name for field in _EVENT_MEMBERS if field.form in _TEXT_FORMS))
+#: Where the key and the event's text stand among its members' values.
+_EVENT_TEXT_AT = operator.itemgetter(*(_EVENT_NAMES.index(name) for name in _EVENT_TEXT))
+_ORIGIN_NAMES = tuple(field.name for field in ORIGIN_FIELDS)
+_ORIGIN_VALUES = operator.attrgetter(*_ORIGIN_NAMES)
+_ORIGIN_TEXT = tuple(field.name for field in ORIGIN_FIELDS if field.form in _TEXT_FORMS)
+_ORIGIN_TEXT_AT = operator.itemgetter(*(_ORIGIN_NAMES.index(name) for name in _ORIGIN_TEXT))
 
 
 # --- text that may not be Unicode -----------------------------------------------------------
@@ -133,79 +146,72 @@ def origin_to_dict(origin: Origin | None) -> dict[str, Any] | None:
     """The origin as a JSON object, or ``None``."""
     if origin is None:
         return None
-    log_group = origin.log_group
-    log_stream = origin.log_stream
-    event_id = origin.event_id
-    shard_id = origin.shard_id
-    sequence_number = origin.sequence_number
-    path = origin.path
-    document = {
-        "log_group": log_group,
-        "log_stream": log_stream,
-        "event_id": event_id,
-        "shard_id": shard_id,
-        "sequence_number": sequence_number,
-        "path": path,
-        "line_number": origin.line_number,
-    }
+    values = _ORIGIN_VALUES(origin)
+    document = dict(zip(_ORIGIN_NAMES, values, strict=True))
     # One check of all the text, as in event_to_dict.
-    text = (
-        f"{log_group or ''}{log_stream or ''}{event_id or ''}{shard_id or ''}"
-        f"{sequence_number or ''}{path or ''}"
-    )
-    if is_unicode(text):
+    if is_unicode("".join(filter(None, _ORIGIN_TEXT_AT(values)))):
         return document
     return _make_unicode(document, _ORIGIN_TEXT)
 
 
+def _dialect_name(dialect: Dialect) -> str:
+    return dialect._value_  # the plain str; .value is a slow descriptor
+
+
+#: How a member of each form is written, where it is not its value as it is.
+_WRITE: dict[Form, Callable[[Any], Any]] = {
+    Form.TIMESTAMP: iso_timestamp,
+    Form.DIALECT: _dialect_name,
+    Form.ORIGIN: origin_to_dict,
+}
+_WRITTEN = tuple(
+    (index, _WRITE[field.form])
+    for index, field in enumerate(_EVENT_MEMBERS, 1)
+    if field.form in _WRITE
+)
+
+
 def event_to_dict(event: AuditEvent) -> dict[str, Any]:
     """The event as a JSON-ready dict of plain values; :func:`event_from_dict` reverses it."""
-    key = event.key
-    serverhost = event.serverhost
-    username = event.username
-    host = event.host
-    operation = event.operation
-    database = event.database
-    text = event.object
-    connection_type = event.connection_type
-    prefix = event.prefix
-    suffix = event.suffix
-    document = {
-        "key": key,
-        "timestamp": iso_timestamp(event.timestamp),
-        "serverhost": serverhost,
-        "username": username,
-        "host": host,
-        "connection_id": event.connection_id,
-        "query_id": event.query_id,
-        "operation": operation,
-        "database": database,
-        "object": text,
-        "retcode": event.retcode,
-        "connection_type": connection_type,
-        "truncated": event.truncated,
-        "dialect": event.dialect._value_,  # the plain str; .value is a slow descriptor
-        "prefix": prefix,
-        "suffix": suffix,
-        "origin": origin_to_dict(event.origin),
-    }
+    values = [event.key, *_EVENT_VALUES(event)]
+    for index, write in _WRITTEN:
+        values[index] = write(values[index])
+    document = dict(zip(_EVENT_NAMES, values, strict=True))
     # One check of all the text at once: almost every event is plain Unicode. A
     # surrogate never pairs up across a join, so one in any member still shows here.
-    # (``or ''``: formatting None is slow, and "None" would add nothing to check.)
-    whole = (
-        f"{key}{serverhost}{username}{host}{operation}{database}{text}"
-        f"{connection_type or ''}{prefix or ''}{suffix or ''}"
-    )
-    if is_unicode(whole):
+    if is_unicode("".join(filter(None, _EVENT_TEXT_AT(values)))):
         return document
     return _make_unicode(document, _EVENT_TEXT)
+
+
+def _timestamp_from(text: Any) -> datetime:
+    if not isinstance(text, str):
+        raise TypeError(f"a timestamp should be str, not {type(text).__name__}")
+    timestamp = datetime.fromisoformat(text)
+    if timestamp.tzinfo:
+        return timestamp.astimezone(UTC)
+    return timestamp.replace(tzinfo=UTC)
+
+
+#: How a member of each form is read back: event_to_dict and origin_to_dict reversed.
+_READ: dict[Form, Callable[[Mapping[str, Any], str], Any]] = {
+    Form.TEXT: _text,
+    Form.OPTIONAL_TEXT: lambda document, name: _text(document, name, optional=True),
+    Form.INTEGER: lambda document, name: _typed(document, name, int),
+    Form.OPTIONAL_INTEGER: lambda document, name: _typed(document, name, int, optional=True),
+    Form.FLAG: lambda document, name: _typed(document, name, bool),
+    Form.TIMESTAMP: lambda document, name: _timestamp_from(document[name]),
+    Form.DIALECT: lambda document, name: Dialect(document[name]),
+    Form.ORIGIN: lambda document, name: _origin_from_dict(document[name]),
+}
 
 
 def _origin_from_dict(document: Mapping[str, Any] | None) -> Origin | None:
     if document is None:
         return None
-    text = {name: _text(document, name, optional=True) for name in _ORIGIN_TEXT}
-    return Origin(**text, line_number=_typed(document, "line_number", int, optional=True))
+    return Origin(
+        **{field.name: _READ[field.form](document, field.name) for field in ORIGIN_FIELDS}
+    )
 
 
 def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
@@ -214,26 +220,8 @@ def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
     Raises :class:`ValueError` naming what is missing or malformed.
     """
     try:
-        timestamp = datetime.fromisoformat(document["timestamp"])
         return AuditEvent(
-            timestamp=timestamp.astimezone(UTC)
-            if timestamp.tzinfo
-            else timestamp.replace(tzinfo=UTC),
-            serverhost=_text(document, "serverhost"),
-            username=_text(document, "username"),
-            host=_text(document, "host"),
-            connection_id=_typed(document, "connection_id", int),
-            query_id=_typed(document, "query_id", int),
-            operation=_text(document, "operation"),
-            database=_text(document, "database"),
-            object=_text(document, "object"),
-            retcode=_typed(document, "retcode", int, optional=True),
-            connection_type=_text(document, "connection_type", optional=True),
-            truncated=_typed(document, "truncated", bool),
-            dialect=Dialect(document["dialect"]),
-            origin=_origin_from_dict(document["origin"]),
-            prefix=_text(document, "prefix", optional=True),
-            suffix=_text(document, "suffix", optional=True),
+            **{field.name: _READ[field.form](document, field.name) for field in EVENT_FIELDS}
         )
     except KeyError as missing:
         raise AuditSyncError(f"not an auditsync event: no member {missing}") from None

@@ -17,56 +17,44 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from .._events import AuditEvent, DeadLetter
+from .._events import AuditEvent, DeadLetter, Form
 from ._sqlite import (
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
     INDEXED_COLUMNS,
+    column_types,
     split_batch,
 )
 
 __all__ = ["PostgresSink"]
 
-_ORIGIN_TYPES = {
-    "origin_log_group": "text",
-    "origin_log_stream": "text",
-    "origin_event_id": "text",
-    "origin_shard_id": "text",
-    "origin_sequence_number": "text",
-    "origin_path": "text",
-    "origin_line_number": "bigint",
+_FORMS = {
+    Form.TEXT: "text NOT NULL",
+    Form.OPTIONAL_TEXT: "text",
+    Form.INTEGER: "bigint NOT NULL",
+    Form.OPTIONAL_INTEGER: "bigint",
+    Form.FLAG: "boolean NOT NULL",
+    Form.TIMESTAMP: "timestamptz NOT NULL",
+    Form.DIALECT: "text NOT NULL",
 }
-_EVENT_TYPES = {
-    "key": "text PRIMARY KEY",
-    "timestamp": "timestamptz NOT NULL",
-    "serverhost": "text NOT NULL",
-    "username": "text NOT NULL",
-    "host": "text NOT NULL",
-    "connection_id": "bigint NOT NULL",
-    "query_id": "bigint NOT NULL",
-    "operation": "text NOT NULL",
-    "database": "text NOT NULL",
-    "object": "text NOT NULL",
-    "object_bytes": "bytea",
-    "retcode": "bigint",
-    "connection_type": "text",
-    "truncated": "boolean NOT NULL",
-    "dialect": "text NOT NULL",
-    "prefix": "text",
-    "suffix": "text",
-    **_ORIGIN_TYPES,
-    "raw_fields": "jsonb",
-}
-_DEAD_LETTER_TYPES = {
-    "key": "text PRIMARY KEY",
-    "stage": "text NOT NULL",
-    "error": "text NOT NULL",
-    "raw": "bytea NOT NULL",
-    **_ORIGIN_TYPES,
-    "event_key": "text",
-    # json, not jsonb: the event's text may hold NUL, which json keeps as \u0000.
-    "event": "json",
-}
+_EVENT_TYPES = column_types(
+    _FORMS,
+    EVENT_COLUMNS,
+    {"key": "text PRIMARY KEY", "object_bytes": "bytea", "raw_fields": "jsonb"},
+)
+_DEAD_LETTER_TYPES = column_types(
+    _FORMS,
+    DEAD_LETTER_COLUMNS,
+    {
+        "key": "text PRIMARY KEY",
+        "stage": "text NOT NULL",
+        "error": "text NOT NULL",
+        "raw": "bytea NOT NULL",
+        "event_key": "text",
+        # json, not jsonb: the event's text may hold NUL, which json keeps as \u0000.
+        "event": "json",
+    },
+)
 
 
 def _import_psycopg() -> Any:

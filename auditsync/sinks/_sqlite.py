@@ -17,16 +17,17 @@ The columns, and how a value becomes a row, are shared with the PostgreSQL sink
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 import orjson
 
-from .._events import AuditEvent, DeadLetter, exact_bytes
+from .._events import EVENT_FIELDS, ORIGIN_FIELDS, AuditEvent, DeadLetter, Form, exact_bytes
 from ._base import Refused
 from ._jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
 
@@ -40,34 +41,20 @@ __all__ = [
     "sql_refusal",
 ]
 
-_ORIGIN_COLUMNS = (
-    "origin_log_group",
-    "origin_log_stream",
-    "origin_event_id",
-    "origin_shard_id",
-    "origin_sequence_number",
-    "origin_path",
-    "origin_line_number",
-)
-#: The event table's columns, in the order of :func:`event_row`.
+_ORIGIN_COLUMNS = tuple(f"origin_{field.name}" for field in ORIGIN_FIELDS)
+#: The event's fields that are a column each; the origin is flattened into _ORIGIN_COLUMNS.
+_FIELD_COLUMNS = tuple(field for field in EVENT_FIELDS if field.form is not Form.ORIGIN)
+_FIELD_VALUES = operator.attrgetter(*(field.name for field in _FIELD_COLUMNS))
+_ORIGIN_VALUES = operator.attrgetter(*(field.name for field in ORIGIN_FIELDS))
+#: The event table's columns, in the order of :func:`event_row`: the key, the fields in
+#: order (the object's exact bytes beside it), the origin, the exact bytes of the rest.
+_FIELD_NAMES = tuple(field.name for field in _FIELD_COLUMNS)
+_OBJECT_BYTES_AT = 1 + _FIELD_NAMES.index("object") + 1
 EVENT_COLUMNS = (
     "key",
-    "timestamp",
-    "serverhost",
-    "username",
-    "host",
-    "connection_id",
-    "query_id",
-    "operation",
-    "database",
-    "object",
+    *_FIELD_NAMES[: _OBJECT_BYTES_AT - 1],
     "object_bytes",
-    "retcode",
-    "connection_type",
-    "truncated",
-    "dialect",
-    "prefix",
-    "suffix",
+    *_FIELD_NAMES[_OBJECT_BYTES_AT - 1 :],
     *_ORIGIN_COLUMNS,
     "raw_fields",
 )
@@ -76,38 +63,46 @@ DEAD_LETTER_COLUMNS = ("key", "stage", "error", "raw", *_ORIGIN_COLUMNS, "event_
 #: The event columns the sinks index: what audit questions filter on.
 INDEXED_COLUMNS = ("timestamp", "username", "database", "operation")
 
-_SQLITE_EVENT_TYPES = {
-    "key": "TEXT PRIMARY KEY NOT NULL",
-    "timestamp": "TEXT NOT NULL",
-    "serverhost": "TEXT NOT NULL",
-    "username": "TEXT NOT NULL",
-    "host": "TEXT NOT NULL",
-    "connection_id": "INTEGER NOT NULL",
-    "query_id": "INTEGER NOT NULL",
-    "operation": "TEXT NOT NULL",
-    "database": "TEXT NOT NULL",
-    "object": "TEXT NOT NULL",
-    "object_bytes": "BLOB",
-    "retcode": "INTEGER",
-    "connection_type": "TEXT",
-    "truncated": "INTEGER NOT NULL",
-    "dialect": "TEXT NOT NULL",
-    "prefix": "TEXT",
-    "suffix": "TEXT",
-    **{column: "TEXT" for column in _ORIGIN_COLUMNS},
-    "origin_line_number": "INTEGER",
-    "raw_fields": "TEXT",
+
+def column_types(
+    forms: Mapping[Form, str], columns: Sequence[str], others: Mapping[str, str]
+) -> dict[str, str]:
+    """A database's type for each of ``columns``: a field's by its form (``forms``), an
+    origin column's likewise, and ``others`` for the columns that are no field."""
+    by_column = {field.name: field.form for field in _FIELD_COLUMNS}
+    by_column |= {f"origin_{field.name}": field.form for field in ORIGIN_FIELDS}
+    return {
+        column: others[column] if column in others else forms[by_column[column]]
+        for column in columns
+    }
+
+
+_SQLITE_FORMS = {
+    Form.TEXT: "TEXT NOT NULL",
+    Form.OPTIONAL_TEXT: "TEXT",
+    Form.INTEGER: "INTEGER NOT NULL",
+    Form.OPTIONAL_INTEGER: "INTEGER",
+    Form.FLAG: "INTEGER NOT NULL",
+    Form.TIMESTAMP: "TEXT NOT NULL",
+    Form.DIALECT: "TEXT NOT NULL",
 }
-_SQLITE_DEAD_LETTER_TYPES = {
-    "key": "TEXT PRIMARY KEY NOT NULL",
-    "stage": "TEXT NOT NULL",
-    "error": "TEXT NOT NULL",
-    "raw": "BLOB NOT NULL",
-    **{column: "TEXT" for column in _ORIGIN_COLUMNS},
-    "origin_line_number": "INTEGER",
-    "event_key": "TEXT",
-    "event": "TEXT",
-}
+_SQLITE_EVENT_TYPES = column_types(
+    _SQLITE_FORMS,
+    EVENT_COLUMNS,
+    {"key": "TEXT PRIMARY KEY NOT NULL", "object_bytes": "BLOB", "raw_fields": "TEXT"},
+)
+_SQLITE_DEAD_LETTER_TYPES = column_types(
+    _SQLITE_FORMS,
+    DEAD_LETTER_COLUMNS,
+    {
+        "key": "TEXT PRIMARY KEY NOT NULL",
+        "stage": "TEXT NOT NULL",
+        "error": "TEXT NOT NULL",
+        "raw": "BLOB NOT NULL",
+        "event_key": "TEXT",
+        "event": "TEXT",
+    },
+)
 
 # SQL integers are 64-bit; the grammar reads ids of any length.
 _INT64 = range(-(2**63), 2**63)
@@ -116,15 +111,18 @@ _INT64 = range(-(2**63), 2**63)
 # --- rows, shared with the PostgreSQL sink --------------------------------------------------
 
 
+_INTEGER_FORMS = (Form.INTEGER, Form.OPTIONAL_INTEGER)
+_EVENT_INTEGERS = tuple(field.name for field in _FIELD_COLUMNS if field.form in _INTEGER_FORMS)
+_ORIGIN_INTEGERS = tuple(field.name for field in ORIGIN_FIELDS if field.form in _INTEGER_FORMS)
+
+
 def sql_refusal(event: AuditEvent) -> str | None:
     """Why a SQL table can never hold ``event``, or ``None``: an id beyond 64 bits."""
     origin = event.origin
-    for name, value in (
-        ("connection_id", event.connection_id),
-        ("query_id", event.query_id),
-        ("retcode", event.retcode),
-        ("origin line_number", None if origin is None else origin.line_number),
-    ):
+    named = [(name, getattr(event, name)) for name in _EVENT_INTEGERS]
+    if origin is not None:
+        named += [(f"origin {name}", getattr(origin, name)) for name in _ORIGIN_INTEGERS]
+    for name, value in named:
         if value is not None and value not in _INT64:
             return f"{name} does not fit a 64-bit SQL integer"
     return None
@@ -148,50 +146,51 @@ class _Text:
         return text.replace("\x00", "\ufffd") if self.nul_free else text
 
 
-def _origin_values(text: _Text, event_or_letter: AuditEvent | DeadLetter) -> tuple[Any, ...]:
+def _same(text: _Text, column: str, value: Any) -> Any:
+    return value
+
+
+#: How a field's value of each form becomes its cell.
+_CELL: dict[Form, Callable[[_Text, str, Any], Any]] = {
+    Form.TEXT: _Text.__call__,
+    Form.OPTIONAL_TEXT: _Text.__call__,
+    Form.INTEGER: _same,
+    Form.OPTIONAL_INTEGER: _same,
+    Form.FLAG: _same,
+    Form.TIMESTAMP: lambda text, column, value: iso_timestamp(value),
+    Form.DIALECT: lambda text, column, value: value.value,
+}
+_FIELD_CELLS = tuple((_CELL[field.form], field.name) for field in _FIELD_COLUMNS)
+_ORIGIN_CELLS = tuple((_CELL[field.form], f"origin_{field.name}") for field in ORIGIN_FIELDS)
+
+
+def _origin_values(text: _Text, event_or_letter: AuditEvent | DeadLetter) -> list[Any]:
     origin = event_or_letter.origin
     if origin is None:
-        return (None,) * len(_ORIGIN_COLUMNS)
-    return (
-        text("origin_log_group", origin.log_group),
-        text("origin_log_stream", origin.log_stream),
-        text("origin_event_id", origin.event_id),
-        text("origin_shard_id", origin.shard_id),
-        text("origin_sequence_number", origin.sequence_number),
-        text("origin_path", origin.path),
-        origin.line_number,
-    )
+        return [None] * len(_ORIGIN_COLUMNS)
+    values = _ORIGIN_VALUES(origin)
+    return [
+        cell(text, column, value)
+        for (cell, column), value in zip(_ORIGIN_CELLS, values, strict=True)
+    ]
 
 
 def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
     """The event as a row of :data:`EVENT_COLUMNS`; ``nul_free`` for databases without NUL."""
     text = _Text(nul_free)
-    head = (
-        text("key", event.key),
-        iso_timestamp(event.timestamp),
-        text("serverhost", event.serverhost),
-        text("username", event.username),
-        text("host", event.host),
-        event.connection_id,
-        event.query_id,
-        text("operation", event.operation),
-        text("database", event.database),
-        text("object", event.object),
-    )
-    tail = (
-        event.retcode,
-        text("connection_type", event.connection_type),
-        event.truncated,
-        event.dialect.value,
-        text("prefix", event.prefix),
-        text("suffix", event.suffix),
-        *_origin_values(text, event),
-    )
-    object_bytes = text.exact.pop("object", None)
+    values = _FIELD_VALUES(event)
+    row = [text("key", event.key)]
+    row += [
+        cell(text, column, value)
+        for (cell, column), value in zip(_FIELD_CELLS, values, strict=True)
+    ]
+    row += _origin_values(text, event)
+    row.insert(_OBJECT_BYTES_AT, text.exact.pop("object", None))
     raw_fields = None
     if text.exact:
         raw_fields = orjson.dumps({k: _b64(v) for k, v in text.exact.items()}).decode()
-    return (*head, object_bytes, *tail, raw_fields)
+    row.append(raw_fields)
+    return tuple(row)
 
 
 def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any, ...]:
