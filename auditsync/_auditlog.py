@@ -17,7 +17,14 @@ from functools import lru_cache
 from typing import Any, TypeVar, cast
 
 from ._errors import LineError
-from ._events import CONNECTION_TYPES, AuditEvent, Dialect, Origin
+from ._events import (
+    CONNECTION_OPERATIONS,
+    CONNECTION_TYPES,
+    TABLE_OPERATIONS,
+    AuditEvent,
+    Dialect,
+    Origin,
+)
 from ._native import parse_line as _c_parse_line
 from ._native import read_lines as _c_read_lines
 from ._native import read_log_events as _c_read_log_events
@@ -31,12 +38,7 @@ __all__ = [
     "parse_log_events",
 ]
 
-#: Operations whose tail is ``db,object,status`` (and, on RDS, ``,connection_type``).
-CONNECTION_OPERATIONS = frozenset(
-    {"CONNECT", "FAILED_CONNECT", "DISCONNECT", "CHANGEUSER", "PROXY_CONNECT"}
-)
-_TABLE_OPERATIONS = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})
-_KNOWN_OPERATIONS = CONNECTION_OPERATIONS | _TABLE_OPERATIONS | {"QUERY"}
+_KNOWN_OPERATIONS = CONNECTION_OPERATIONS | TABLE_OPERATIONS | {"QUERY"}
 _CONNECTION_TYPE_NAMES = frozenset(CONNECTION_TYPES.values())
 
 _DIALECTS = {d.value: d for d in Dialect} | {d: d for d in Dialect}

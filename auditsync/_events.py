@@ -19,10 +19,12 @@ if TYPE_CHECKING:
     from .sql import Statement
 
 __all__ = [
+    "CONNECTION_OPERATIONS",
     "CONNECTION_TYPES",
     "EVENT_FIELDS",
     "KEY_VERSION",
     "ORIGIN_FIELDS",
+    "TABLE_OPERATIONS",
     "AuditEvent",
     "DeadLetter",
     "Dialect",
@@ -45,6 +47,13 @@ class Dialect(enum.StrEnum):
     AURORA = "aurora"
     RDS_MYSQL = "rds-mysql"
 
+
+#: Operations whose record ends ``db,object,status`` (and, on RDS, ``,connection_type``).
+CONNECTION_OPERATIONS: Final = frozenset(
+    {"CONNECT", "FAILED_CONNECT", "DISCONNECT", "CHANGEUSER", "PROXY_CONNECT"}
+)
+#: Operations on a table: ``object`` is the table (RENAME's: ``old|newdb.new``).
+TABLE_OPERATIONS: Final = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})
 
 #: RDS for MySQL 5.7 builds may write the connection type as MySQL's ``enum_vio_type``.
 CONNECTION_TYPES = {

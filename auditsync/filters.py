@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from ._events import AuditEvent
+from ._events import TABLE_OPERATIONS, AuditEvent
 
 __all__ = [
     "EXCLUDE_RDSADMIN",
@@ -159,11 +159,10 @@ def table(*patterns: str, reads: bool = False) -> Predicate:
     def test(event: AuditEvent) -> bool:
         statement = event.statement
         if statement is None:
-            return event.operation in _TABLE_EVENTS and matches(f"{event.database}.{event.object}")
+            named = f"{event.database}.{event.object}"
+            return event.operation in TABLE_OPERATIONS and matches(named)
         names = statement.writes + statement.reads if reads else statement.writes
         return any(matches(name if "." in name else f"{event.database}.{name}") for name in names)
 
     return Predicate(test, f"table{patterns!r}")
 
-
-_TABLE_EVENTS = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})

@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._events import AuditEvent, Dialect
+from ._events import TABLE_OPERATIONS, AuditEvent, Dialect
 from .sinks._base import Refused
 from .sql import DCL_KINDS, DDL_KINDS, Statement, classify
 
@@ -569,7 +569,6 @@ class _Step:
         self.why = why
 
 
-_TABLE_OPERATIONS: Final = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})
 _SYSTEM_DATABASES: Final = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 #: Statements that commit the open transaction before they run (MySQL's "statements that
 #: cause an implicit commit") even when they then fail, unless the parser rejected them.
@@ -1706,7 +1705,7 @@ class ReplaySink:
         refusals: list[tuple[AuditEvent, str]] = []
         try:
             self.target.begin(connection, cursor)
-            work.load_known([e.key for e in ordered if e.operation not in _TABLE_OPERATIONS])
+            work.load_known([e.key for e in ordered if e.operation not in TABLE_OPERATIONS])
             for event in ordered:
                 work.stats.events += 1
                 reason = self._handle(work, event)
@@ -1743,7 +1742,7 @@ class ReplaySink:
 
     def _handle(self, work: _Work, event: AuditEvent) -> str | None:
         """One event: its effect on its connection and on the target; its refusal, if any."""
-        if event.operation in _TABLE_OPERATIONS:
+        if event.operation in TABLE_OPERATIONS:
             self._machine.table_event(work.session(event)[1], event)
             return None
         if event.key in work.known:

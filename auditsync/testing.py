@@ -24,9 +24,9 @@ except ImportError as missing:  # pragma: no cover - depends on the environment
 
 import orjson
 
-from ._auditlog import CONNECTION_OPERATIONS, format_line
+from ._auditlog import format_line
 from ._envelope import CONTROL_MESSAGE, DATA_MESSAGE, LogEvent, SubscriptionMessage
-from ._events import AuditEvent, Dialect
+from ._events import CONNECTION_OPERATIONS, TABLE_OPERATIONS, AuditEvent, Dialect
 
 __all__ = [
     "audit_events",
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 _FIRST_SEQUENCE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898
-_TABLE_OPERATIONS = ("READ", "WRITE", "CREATE", "DROP", "ALTER")
 _CONTROL_TEXT = "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."
 
 _SPECIALS = "',\"\\`|.@% ;()\n\r\t\b\f\x00\x1a\x7f"
@@ -111,8 +110,10 @@ def audit_events(draw: st.DrawFn, dialect: Dialect | None = None) -> AuditEvent:
         if chosen is Dialect.RDS_MYSQL:
             connection_type = draw(st.sampled_from(["TCP/IP", "SSL", "SOCKET", "1", "4"]))
     else:
-        operation = draw(st.sampled_from(_TABLE_OPERATIONS))
+        operation = draw(st.sampled_from(sorted(TABLE_OPERATIONS)))
         obj = draw(_table_names)
+        if operation == "RENAME":  # the table's old name, then where it went
+            obj += f"|{draw(_database_names)}.{draw(_table_names)}"
         retcode = draw(st.integers(0, 1)) if chosen is Dialect.AURORA else None
     return AuditEvent(
         timestamp=draw(_timestamps(chosen)),
