@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from ._errors import LineError
 from ._events import (
@@ -202,29 +202,19 @@ def _parse_text(
         timestamp, stamp_form = _read_timestamp(stamp_text, tz, text)
         start = len(stamp_text) + 1
 
-    serverhost, username, host, connection_id, query_id, operation, tail_start = _read_head(
-        text, start, fields
-    )
-    tail = text[tail_start:]
-    connection_type = None
-    truncated = False
-    rds = False
-    suffix = None
+    head = _read_head(text, start, fields)
+    operation = head.operation
+    tail_text = text[head.tail_start :]
     if operation == "QUERY":
-        database, obj, retcode, truncated, rds, suffix = _read_query_tail(
-            tail, wanted, text, tail_start
-        )
+        tail = _read_query_tail(tail_text, wanted, text, head.tail_start)
     elif operation in CONNECTION_OPERATIONS:
-        database, obj, retcode, connection_type = _read_connection_tail(
-            tail, operation, wanted, text, tail_start
-        )
-        rds = connection_type is not None
+        tail = _read_connection_tail(tail_text, operation, wanted, text, head.tail_start)
     else:
-        database, obj, retcode = _read_table_tail(tail, operation, text, tail_start)
+        tail = _read_table_tail(tail_text, operation, text, head.tail_start)
 
     epoch = stamp_form is _EPOCH_MICROS or stamp_form is _EPOCH_OTHER
     if wanted is _AUTO:
-        wanted = _RDS_MYSQL if rds else _AURORA if epoch else _MARIADB
+        wanted = _RDS_MYSQL if tail.rds else _AURORA if epoch else _MARIADB
     elif (wanted is _AURORA and not epoch and stamp_form is not _SYSLOG) or (
         wanted is _MARIADB and epoch
     ):
@@ -235,22 +225,22 @@ def _parse_text(
     # form would not write it back: syslog headers, custom or unusual timestamps.
     prefix = None if (stamp_form, wanted) in _STANDARD_FORMS else text[:start]
     return AuditEvent(
-        timestamp,
-        serverhost,
-        username,
-        host,
-        connection_id,
-        query_id,
-        operation,
-        database,
-        obj,
-        retcode,
-        connection_type,
-        truncated,
-        wanted,
-        origin,
-        prefix,
-        suffix,
+        timestamp=timestamp,
+        serverhost=head.serverhost,
+        username=head.username,
+        host=head.host,
+        connection_id=head.connection_id,
+        query_id=head.query_id,
+        operation=operation,
+        database=tail.database,
+        object=tail.object,
+        retcode=tail.retcode,
+        connection_type=tail.connection_type,
+        truncated=tail.truncated,
+        dialect=wanted,
+        origin=origin,
+        prefix=prefix,
+        suffix=tail.suffix,
     )
 
 
@@ -554,7 +544,19 @@ def _record_start(text: str, message_start: int) -> int:
 # --- the head: serverhost, username, host, connection id, query id, operation ---------------
 
 
-def _read_head(text: str, start: int, parts: list[str]) -> tuple[str, str, str, int, int, str, int]:
+class _Head(NamedTuple):
+    """The head of a record, and where its tail starts in the line."""
+
+    serverhost: str
+    username: str
+    host: str
+    connection_id: int
+    query_id: int
+    operation: str
+    tail_start: int
+
+
+def _read_head(text: str, start: int, parts: list[str]) -> _Head:
     """The six head fields; ``parts`` is ``text[start:].split(",", 6)``."""
     if len(parts) == 7:
         serverhost, username, host, connection, query, operation, tail = parts
@@ -567,7 +569,7 @@ def _read_head(text: str, start: int, parts: list[str]) -> tuple[str, str, str, 
             and len(connection) <= _MAX_ID_DIGITS
             and len(query) <= _MAX_ID_DIGITS
         ):
-            return (
+            return _Head(
                 serverhost,
                 username,
                 host,
@@ -580,7 +582,7 @@ def _read_head(text: str, start: int, parts: list[str]) -> tuple[str, str, str, 
     if match is None:
         raise _head_error(text, start, parts)
     serverhost, username, host, connection, query, operation = match.groups()
-    return serverhost, username, host, int(connection), int(query), operation, match.end()
+    return _Head(serverhost, username, host, int(connection), int(query), operation, match.end())
 
 
 def _head_error(text: str, start: int, parts: list[str]) -> LineError:
@@ -602,9 +604,20 @@ def _head_error(text: str, start: int, parts: list[str]) -> LineError:
 # --- the tails ------------------------------------------------------------------------------
 
 
-def _read_query_tail(
-    tail: str, dialect: Dialect, text: str, offset: int
-) -> tuple[str, str, int | None, bool, bool, str | None]:
+class _Tail(NamedTuple):
+    """What a record holds after the operation; ``rds`` says it was written the RDS way
+    (a QUERY's trailing ``,,``, a connection type)."""
+
+    database: str
+    object: str
+    retcode: int | None
+    connection_type: str | None = None
+    truncated: bool = False
+    rds: bool = False
+    suffix: str | None = None
+
+
+def _read_query_tail(tail: str, dialect: Dialect, text: str, offset: int) -> _Tail:
     """``db,'escaped query',retcode`` (RDS: ``...,retcode,,``).
 
     A line the server cut ends inside the quote, or (a rarer buffer corner) right after
@@ -620,7 +633,7 @@ def _read_query_tail(
             open_ = _opening_quote(quoted, close)
         if open_ > 0 and _unescaped(quoted, close):
             obj = _unescape(quoted[open_ + 1 : close])
-            return quoted[: open_ - 1], obj, int(retcode), False, rds, None
+            return _Tail(quoted[: open_ - 1], obj, int(retcode), rds=rds)
     # No closing quote and retcode: the server cut the line inside the query.
     open_ = tail.find(",'")
     if open_ == -1:
@@ -635,12 +648,12 @@ def _read_query_tail(
         raise LineError(
             "unexpected text after the quoted query", line=text, offset=offset + open_ + 2 + stray
         )
-    return tail[:open_], _unescape(content), None, True, False, suffix
+    return _Tail(tail[:open_], _unescape(content), None, truncated=True, suffix=suffix)
 
 
 def _read_connection_tail(
     tail: str, operation: str, dialect: Dialect, text: str, offset: int
-) -> tuple[str, str, int | None, str | None]:
+) -> _Tail:
     """``db,object,status``, and on RDS a fourth field: the connection type."""
     connection_type = None
     body = tail
@@ -658,7 +671,8 @@ def _read_connection_tail(
         raise LineError(
             f"{operation} record should end with db,object,status", line=text, offset=offset
         )
-    return database, obj, _retcode(status, text, offset + len(head) + 1), connection_type
+    retcode = _retcode(status, text, offset + len(head) + 1)
+    return _Tail(database, obj, retcode, connection_type, rds=connection_type is not None)
 
 
 def _looks_like_connection_type(rest: str, last: str) -> bool:
@@ -675,9 +689,7 @@ def _looks_like_connection_type(rest: str, last: str) -> bool:
     return _is_int(status) and (before.endswith(",") or before.endswith("`"))
 
 
-def _read_table_tail(
-    tail: str, operation: str, text: str, offset: int
-) -> tuple[str, str, int | None]:
+def _read_table_tail(tail: str, operation: str, text: str, offset: int) -> _Tail:
     """``db,table,`` (Aurora adds the retcode). A comma in both names cannot be placed:
     the split goes at the last one, so a database name with commas reads right.
 
@@ -690,7 +702,7 @@ def _read_table_tail(
     obj += bar + after
     if not comma or not comma2:
         raise LineError("record should end with db,object,retcode", line=text, offset=offset)
-    return database, obj, _retcode(status, text, offset + len(head) + 1)
+    return _Tail(database, obj, _retcode(status, text, offset + len(head) + 1))
 
 
 def _retcode(status: str, text: str, offset: int) -> int | None:

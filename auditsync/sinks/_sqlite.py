@@ -179,7 +179,7 @@ def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
     """The event as a row of :data:`EVENT_COLUMNS`; ``nul_free`` for databases without NUL."""
     text = _Text(nul_free)
     values = _FIELD_VALUES(event)
-    row = [text("key", event.key)]
+    row: list[Any] = [text("key", event.key)]
     row += [
         cell(text, column, value)
         for (cell, column), value in zip(_FIELD_CELLS, values, strict=True)
