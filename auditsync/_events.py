@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
+import operator
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import attrs
 
@@ -22,6 +23,9 @@ __all__ = [
     "CONNECTION_OPERATIONS",
     "CONNECTION_TYPES",
     "EVENT_FIELDS",
+    "KEY_DIGEST_SIZE",
+    "KEY_PLACE",
+    "KEY_RECORD",
     "KEY_VERSION",
     "ORIGIN_FIELDS",
     "TABLE_OPERATIONS",
@@ -156,26 +160,13 @@ class AuditEvent(_StatementCache):
         origin = self.origin
         if origin is not None and origin.event_id:
             return origin.event_id
-        retcode = self.retcode
-        record = "\x1f".join(
-            (
-                self.serverhost,
-                _isoformat(self.timestamp),
-                self.username,
-                self.host,
-                str(self.connection_id),
-                str(self.query_id),
-                self.operation,
-                self.database,
-                self.object,
-                "" if retcode is None else str(retcode),
-                self.connection_type or "",
-                "truncated" if self.truncated else "",
-            )
-        )
+        record = list(_KEY_VALUES(self))
+        for index, as_text in _KEY_TEXTS:
+            record[index] = as_text(record[index])
+        text = "\x1f".join(record)
         if origin is not None:
-            record += _place(origin, None)
-        return _blake2b_128(record)
+            text += _place(origin, None)
+        return _blake2b_128(text)
 
     @property
     def statement(self) -> Statement | None:
@@ -269,6 +260,28 @@ EVENT_FIELDS: Final = _fields_of(AuditEvent)
 ORIGIN_FIELDS: Final = _fields_of(Origin)
 #: The version of the key's definition (:attr:`AuditEvent.key`, docs/keys.md).
 KEY_VERSION: Final = 1
+#: The key's record: these fields of the event, in this order, each as text by its form
+#: (text as it is, a number in decimal, ``None`` as nothing, a set flag as its name, the
+#: time as ``isoformat()``), joined by U+001F. Keys are stored: never change it.
+KEY_RECORD: Final = (
+    "serverhost",
+    "timestamp",
+    "username",
+    "host",
+    "connection_id",
+    "query_id",
+    "operation",
+    "database",
+    "object",
+    "retcode",
+    "connection_type",
+    "truncated",
+)
+#: The key's place: these fields of the origin and an event id (a dead letter's, or
+#: ``None``), as the ``repr()`` of their tuple after U+001D, where any of them is known.
+KEY_PLACE: Final = ("log_group", "log_stream", "shard_id", "sequence_number", "path", "line_number")
+#: The digest's size in bytes: BLAKE2b of the key's text in UTF-8, in hex.
+KEY_DIGEST_SIZE: Final = 16
 
 
 @attrs.frozen(slots=True)
@@ -309,40 +322,19 @@ def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool 
 
 
 def _blake2b_128(text: str) -> str:
-    """The digest keys are made of: BLAKE2b, 16 bytes, of the text's UTF-8 (lone
-    surrogates, which ``surrogateescape`` text holds, in their three-byte form), in hex."""
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+    """The digest keys are made of: BLAKE2b of the text's UTF-8 (lone surrogates, which
+    ``surrogateescape`` text holds, in their three-byte form), in hex."""
+    data = text.encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(data, digest_size=KEY_DIGEST_SIZE).hexdigest()
 
 
 def _place(origin: Origin, event_id: str | None) -> str:
-    """``"\\x1d"`` and the repr of the place tuple, or ``""`` where the origin knows nothing.
-
-    The place tuple is ``(log_group, log_stream, shard_id, sequence_number, path,
-    line_number, event_id)``; keys have always hashed its repr, which is ``repr()`` of
-    each member joined by ``", "`` in parentheses. Writing that out directly gives the
-    same text without building the tuple.
-    """
-    log_group = origin.log_group
-    log_stream = origin.log_stream
-    shard_id = origin.shard_id
-    sequence_number = origin.sequence_number
-    path = origin.path
-    line_number = origin.line_number
-    if (
-        log_group is None
-        and log_stream is None
-        and shard_id is None
-        and sequence_number is None
-        and event_id is None
-    ):
-        if path is None and line_number is None:
-            return ""
-        # A file's place, the common case, with the Nones written out: repr(None) is slow.
-        return f"\x1d(None, None, None, None, {path!r}, {line_number!r}, None)"
-    return (
-        f"\x1d({log_group!r}, {log_stream!r}, {shard_id!r}, {sequence_number!r}, {path!r}, "
-        f"{line_number!r}, {event_id!r})"
-    )
+    """U+001D and the repr of the place tuple (:data:`KEY_PLACE`, then ``event_id``), or
+    ``""`` where the origin knows none of it."""
+    place = (*_PLACE_VALUES(origin), event_id)
+    if place == _NOWHERE:
+        return ""
+    return f"\x1d{place!r}"
 
 
 #: ``isoformat()`` of recent UTC timestamps: every line of a second has the same one.
@@ -382,3 +374,36 @@ def exact_bytes(text: str) -> bytes:
             )
             for char in text
         )
+
+
+# --- the key's record, written as KEY_RECORD says ------------------------------------------
+
+
+def _key_text(field: Field) -> Callable[[Any], str] | None:
+    """How a value of the key's record becomes its text; ``None`` where it is text."""
+    form = field.form
+    if form is Form.TEXT:
+        return None
+    if form is Form.OPTIONAL_TEXT:
+        return lambda value: value or ""
+    if form is Form.INTEGER:
+        return str
+    if form is Form.OPTIONAL_INTEGER:
+        return lambda value: "" if value is None else str(value)
+    if form is Form.FLAG:
+        return lambda value: field.name if value else ""
+    if form is Form.TIMESTAMP:
+        return _isoformat
+    raise TypeError(f"AuditEvent.{field.name} ({form.name}) cannot be part of the key")
+
+
+_KEY_VALUES = operator.attrgetter(*KEY_RECORD)
+_KEY_TEXTS = tuple(
+    (index, text)
+    for index, field in enumerate(
+        next(f for f in EVENT_FIELDS if f.name == name) for name in KEY_RECORD
+    )
+    if (text := _key_text(field)) is not None
+)
+_PLACE_VALUES = operator.attrgetter(*KEY_PLACE)
+_NOWHERE = (None,) * (len(KEY_PLACE) + 1)

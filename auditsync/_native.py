@@ -1,11 +1,13 @@
-"""The optional compiled parts, chosen once: the C extension and a faster inflater.
+"""The optional compiled parts, chosen once: the C reader and writer, and a faster inflater.
 
-The C extension (auditsync/_speedups.c) reads the common server_audit line shapes and
-writes the JSON form of plain events, and declines everything else — then the Python
-code, the reference, does the work; its functions are None where it was not built.
-ISA-L's inflater (the ``fast`` extra, ``isal``) takes the place of zlib's where it is
-installed: the same interface, 1.7 to 2.7 times as fast on CloudWatch payloads.
-``AUDITSYNC_PURE_PYTHON=1`` turns both off.
+The C line reader (auditsync/_c_reader.c) reads the common server_audit line shapes, and
+the C JSON writer (auditsync/_c_json.c) writes the JSON form of plain events; each
+declines everything else, and the Python code, the reference, does the work. Both follow
+the event's table (auditsync/_events.py): the reader is handed it here, the writer by
+the JSON module that owns the JSON form. Their functions are None where they were not
+built. ISA-L's inflater (the ``fast`` extra, ``isal``) takes the place of zlib's where it
+is installed: the same interface, 1.7 to 2.7 times as fast on CloudWatch payloads.
+``AUDITSYNC_PURE_PYTHON=1`` turns all three off.
 """
 
 from __future__ import annotations
@@ -14,17 +16,17 @@ import os
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from types import ModuleType
 from typing import Any, Protocol, cast
 
 import attrs
 
-from ._events import AuditEvent, Dialect, Origin
+from ._events import ORIGIN_FIELDS, AuditEvent, Dialect, Origin
 
 __all__ = [
     "INFLATE_ERRORS",
     "Inflater",
-    "event_json",
-    "json_lines",
+    "c_json",
     "new_inflater",
     "parse_line",
     "read_lines",
@@ -42,72 +44,65 @@ ReadLines = Callable[
     [list[str | bytes], list[int | None], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
     tuple[list[AuditEvent | Origin], int] | None,
 ]
-EventJson = Callable[[AuditEvent], bytes | None]
-JsonLines = Callable[[list[Any]], bytes | None]
 
-#: The fields the C code reads and writes, in its order (and attrs' order, checked here).
-EVENT_FIELDS = (
-    "timestamp",
-    "serverhost",
-    "username",
-    "host",
-    "connection_id",
-    "query_id",
-    "operation",
-    "database",
-    "object",
-    "retcode",
-    "connection_type",
-    "truncated",
-    "dialect",
-    "origin",
-    "prefix",
-    "suffix",
-)
-ORIGIN_FIELDS = (
-    "log_group",
-    "log_stream",
-    "event_id",
-    "shard_id",
-    "sequence_number",
-    "path",
-    "line_number",
-)
+#: The dialects as the C code is handed them, in this order.
+DIALECTS = (Dialect.AUTO, Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL)
 
 
 def _wanted() -> bool:
     return os.environ.get("AUDITSYNC_PURE_PYTHON", "") in ("", "0")
 
 
-def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson, JsonLines] | None:
+def _reader_defaults(read: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """The default of each field the C reader does not read; it sets them as they are."""
+    names = {field.name for field in attrs.fields(AuditEvent)}
+    unknown = [name for name in read if name not in names]
+    if unknown:
+        raise RuntimeError(f"auditsync._c_reader reads fields AuditEvent lacks: {unknown}")
+    defaults = []
+    for field in attrs.fields(AuditEvent):
+        if field.name in read:
+            continue
+        if field.default is attrs.NOTHING or isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            raise RuntimeError(
+                f"auditsync._c_reader does not read AuditEvent.{field.name}, "
+                "which has no plain default to give it"
+            )
+        defaults.append((field.name, field.default))
+    return tuple(defaults)
+
+
+def _load_reader() -> tuple[ParseLine, ReadLogEvents, ReadLines] | None:
     if not _wanted():
         return None
     try:
-        from . import _speedups
+        from . import _c_reader
     except ImportError:
         return None
-    for kind, expected in ((AuditEvent, EVENT_FIELDS), (Origin, ORIGIN_FIELDS)):
-        names = tuple(field.name for field in attrs.fields(kind))
-        if names != expected:
-            raise RuntimeError(f"auditsync._speedups knows {kind.__name__} as {expected}")
-    _speedups.configure(
+    _c_reader.configure(
         AuditEvent,
-        tuple(AuditEvent.__dict__[name] for name in EVENT_FIELDS),
+        _reader_defaults(_c_reader.READ_FIELDS),
         Origin,
-        tuple(Origin.__dict__[name] for name in ORIGIN_FIELDS),
-        (Dialect.AUTO, Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL),
+        tuple(field.name for field in ORIGIN_FIELDS),
+        DIALECTS,
         UTC,
     )
-    return (
-        _speedups.parse_line,
-        _speedups.read_log_events,
-        _speedups.read_lines,
-        _speedups.event_json,
-        _speedups.json_lines,
-    )
+    return _c_reader.parse_line, _c_reader.read_log_events, _c_reader.read_lines
 
 
-parse_line, read_log_events, read_lines, event_json, json_lines = _load() or (None,) * 5
+def _load_json() -> ModuleType | None:
+    if not _wanted():
+        return None
+    try:
+        from . import _c_json
+    except ImportError:
+        return None
+    return _c_json
+
+
+parse_line, read_log_events, read_lines = _load_reader() or (None,) * 3
+#: The C JSON writer's module, to be configured by auditsync.sinks._jsonlines; or None.
+c_json = _load_json()
 
 
 class Inflater(Protocol):

@@ -165,4 +165,3 @@ def table(*patterns: str, reads: bool = False) -> Predicate:
         return any(matches(name if "." in name else f"{event.database}.{name}") for name in names)
 
     return Predicate(test, f"table{patterns!r}")
-

@@ -1,4 +1,5 @@
-"""The C accelerator ``auditsync._speedups`` against the pure-Python grammar it speeds up.
+"""The C accelerators ``auditsync._c_reader`` and ``auditsync._c_json`` against the
+pure-Python reader and writer they speed up.
 
 The pure reader, ``auditlog._parse_text``, is the reference. The C reader handles the
 common shapes and declines (returns ``None``) everything else, so its contract is:
@@ -49,6 +50,7 @@ from auditsync import _auditlog as auditlog
 from auditsync import _native
 from auditsync._errors import LineError
 from auditsync._events import AuditEvent, DeadLetter, Dialect, Origin
+from auditsync.sinks import _jsonlines
 from auditsync.sinks._jsonlines import JsonLinesSink, event_to_dict, to_json
 from auditsync.testing import audit_events, audit_lines, mutations, query_texts
 
@@ -57,27 +59,31 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() == "true"
 
 
-def _load_speedups() -> ModuleType:
-    """The C module, configured by the package's own loader — also where
-    ``AUDITSYNC_PURE_PYTHON=1`` keeps the package itself from using it."""
+def _load_speedups() -> tuple[ModuleType, ModuleType]:
+    """The C modules, configured by the package's own loaders — also where
+    ``AUDITSYNC_PURE_PYTHON=1`` keeps the package itself from using them."""
     try:
-        module = importlib.import_module("auditsync._speedups")
+        reader = importlib.import_module("auditsync._c_reader")
+        writer = importlib.import_module("auditsync._c_json")
     except ImportError as error:
-        why = f"the C accelerator auditsync._speedups is not built: {error}"
+        why = f"the C accelerators are not built: {error}"
         if _in_ci():
-            pytest.fail(f"{why} (CI must build it)", pytrace=False)
+            pytest.fail(f"{why} (CI must build them)", pytrace=False)
         pytest.skip(why, allow_module_level=True)
     saved = os.environ.pop("AUDITSYNC_PURE_PYTHON", None)
     try:
-        loaded = _native._load()  # hands the module the classes it builds
+        loaded = _native._load_reader()  # hands the reader the classes it builds
     finally:
         if saved is not None:
             os.environ["AUDITSYNC_PURE_PYTHON"] = saved
-    assert loaded is not None, "the package could not load the C module it was built with"
-    return module
+    assert loaded is not None, "the package could not load the C reader it was built with"
+    _jsonlines.c_json = writer
+    functions = _jsonlines._configured_c_writer()  # tells the writer the event's table
+    assert functions[0] is not None, "the package could not load the C writer"
+    return reader, writer
 
 
-speedups = _load_speedups()
+speedups, c_json = _load_speedups()
 _parse_text: Callable[..., AuditEvent] = auditlog._parse_text
 c_parse_line: Callable[..., AuditEvent | None] = speedups.parse_line
 c_read_log_events: Callable[..., tuple[list[Any], int] | None] = speedups.read_log_events
@@ -1313,7 +1319,7 @@ def test_an_id_removed_during_a_lookup_stays_the_events() -> None:
 
 
 def test_the_c_reader_declines_a_dialect_that_is_not_a_member() -> None:
-    module = importlib.import_module("auditsync._speedups")
+    module = importlib.import_module("auditsync._c_reader")
     line = "20240131 14:02:07,db1,app,10.0.0.7,42,7,QUERY,shop,'SELECT 1',0"
     assert module.parse_line(line, "auto", UTC, {}, None) is None
     assert module.parse_line(line, Dialect.AUTO, UTC, {}, None) is not None
@@ -1321,7 +1327,7 @@ def test_the_c_reader_declines_a_dialect_that_is_not_a_member() -> None:
 
 # --- the JSON writer --------------------------------------------------------------------------
 
-c_event_json: Callable[[AuditEvent], bytes | None] = speedups.event_json
+c_event_json: Callable[[AuditEvent], bytes | None] = c_json.event_json
 
 
 def _python_json(event: AuditEvent) -> bytes:
@@ -1428,18 +1434,18 @@ def test_the_json_writer_writes_a_batch_as_python_does() -> None:
     ]
     plain = [event for event in events if c_event_json(event) is not None]
     assert len(plain) > 100
-    assert speedups.json_lines(plain) == b"".join(_python_json(e) + b"\n" for e in plain)
-    assert speedups.json_lines([]) == b""
+    assert c_json.json_lines(plain) == b"".join(_python_json(e) + b"\n" for e in plain)
+    assert c_json.json_lines([]) == b""
 
 
 def test_the_json_writer_leaves_a_batch_it_cannot_write_whole_to_python() -> None:
     event = auditlog.parse_line(PLAIN_READ, origin=Origin(path="audit.log", line_number=1))
     declined = attrs.evolve(event, object="caf\udce9")
     letter = DeadLetter("line", "not an audit line", b"junk", Origin(path="audit.log"))
-    assert speedups.json_lines([event, event]) is not None
-    assert speedups.json_lines([event, declined]) is None
-    assert speedups.json_lines([event, letter]) is None
-    assert speedups.json_lines((event,)) is None
+    assert c_json.json_lines([event, event]) is not None
+    assert c_json.json_lines([event, declined]) is None
+    assert c_json.json_lines([event, letter]) is None
+    assert c_json.json_lines((event,)) is None
     sink_output = io.BytesIO()
     JsonLinesSink(sink_output).write([event, declined, letter])
     assert sink_output.getvalue() == b"".join(
@@ -1455,13 +1461,42 @@ def _reads(text: str) -> bool:
     return True
 
 
+def _key_text(event: AuditEvent) -> bytes:
+    """The text a key hashes, as docs/keys.md spells it out (an origin with no event id)."""
+    retcode = "" if event.retcode is None else str(event.retcode)
+    record = (
+        f"{event.serverhost}\x1f{event.timestamp.isoformat()}\x1f{event.username}\x1f"
+        f"{event.host}\x1f{event.connection_id}\x1f{event.query_id}\x1f{event.operation}\x1f"
+        f"{event.database}\x1f{event.object}\x1f{retcode}\x1f{event.connection_type or ''}"
+        f"\x1f{'truncated' if event.truncated else ''}"
+    )
+    origin = event.origin
+    if origin is not None:
+        o = origin
+        place = (o.log_group, o.log_stream, o.shard_id, o.sequence_number, o.path, o.line_number)
+        if any(value is not None for value in place):
+            record += f"\x1d{(*place, None)!r}"
+    return record.encode("utf-8", "surrogatepass")
+
+
 @pytest.mark.parametrize("size", [0, 1, 111, 127, 128, 129, 255, 256, 257, 1000, 4096])
 def test_the_key_digest_is_blake2b_at_block_edges(size: int) -> None:
-    data = bytes(range(256)) * (size // 256 + 1)
-    expected = hashlib.blake2b(data[:size], digest_size=16).hexdigest()
-    assert speedups.blake2b_128(data[:size]) == expected
+    event = auditlog.parse_line(PLAIN_READ, origin=Origin(path="audit.log", line_number=1))
+    padding = size - len(_key_text(event))
+    if padding > 0:
+        event = attrs.evolve(event, object=event.object + "x" * padding)
+    expected = hashlib.blake2b(_key_text(event), digest_size=16).hexdigest()
+    assert event.key == expected
+    line = c_event_json(event)
+    assert line is not None
+    assert orjson.loads(line)["key"] == expected
 
 
-@given(st.binary(max_size=700))
-def test_the_key_digest_is_blake2b(data: bytes) -> None:
-    assert speedups.blake2b_128(data) == hashlib.blake2b(data, digest_size=16).hexdigest()
+@given(event=audit_events(), origin=st.sampled_from(WRITER_ORIGINS))
+def test_the_key_digest_is_blake2b(event: AuditEvent, origin: Origin | None) -> None:
+    event = attrs.evolve(event, origin=origin)
+    if origin is None or not origin.event_id:
+        assert event.key == hashlib.blake2b(_key_text(event), digest_size=16).hexdigest()
+    line = c_event_json(event)
+    if line is not None:
+        assert orjson.loads(line)["key"] == event.key

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import json
 import operator
@@ -30,6 +31,9 @@ import orjson
 from .._errors import AuditSyncError
 from .._events import (
     EVENT_FIELDS,
+    KEY_DIGEST_SIZE,
+    KEY_PLACE,
+    KEY_RECORD,
     ORIGIN_FIELDS,
     AuditEvent,
     DeadLetter,
@@ -39,8 +43,7 @@ from .._events import (
     _isoformat,
     exact_bytes,
 )
-from .._native import event_json as _c_event_json
-from .._native import json_lines as _c_json_lines
+from .._native import DIALECTS, c_json
 
 __all__ = [
     "JsonLinesSink",
@@ -268,6 +271,74 @@ def dead_letter_from_dict(document: Mapping[str, Any]) -> DeadLetter:
         raise ValueError(f"not an auditsync dead letter: no member {missing}") from None
     except (TypeError, binascii.Error) as error:
         raise ValueError(f"not an auditsync dead letter: {error}") from None
+
+
+# --- the C writer -----------------------------------------------------------------------
+
+
+#: Events the C writer must write as event_to_dict does before it is used: each member's
+#: form, and the key from each kind of origin (file, Kinesis, CloudWatch id, none).
+_TRIAL_ORIGINS = (
+    None,
+    Origin(),
+    Origin(path="logs/it's.log", line_number=7),
+    Origin("/aws/rds/instance/db/audit", "db.audit.log.0", None, "shardId-0", "4959"),
+    Origin("/aws/rds/instance/db/audit", "db.audit.log.0", "37120", "shardId-0", "4959"),
+)
+_TRIAL_EVENTS = tuple(
+    AuditEvent(
+        timestamp=datetime(2024, 1, 31, 14, 2, 7, micros, tzinfo=UTC),
+        serverhost="db-1",
+        username="app",
+        host="10.0.0.1",
+        connection_id=42,
+        query_id=1001,
+        operation="QUERY",
+        database="shop",
+        object='select "caf\u00e9"\n',
+        retcode=None if micros else 1146,
+        connection_type="SSL" if micros else None,
+        truncated=bool(micros),
+        dialect=Dialect.AURORA if micros else Dialect.MARIADB,
+        origin=origin,
+        prefix="<13>" if micros else None,
+    )
+    for micros in (0, 250)
+    for origin in _TRIAL_ORIGINS
+)
+
+
+def _configured_c_writer() -> tuple[
+    Callable[[AuditEvent], bytes | None] | None, Callable[[list[Any]], bytes | None] | None
+]:
+    """The C writer's two functions, told the event's table; or ``None`` twice where it
+    was not built. A writer that does not write the trial events as the Python writer
+    does stops the import: it was built from other sources than this package's."""
+    if c_json is None:
+        return None, None
+    if tuple(c_json.FORMS) != tuple(Form.__members__):
+        raise RuntimeError(f"auditsync._c_json knows the forms as {c_json.FORMS}")
+    c_json.configure(
+        AuditEvent,
+        tuple((field.name, int(field.form)) for field in EVENT_FIELDS),
+        _EVENT_NAMES[1:],
+        Origin,
+        tuple((field.name, int(field.form)) for field in ORIGIN_FIELDS),
+        _ORIGIN_NAMES,
+        KEY_RECORD,
+        KEY_PLACE,
+        DIALECTS,
+        UTC,
+        hashlib.blake2b,
+        KEY_DIGEST_SIZE,
+    )
+    for event in _TRIAL_EVENTS:
+        if c_json.event_json(event) != orjson.dumps(event_to_dict(event)):
+            raise RuntimeError(f"auditsync._c_json writes {event!r} unlike event_to_dict")
+    return c_json.event_json, c_json.json_lines
+
+
+_c_event_json, _c_json_lines = _configured_c_writer()
 
 
 def to_dict(item: AuditEvent | DeadLetter) -> dict[str, Any]:

@@ -3,11 +3,13 @@ from typing import Any
 
 from ._events import AuditEvent, Dialect, Origin
 
+READ_FIELDS: tuple[str, ...]
+
 def configure(
     event_type: type[AuditEvent],
-    event_slots: tuple[Any, ...],
+    defaults: tuple[tuple[str, Any], ...],
     origin_type: type[Origin],
-    origin_slots: tuple[Any, ...],
+    origin_fields: tuple[str, ...],
     dialects: tuple[Dialect, Dialect, Dialect, Dialect],
     utc: tzinfo,
 ) -> None: ...
@@ -33,6 +35,3 @@ def read_lines(
     tz: tzinfo,
     cache: dict[str, datetime],
 ) -> tuple[list[AuditEvent | Origin], int] | None: ...
-def event_json(event: AuditEvent) -> bytes | None: ...
-def json_lines(events: list[Any]) -> bytes | None: ...
-def blake2b_128(data: bytes) -> str: ...

@@ -1,5 +1,5 @@
 /*
- * auditsync._speedups: the common server_audit line shapes at C speed.
+ * auditsync._c_reader: the common server_audit line shapes at C speed.
  *
  * The grammar lives in _auditlog.py; this file reads only the shapes servers write every
  * second -- the MariaDB/RDS date form and the Aurora epoch, names without commas, the
@@ -8,25 +8,38 @@
  * Whatever this file returns must equal what auditlog._parse_text returns for the same
  * line (tests/test_speedups.py checks it, field by field).
  *
- * Events and origins are the library's own attrs classes. They are built the way their
- * attrs __init__ builds them -- each slot set through its member descriptor, bypassing
- * the frozen __setattr__ -- without the per-field Python calls.
+ * Events and origins are the library's own attrs classes, built as their attrs __init__
+ * builds them -- each field set with object.__setattr__ (PyObject_GenericSetAttr), which
+ * a frozen class leaves open -- without the Python calls. The fields it reads are
+ * READ_FIELDS; every other field of the event takes the default auditsync/_native.py
+ * hands over from the event's table, which it also checks READ_FIELDS against.
  */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <datetime.h>
-#include <stdint.h>
 
-#define EVENT_FIELDS 16
-#define ORIGIN_FIELDS 7
 #define MAX_DATE_CACHE 4096
+#define MAX_FIELDS 64
+
+/* The event's fields this reader reads, in the order of its values. */
+static const char *const read_fields[] = {
+    "timestamp", "serverhost", "username", "host", "connection_id", "query_id", "operation",
+    "database",  "object",     "retcode",  "connection_type",       "dialect",  "origin",
+    "prefix",
+};
+enum {
+    TIMESTAMP, SERVERHOST, USERNAME, HOST, CONNECTION_ID, QUERY_ID, OPERATION, DATABASE, OBJECT,
+    RETCODE, CONNECTION_TYPE, DIALECT, ORIGIN, PREFIX, READ_FIELDS
+};
+static PyObject *read_names[READ_FIELDS];
 
 /* Set once by configure(); owned references. */
 static PyTypeObject *event_type = NULL;
-static PyObject *event_slots[EVENT_FIELDS];
+static PyObject *event_defaults = NULL; /* ((name, value), ...): the fields not read */
 static PyTypeObject *origin_type = NULL;
-static PyObject *origin_slots[ORIGIN_FIELDS];
+static PyObject *origin_names = NULL; /* the origin's fields, in order */
+static Py_ssize_t origin_event_id = -1, origin_line_number = -1;
 static PyObject *dialect_auto, *dialect_mariadb, *dialect_aurora, *dialect_rds;
 static PyObject *utc;
 
@@ -519,25 +532,26 @@ is_dialect(PyObject *value)
            value == dialect_rds;
 }
 
-/* A new instance of an attrs slotted class, its slots set from ``values`` (references
- * stolen, all of them, also on failure).
+/* A new instance of an attrs slotted class: fields ``names`` set from ``values``
+ * (references stolen, all of them, also on failure), then ``defaults``' pairs.
  *
  * An instance that holds only values the collector does not track (str, int, datetime,
  * None, an origin built here) or a Dialect member cannot be part of a reference cycle,
  * so it is untracked, as CPython untracks such tuples and dicts: the collector then
  * never walks the thousands of events a batch holds. */
 static PyObject *
-build(PyTypeObject *type, PyObject **slots, PyObject **values, int count)
+build(PyTypeObject *type, PyObject *const *names, PyObject **values, Py_ssize_t count,
+      PyObject *defaults)
 {
     PyObject *instance = type->tp_alloc(type, 0);
-    int i = 0;
+    Py_ssize_t i = 0;
     int acyclic = 1;
     if (instance != NULL) {
         for (; i < count; i++) {
             if (acyclic && PyObject_GC_IsTracked(values[i]) && !is_dialect(values[i])) {
                 acyclic = 0;
             }
-            int failed = Py_TYPE(slots[i])->tp_descr_set(slots[i], instance, values[i]);
+            int failed = PyObject_GenericSetAttr(instance, names[i], values[i]);
             Py_DECREF(values[i]);
             if (failed) {
                 Py_CLEAR(instance);
@@ -548,6 +562,16 @@ build(PyTypeObject *type, PyObject **slots, PyObject **values, int count)
     }
     for (; i < count; i++) {
         Py_DECREF(values[i]);
+    }
+    for (Py_ssize_t j = 0; instance != NULL && defaults && j < PyTuple_GET_SIZE(defaults); j++) {
+        PyObject *pair = PyTuple_GET_ITEM(defaults, j);
+        PyObject *value = PyTuple_GET_ITEM(pair, 1);
+        if (acyclic && PyObject_GC_IsTracked(value) && !is_dialect(value)) {
+            acyclic = 0;
+        }
+        if (PyObject_GenericSetAttr(instance, PyTuple_GET_ITEM(pair, 0), value)) {
+            Py_CLEAR(instance);
+        }
     }
     if (instance != NULL && acyclic) {
         PyObject_GC_UnTrack(instance);
@@ -653,705 +677,31 @@ parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *cache, PyObject
     /* The text before the server host is kept where the dialect would not write it back. */
     int standard = epoch ? resolved == dialect_aurora : resolved != dialect_aurora;
     PyObject *prefix = standard ? Py_NewRef(Py_None) : PyUnicode_Substring(line, 0, stamp_end + 1);
-    PyObject *values[EVENT_FIELDS] = {
-        timestamp,
-        PyUnicode_Substring(line, stamp_end + 1, commas[0]),
-        PyUnicode_Substring(line, commas[0] + 1, commas[1]),
-        PyUnicode_Substring(line, commas[1] + 1, commas[2]),
-        connection_id,
-        query_id,
-        Py_NewRef(operation),
-        tail.database,
-        tail.object,
-        tail.retcode,
-        tail.connection_type ? tail.connection_type : Py_NewRef(Py_None),
-        Py_NewRef(Py_False),
-        Py_NewRef(resolved),
-        Py_NewRef(origin),
-        prefix,
-        Py_NewRef(Py_None),
+    PyObject *values[READ_FIELDS] = {
+        [TIMESTAMP] = timestamp,
+        [SERVERHOST] = PyUnicode_Substring(line, stamp_end + 1, commas[0]),
+        [USERNAME] = PyUnicode_Substring(line, commas[0] + 1, commas[1]),
+        [HOST] = PyUnicode_Substring(line, commas[1] + 1, commas[2]),
+        [CONNECTION_ID] = connection_id,
+        [QUERY_ID] = query_id,
+        [OPERATION] = Py_NewRef(operation),
+        [DATABASE] = tail.database,
+        [OBJECT] = tail.object,
+        [RETCODE] = tail.retcode,
+        [CONNECTION_TYPE] = tail.connection_type ? tail.connection_type : Py_NewRef(Py_None),
+        [DIALECT] = Py_NewRef(resolved),
+        [ORIGIN] = Py_NewRef(origin),
+        [PREFIX] = prefix,
     };
-    for (int i = 0; i < EVENT_FIELDS; i++) {
+    for (int i = 0; i < READ_FIELDS; i++) {
         if (values[i] == NULL) {
-            for (int j = 0; j < EVENT_FIELDS; j++) {
+            for (int j = 0; j < READ_FIELDS; j++) {
                 Py_XDECREF(values[j]);
             }
             return NULL;
         }
     }
-    return build(event_type, event_slots, values, EVENT_FIELDS);
-}
-
-/* --- writing an event as JSON ------------------------------------------------------------ */
-
-/* event_json writes exactly what orjson.dumps(sinks.jsonlines.event_to_dict(event)) does,
- * for the events it can: a plain AuditEvent whose text is all valid Unicode, a UTC
- * timestamp, ids within 64 bits. For anything else it answers None and the Python writer,
- * the reference, writes the line (tests/test_speedups.py compares the two). */
-
-static int check_configured(void);
-
-/* Output: in the struct itself while it fits, on the heap beyond. */
-typedef struct {
-    char *data;
-    Py_ssize_t size, capacity;
-    char local[1024];
-} Buffer;
-
-static void
-buffer_init(Buffer *b)
-{
-    b->data = b->local;
-    b->size = 0;
-    b->capacity = (Py_ssize_t)sizeof(b->local);
-}
-
-static void
-buffer_free(Buffer *b)
-{
-    if (b->data != b->local) {
-        PyMem_Free(b->data);
-    }
-}
-
-enum { WRITTEN = 0, DECLINED = 1, FAILED = -1 };
-
-/* Room for ``size`` more bytes: the heap, twice what is needed, once the struct is full. */
-static int
-grow(Buffer *b, Py_ssize_t size)
-{
-    Py_ssize_t capacity = (b->capacity + size) * 2;
-    char *data = PyMem_Malloc((size_t)capacity);
-    if (data == NULL) {
-        PyErr_NoMemory();
-        return FAILED;
-    }
-    memcpy(data, b->data, (size_t)b->size);
-    buffer_free(b);
-    b->data = data;
-    b->capacity = capacity;
-    return WRITTEN;
-}
-
-/* Inline: most pieces are a few bytes of known size, which the compiler copies in place. */
-static inline int
-put(Buffer *b, const char *text, Py_ssize_t size)
-{
-    if (b->size + size > b->capacity && grow(b, size)) {
-        return FAILED;
-    }
-    memcpy(b->data + b->size, text, (size_t)size);
-    b->size += size;
-    return WRITTEN;
-}
-
-/* ``width`` decimal digits of ``value`` (zero-padded), or all of them for width 0. */
-static int
-put_digits(Buffer *b, long long value, int width)
-{
-    char digits[24];
-    int end = (int)sizeof(digits), start = end;
-    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value
-                                        : (unsigned long long)value;
-    do {
-        digits[--start] = (char)('0' + rest % 10);
-        rest /= 10;
-    } while (rest || end - start < width);
-    if (value < 0) {
-        digits[--start] = '-';
-    }
-    return put(b, digits + start, end - start);
-}
-
-/* ``YYYY-MM-DDTHH:MM:SS`` of a datetime. */
-static int
-put_date_time(Buffer *b, PyObject *moment)
-{
-    return put_digits(b, PyDateTime_GET_YEAR(moment), 4) || put(b, "-", 1) ||
-                   put_digits(b, PyDateTime_GET_MONTH(moment), 2) || put(b, "-", 1) ||
-                   put_digits(b, PyDateTime_GET_DAY(moment), 2) || put(b, "T", 1) ||
-                   put_digits(b, PyDateTime_DATE_GET_HOUR(moment), 2) || put(b, ":", 1) ||
-                   put_digits(b, PyDateTime_DATE_GET_MINUTE(moment), 2) || put(b, ":", 1) ||
-                   put_digits(b, PyDateTime_DATE_GET_SECOND(moment), 2)
-               ? FAILED
-               : WRITTEN;
-}
-
-/* --- BLAKE2b with a 16-byte digest (RFC 7693), as hashlib.blake2b(data, digest_size=16)
- * computes it: keys are this digest of the record, and calling hashlib for each event
- * cost more than the hashing itself. tests/test_speedups.py checks it against hashlib. */
-
-static const uint64_t blake2b_iv[8] = {
-    0x6a09e667f3bcc908ULL, 0xbb67ae8584caa73bULL, 0x3c6ef372fe94f82bULL,
-    0xa54ff53a5f1d36f1ULL, 0x510e527fade682d1ULL, 0x9b05688c2b3e6c1fULL,
-    0x1f83d9abfb41bd6bULL, 0x5be0cd19137e2179ULL,
-};
-
-/* The message schedule; rounds 10 and 11 use rows 0 and 1 again. */
-static const uint8_t blake2b_sigma[10][16] = {
-    {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
-    {14, 10, 4, 8, 9, 15, 13, 6, 1, 12, 0, 2, 11, 7, 5, 3},
-    {11, 8, 12, 0, 5, 2, 15, 13, 10, 14, 3, 6, 7, 1, 9, 4},
-    {7, 9, 3, 1, 13, 12, 11, 14, 2, 6, 5, 10, 4, 0, 15, 8},
-    {9, 0, 5, 7, 2, 4, 10, 15, 14, 1, 11, 12, 6, 8, 3, 13},
-    {2, 12, 6, 10, 0, 11, 8, 3, 4, 13, 7, 5, 15, 14, 1, 9},
-    {12, 5, 1, 15, 14, 13, 4, 10, 0, 7, 6, 3, 9, 2, 8, 11},
-    {13, 11, 7, 14, 12, 1, 3, 9, 5, 0, 15, 4, 8, 6, 2, 10},
-    {6, 15, 14, 9, 11, 3, 0, 8, 12, 2, 13, 7, 1, 4, 10, 5},
-    {10, 2, 8, 4, 7, 6, 1, 5, 15, 11, 9, 14, 3, 12, 13, 0},
-};
-
-static inline uint64_t
-rotate_right(uint64_t x, int n)
-{
-    return (x >> n) | (x << (64 - n));
-}
-
-#define BLAKE2B_G(a, b, c, d, x, y)                                                            \
-    do {                                                                                       \
-        v[a] = v[a] + v[b] + (x);                                                              \
-        v[d] = rotate_right(v[d] ^ v[a], 32);                                                  \
-        v[c] = v[c] + v[d];                                                                    \
-        v[b] = rotate_right(v[b] ^ v[c], 24);                                                  \
-        v[a] = v[a] + v[b] + (y);                                                              \
-        v[d] = rotate_right(v[d] ^ v[a], 16);                                                  \
-        v[c] = v[c] + v[d];                                                                    \
-        v[b] = rotate_right(v[b] ^ v[c], 63);                                                  \
-    } while (0)
-
-/* A little-endian word, in a form compilers turn into one load. */
-static inline uint64_t
-load64(const unsigned char *p)
-{
-    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-           (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
-           (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
-}
-
-/* A round with its schedule row known at compile time, so that the words stay in
- * registers: the twelve rounds are written out. */
-#define BLAKE2B_ROUND(r)                                                                       \
-    do {                                                                                       \
-        const uint8_t *s = blake2b_sigma[(r) % 10];                                            \
-        BLAKE2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);                                              \
-        BLAKE2B_G(1, 5, 9, 13, m[s[2]], m[s[3]]);                                              \
-        BLAKE2B_G(2, 6, 10, 14, m[s[4]], m[s[5]]);                                             \
-        BLAKE2B_G(3, 7, 11, 15, m[s[6]], m[s[7]]);                                             \
-        BLAKE2B_G(0, 5, 10, 15, m[s[8]], m[s[9]]);                                             \
-        BLAKE2B_G(1, 6, 11, 12, m[s[10]], m[s[11]]);                                           \
-        BLAKE2B_G(2, 7, 8, 13, m[s[12]], m[s[13]]);                                            \
-        BLAKE2B_G(3, 4, 9, 14, m[s[14]], m[s[15]]);                                            \
-    } while (0)
-
-/* One 128-byte block into the state; ``counter`` is the bytes hashed so far, this block
- * included (inputs here are far below 2**64 bytes, so the counter's high word is 0). */
-static void
-blake2b_compress(uint64_t h[8], const unsigned char block[128], uint64_t counter, int last)
-{
-    uint64_t m[16], v[16];
-    for (int i = 0; i < 16; i++) {
-        m[i] = load64(block + 8 * i);
-    }
-    for (int i = 0; i < 8; i++) {
-        v[i] = h[i];
-        v[i + 8] = blake2b_iv[i];
-    }
-    v[12] ^= counter;
-    if (last) {
-        v[14] = ~v[14];
-    }
-    BLAKE2B_ROUND(0);
-    BLAKE2B_ROUND(1);
-    BLAKE2B_ROUND(2);
-    BLAKE2B_ROUND(3);
-    BLAKE2B_ROUND(4);
-    BLAKE2B_ROUND(5);
-    BLAKE2B_ROUND(6);
-    BLAKE2B_ROUND(7);
-    BLAKE2B_ROUND(8);
-    BLAKE2B_ROUND(9);
-    BLAKE2B_ROUND(10);
-    BLAKE2B_ROUND(11);
-    for (int i = 0; i < 8; i++) {
-        h[i] ^= v[i] ^ v[i + 8];
-    }
-}
-
-/* The lowercase hex of the 16-byte BLAKE2b digest of ``data``, into ``hex``. */
-static void
-blake2b_128_hex(const char *data, Py_ssize_t size, char hex[32])
-{
-    uint64_t h[8];
-    memcpy(h, blake2b_iv, sizeof(h));
-    h[0] ^= 0x01010000ULL ^ 16; /* no key, 16-byte digest */
-    const unsigned char *bytes = (const unsigned char *)data;
-    uint64_t done = 0;
-    while (size > 128) {
-        done += 128;
-        blake2b_compress(h, bytes, done, 0);
-        bytes += 128;
-        size -= 128;
-    }
-    unsigned char last[128] = {0};
-    memcpy(last, bytes, (size_t)size);
-    blake2b_compress(h, last, done + (uint64_t)size, 1);
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        unsigned char byte = (unsigned char)(h[i / 8] >> (8 * (i % 8)));
-        hex[2 * i] = digits[byte >> 4];
-        hex[2 * i + 1] = digits[byte & 15];
-    }
-}
-
-#define PUT_LITERAL(b, text) put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
-
-/* The UTF-8 of a str, kept by the str itself: DECLINED for text with surrogates. */
-static int
-utf8(PyObject *value, const char **text, Py_ssize_t *size)
-{
-    *text = PyUnicode_AsUTF8AndSize(value, size);
-    if (*text != NULL) {
-        return WRITTEN;
-    }
-    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
-        return FAILED;
-    }
-    PyErr_Clear();
-    return DECLINED;
-}
-
-/* A JSON string as orjson writes it: UTF-8, with only '"', '\\' and control characters
- * escaped (\b \t \n \f \r by name, the rest as \u00xx). Declines text with surrogates. */
-static int
-put_string(Buffer *b, PyObject *value)
-{
-    if (!PyUnicode_CheckExact(value)) {
-        return DECLINED;
-    }
-    const char *text;
-    Py_ssize_t size;
-    int result = utf8(value, &text, &size);
-    if (result != WRITTEN) {
-        return result;
-    }
-    if (put(b, "\"", 1)) {
-        return FAILED;
-    }
-    Py_ssize_t run = 0;
-    for (Py_ssize_t i = 0; i < size; i++) {
-        unsigned char c = (unsigned char)text[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        if (put(b, text + run, i - run)) {
-            return FAILED;
-        }
-        run = i + 1;
-        char escape[7] = {'\\', 0, 0, 0, 0, 0, 0};
-        Py_ssize_t length = 2;
-        switch (c) {
-        case '"': escape[1] = '"'; break;
-        case '\\': escape[1] = '\\'; break;
-        case '\b': escape[1] = 'b'; break;
-        case '\t': escape[1] = 't'; break;
-        case '\n': escape[1] = 'n'; break;
-        case '\f': escape[1] = 'f'; break;
-        case '\r': escape[1] = 'r'; break;
-        default:
-            snprintf(escape + 1, 6, "u%04x", c);
-            length = 6;
-        }
-        if (put(b, escape, length)) {
-            return FAILED;
-        }
-    }
-    if (put(b, text + run, size - run) || put(b, "\"", 1)) {
-        return FAILED;
-    }
-    return WRITTEN;
-}
-
-static int
-put_integer(Buffer *b, PyObject *value)
-{
-    if (!PyLong_CheckExact(value)) {
-        return DECLINED;
-    }
-    int overflow;
-    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow) {
-        return DECLINED;
-    }
-    if (number == -1 && PyErr_Occurred()) {
-        return FAILED;
-    }
-    return put_digits(b, number, 0);
-}
-
-static int
-put_optional(Buffer *b, PyObject *value, int (*writer)(Buffer *, PyObject *))
-{
-    return value == Py_None ? PUT_LITERAL(b, "null") : writer(b, value);
-}
-
-/* A slot's value, a new reference; NULL with an exception for an unset slot. */
-static PyObject *
-slot_value(PyObject *slot, PyObject *instance)
-{
-    return Py_TYPE(slot)->tp_descr_get(slot, instance, (PyObject *)Py_TYPE(instance));
-}
-
-/* Text for the key's digest, UTF-8: DECLINED for text with surrogates (whose JSON the
- * Python writer writes anyway). */
-static int
-put_text(Buffer *b, PyObject *value)
-{
-    if (!PyUnicode_Check(value)) {
-        return DECLINED;
-    }
-    const char *text;
-    Py_ssize_t size;
-    int result = utf8(value, &text, &size);
-    return result == WRITTEN ? put(b, text, size) : result;
-}
-
-static int
-put_repr(Buffer *b, PyObject *value)
-{
-    if (value == Py_None) {
-        return PUT_LITERAL(b, "None");
-    }
-    if (PyLong_CheckExact(value)) {
-        int overflow;
-        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-        if (!overflow) {
-            return put_digits(b, number, 0);
-        }
-    }
-    if (PyUnicode_CheckExact(value) && PyUnicode_IS_ASCII(value)) {
-        /* repr() of printable ASCII without a quote or a backslash: itself in quotes. */
-        const char *text = (const char *)PyUnicode_DATA(value);
-        Py_ssize_t size = PyUnicode_GET_LENGTH(value), i = 0;
-        while (i < size && text[i] >= 0x20 && text[i] < 0x7f && text[i] != '\'' &&
-               text[i] != '\\') {
-            i++;
-        }
-        if (i == size) {
-            return put(b, "'", 1) || put(b, text, size) || put(b, "'", 1) ? FAILED : WRITTEN;
-        }
-    }
-    PyObject *text = PyObject_Repr(value);
-    if (text == NULL) {
-        return FAILED;
-    }
-    int result = put_text(b, text);
-    Py_DECREF(text);
-    return result;
-}
-
-/* The key of an event without a CloudWatch id, as AuditEvent.key makes it: BLAKE2b of the
- * record's fields -- the timestamp as ``isoformat()`` writes a UTC time -- joined by
- * U+001F, then U+001D and the repr of the place tuple where the origin knows any; its
- * hex digits into ``hex``. */
-static int
-digest_key(PyObject **fields, PyObject *origin, char hex[32])
-{
-    Buffer b;
-    buffer_init(&b);
-    /* fields: timestamp, serverhost, username, host, connection_id, query_id, operation,
-     * database, object, retcode, connection_type, truncated (the event's slot order). */
-    int result = put_text(&b, fields[1]);
-    const int record[] = {0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-    for (size_t n = 0; n < sizeof(record) / sizeof(record[0]) && result == WRITTEN; n++) {
-        int i = record[n];
-        PyObject *value = fields[i];
-        result = put(&b, "\x1f", 1);
-        if (result != WRITTEN) {
-            break;
-        }
-        if (i == 0) {
-            /* isoformat() of a UTC time: microseconds only when there are some. */
-            int micros = PyDateTime_DATE_GET_MICROSECOND(value);
-            result = put_date_time(&b, value) ||
-                             (micros && (put(&b, ".", 1) || put_digits(&b, micros, 6))) ||
-                             PUT_LITERAL(&b, "+00:00")
-                         ? FAILED
-                         : WRITTEN;
-        }
-        else if (i == 4 || i == 5 || (i == 9 && value != Py_None)) {
-            result = put_repr(&b, value); /* str() of an exact int is its repr */
-        }
-        else if (i == 11) {
-            result = value == Py_True ? PUT_LITERAL(&b, "truncated") : WRITTEN;
-        }
-        else if (value != Py_None) {
-            result = put_text(&b, value);
-        }
-    }
-    if (origin != Py_None && result == WRITTEN) {
-        /* The place tuple: log_group, log_stream, shard_id, sequence_number, path,
-         * line_number, and None where a dead letter has its event id. */
-        static const int place_slots[6] = {0, 1, 3, 4, 5, 6};
-        PyObject *values[6];
-        int known = 0, got = 0;
-        for (; got < 6; got++) {
-            values[got] = slot_value(origin_slots[place_slots[got]], origin);
-            if (values[got] == NULL) {
-                result = FAILED;
-                break;
-            }
-            known |= values[got] != Py_None;
-        }
-        if (result == WRITTEN && known) {
-            result = put(&b, "\x1d(", 2);
-            for (int i = 0; i < 6 && result == WRITTEN; i++) {
-                result = put_repr(&b, values[i]);
-                if (result == WRITTEN) {
-                    result = PUT_LITERAL(&b, ", ");
-                }
-            }
-            if (result == WRITTEN) {
-                result = PUT_LITERAL(&b, "None)");
-            }
-        }
-        for (int i = 0; i < got; i++) {
-            Py_DECREF(values[i]);
-        }
-    }
-    if (result == WRITTEN) {
-        blake2b_128_hex(b.data, b.size, hex);
-    }
-    buffer_free(&b);
-    return result;
-}
-
-/* A JSON member's name with its punctuation, and its length. */
-typedef struct {
-    const char *text;
-    Py_ssize_t size;
-} Name;
-#define NAME(text) {(text), (Py_ssize_t)(sizeof(text) - 1)}
-
-static const Name origin_names[ORIGIN_FIELDS] = {
-    NAME("{\"log_group\":"),
-    NAME(",\"log_stream\":"),
-    NAME(",\"event_id\":"),
-    NAME(",\"shard_id\":"),
-    NAME(",\"sequence_number\":"),
-    NAME(",\"path\":"),
-    NAME(",\"line_number\":"),
-};
-
-static int
-put_origin(Buffer *b, PyObject *origin)
-{
-    if (origin == Py_None) {
-        return PUT_LITERAL(b, "null");
-    }
-    int result = WRITTEN;
-    for (int i = 0; i < ORIGIN_FIELDS && result == WRITTEN; i++) {
-        PyObject *value = slot_value(origin_slots[i], origin);
-        if (value == NULL) {
-            return FAILED;
-        }
-        result = put(b, origin_names[i].text, origin_names[i].size);
-        if (result == WRITTEN) {
-            result = put_optional(b, value, i == 6 ? put_integer : put_string);
-        }
-        Py_DECREF(value);
-    }
-    return result == WRITTEN ? put(b, "}", 1) : result;
-}
-
-static const Name event_names[EVENT_FIELDS] = {
-    NAME(",\"timestamp\":"),
-    NAME(",\"serverhost\":"),
-    NAME(",\"username\":"),
-    NAME(",\"host\":"),
-    NAME(",\"connection_id\":"),
-    NAME(",\"query_id\":"),
-    NAME(",\"operation\":"),
-    NAME(",\"database\":"),
-    NAME(",\"object\":"),
-    NAME(",\"retcode\":"),
-    NAME(",\"connection_type\":"),
-    NAME(",\"truncated\":"),
-    NAME(",\"dialect\":"),
-    NAME(",\"origin\":"),
-    NAME(",\"prefix\":"),
-    NAME(",\"suffix\":"),
-};
-
-/* The members in event_to_dict's order: the slots' order, but origin last. */
-static const int member_order[EVENT_FIELDS] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 15, 13};
-
-static int
-write_event(Buffer *b, PyObject **fields)
-{
-    PyObject *moment = fields[0], *origin = fields[13];
-    if (!PyDateTime_CheckExact(moment) || !((_PyDateTime_BaseTZInfo *)moment)->hastzinfo ||
-        PyDateTime_DATE_GET_TZINFO(moment) != utc || !is_dialect(fields[12]) ||
-        (fields[11] != Py_True && fields[11] != Py_False) ||
-        (origin != Py_None && Py_TYPE(origin) != origin_type)) {
-        return DECLINED;
-    }
-    PyObject *event_id = NULL;
-    if (origin != Py_None) {
-        event_id = slot_value(origin_slots[2], origin);
-        if (event_id == NULL) {
-            return FAILED;
-        }
-        if (event_id != Py_None && !PyUnicode_CheckExact(event_id)) {
-            Py_DECREF(event_id);
-            return DECLINED;
-        }
-        if (event_id == Py_None || PyUnicode_GET_LENGTH(event_id) == 0) {
-            Py_CLEAR(event_id);
-        }
-    }
-    int result = PUT_LITERAL(b, "{\"key\":");
-    if (result == WRITTEN && event_id != NULL) {
-        result = put_string(b, event_id);
-    }
-    else if (result == WRITTEN) {
-        char hex[32];
-        result = digest_key(fields, origin, hex);
-        if (result == WRITTEN) {
-            result = put(b, "\"", 1) || put(b, hex, 32) || put(b, "\"", 1) ? FAILED : WRITTEN;
-        }
-    }
-    Py_XDECREF(event_id);
-    for (int n = 0; n < EVENT_FIELDS && result == WRITTEN; n++) {
-        int i = member_order[n];
-        result = put(b, event_names[i].text, event_names[i].size);
-        if (result != WRITTEN) {
-            break;
-        }
-        PyObject *value = fields[i];
-        switch (i) {
-        case 0:
-            result = put(b, "\"", 1) || put_date_time(b, value) || put(b, ".", 1) ||
-                             put_digits(b, PyDateTime_DATE_GET_MICROSECOND(value), 6) ||
-                             PUT_LITERAL(b, "Z\"")
-                         ? FAILED
-                         : WRITTEN;
-            break;
-        case 4:
-        case 5:
-            result = put_integer(b, value);
-            break;
-        case 9:
-            result = put_optional(b, value, put_integer);
-            break;
-        case 11:
-            result = value == Py_True ? PUT_LITERAL(b, "true") : PUT_LITERAL(b, "false");
-            break;
-        case 12: {
-            Py_ssize_t size;
-            const char *text = PyUnicode_AsUTF8AndSize(value, &size);
-            result = text == NULL ? FAILED : put(b, "\"", 1) || put(b, text, size) ||
-                                                     put(b, "\"", 1)
-                                                 ? FAILED
-                                                 : WRITTEN;
-            break;
-        }
-        case 13:
-            result = put_origin(b, value);
-            break;
-        case 10:
-        case 14:
-        case 15:
-            result = put_optional(b, value, put_string);
-            break;
-        default:
-            result = put_string(b, value);
-        }
-    }
-    return result == WRITTEN ? put(b, "}", 1) : result;
-}
-
-/* An event's JSON line, no newline, appended to ``b``: WRITTEN, or DECLINED where the
- * Python writer must write it (not our class, or a value this writer does not handle). */
-static int
-put_event(Buffer *b, PyObject *event)
-{
-    if (Py_TYPE(event) != event_type) {
-        return DECLINED;
-    }
-    PyObject *fields[EVENT_FIELDS];
-    for (int i = 0; i < EVENT_FIELDS; i++) {
-        fields[i] = slot_value(event_slots[i], event);
-        if (fields[i] == NULL) {
-            for (int j = 0; j < i; j++) {
-                Py_DECREF(fields[j]);
-            }
-            return FAILED;
-        }
-    }
-    Py_ssize_t start = b->size;
-    int result = write_event(b, fields);
-    for (int i = 0; i < EVENT_FIELDS; i++) {
-        Py_DECREF(fields[i]);
-    }
-    if (result != WRITTEN) {
-        b->size = start;
-    }
-    return result;
-}
-
-/* What a writer returns, the buffer freed: its bytes once WRITTEN, None where DECLINED,
- * NULL with the exception once FAILED. */
-static PyObject *
-finish(Buffer *b, int result)
-{
-    PyObject *written = NULL;
-    if (result == WRITTEN) {
-        written = PyBytes_FromStringAndSize(b->data, b->size);
-    }
-    else if (result == DECLINED) {
-        written = Py_NewRef(Py_None);
-    }
-    buffer_free(b);
-    return written;
-}
-
-/* event_json(event) -> bytes | None: the event's JSON line (no newline), or None where
- * the Python writer must write it. */
-static PyObject *
-event_json(PyObject *module, PyObject *event)
-{
-    if (!check_configured()) {
-        return NULL;
-    }
-    Buffer buffer;
-    buffer_init(&buffer);
-    return finish(&buffer, put_event(&buffer, event));
-}
-
-/* json_lines(events) -> bytes | None: the JSON Lines of a list of events, each line ended
- * by a newline, in one piece; None if any item is one the Python writer must write. */
-static PyObject *
-json_lines(PyObject *module, PyObject *events)
-{
-    if (!check_configured()) {
-        return NULL;
-    }
-    if (!PyList_CheckExact(events)) {
-        Py_RETURN_NONE;
-    }
-    Buffer buffer;
-    buffer_init(&buffer);
-    int result = WRITTEN;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && result == WRITTEN; i++) {
-        /* Held: reading a slot runs no Python code today, but the list is the caller's. */
-        PyObject *event = Py_NewRef(PyList_GET_ITEM(events, i));
-        result = put_event(&buffer, event);
-        Py_DECREF(event);
-        if (result == WRITTEN) {
-            result = put(&buffer, "\n", 1);
-        }
-    }
-    return finish(&buffer, result);
+    return build(event_type, read_names, values, READ_FIELDS, event_defaults);
 }
 
 /* --- the module's functions --------------------------------------------------------------- */
@@ -1360,7 +710,7 @@ static int
 check_configured(void)
 {
     if (event_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "auditsync._speedups is not configured");
+        PyErr_SetString(PyExc_RuntimeError, "auditsync._c_reader is not configured");
         return 0;
     }
     return 1;
@@ -1387,15 +737,18 @@ parse_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
  * to ``results``: the event, or the origin alone where the Python reader must read the
  * line. The caller holds ``text``. 0 on success, -1 with an exception set. */
 static int
-append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fields, int slot,
+append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fields,
+            Py_ssize_t slot,
             PyObject *value, PyObject *dialect, PyObject *tz, PyObject *cache)
 {
-    PyObject *values[ORIGIN_FIELDS];
-    for (int j = 0; j < ORIGIN_FIELDS; j++) {
+    PyObject *values[MAX_FIELDS];
+    Py_ssize_t count = PyTuple_GET_SIZE(origin_names);
+    for (Py_ssize_t j = 0; j < count; j++) {
         values[j] = Py_NewRef(PyTuple_GET_ITEM(fields, j));
     }
     Py_SETREF(values[slot], Py_NewRef(value));
-    PyObject *origin = build(origin_type, origin_slots, values, ORIGIN_FIELDS);
+    PyObject *origin =
+        build(origin_type, &PyTuple_GET_ITEM(origin_names, 0), values, count, NULL);
     PyObject *event = origin ? parse(text, dialect, tz, cache, origin) : NULL;
     if (event == Py_None) {
         Py_SETREF(event, Py_NewRef(origin));
@@ -1413,7 +766,7 @@ append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fie
 static int
 origin_fields_ok(PyObject *fields, PyObject *cache)
 {
-    return PyTuple_CheckExact(fields) && PyTuple_GET_SIZE(fields) == ORIGIN_FIELDS &&
+    return PyTuple_CheckExact(fields) && PyTuple_GET_SIZE(fields) == PyTuple_GET_SIZE(origin_names) &&
            PyDict_Check(cache);
 }
 
@@ -1464,7 +817,7 @@ read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             Py_RETURN_NONE;
         }
-        int failed = append_line(results, &misses, message, fields, 2, id, dialect, tz, cache);
+        int failed = append_line(results, &misses, message, fields, origin_event_id, id, dialect, tz, cache);
         Py_DECREF(id);
         Py_DECREF(message);
         if (failed) {
@@ -1525,7 +878,7 @@ read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
         PyObject *number = Py_NewRef(PyList_GET_ITEM(numbers, i));
-        int failed = append_line(results, &misses, text, fields, 6, number, dialect, tz, cache);
+        int failed = append_line(results, &misses, text, fields, origin_line_number, number, dialect, tz, cache);
         Py_DECREF(number);
         Py_DECREF(text);
         if (failed) {
@@ -1536,64 +889,72 @@ read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(Nn)", results, misses);
 }
 
-/* blake2b_128(data) -> str: the digest keys use, exposed so that tests can hold it
- * against hashlib. */
-static PyObject *
-blake2b_128(PyObject *module, PyObject *data)
+/* The position of ``name`` in the tuple of str ``names``, or -1 with an exception. */
+static Py_ssize_t
+position(PyObject *names, const char *name)
 {
-    if (!PyBytes_Check(data)) {
-        PyErr_SetString(PyExc_TypeError, "blake2b_128 needs bytes");
-        return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        PyObject *item = PyTuple_GET_ITEM(names, i);
+        if (PyUnicode_Check(item) && PyUnicode_CompareWithASCIIString(item, name) == 0) {
+            return i;
+        }
     }
-    char hex[32];
-    blake2b_128_hex(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), hex);
-    return PyUnicode_FromStringAndSize(hex, 32);
+    PyErr_Format(PyExc_TypeError, "configure: the origin has no field %s", name);
+    return -1;
 }
 
 static int
-member_descriptors_ok(PyObject *sequence, int count, const char *what)
+names_ok(PyObject *names)
 {
-    if (!PyTuple_Check(sequence) || PyTuple_GET_SIZE(sequence) != count) {
-        PyErr_Format(PyExc_TypeError, "%s: expected a tuple of %d member descriptors", what,
-                     count);
+    if (!PyTuple_CheckExact(names) || PyTuple_GET_SIZE(names) > MAX_FIELDS) {
         return 0;
     }
-    for (int i = 0; i < count; i++) {
-        PyObject *slot = PyTuple_GET_ITEM(sequence, i);
-        if (Py_TYPE(slot)->tp_descr_set == NULL) {
-            PyErr_Format(PyExc_TypeError, "%s: item %d is not a data descriptor", what, i);
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
+        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(names, i))) {
             return 0;
         }
     }
     return 1;
 }
 
-static void
-keep_descriptors(PyObject *sequence, PyObject **slots, int count)
+static int
+defaults_ok(PyObject *defaults)
 {
-    for (int i = 0; i < count; i++) {
-        Py_XSETREF(slots[i], Py_NewRef(PyTuple_GET_ITEM(sequence, i)));
+    if (!PyTuple_CheckExact(defaults)) {
+        return 0;
     }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(defaults); i++) {
+        PyObject *pair = PyTuple_GET_ITEM(defaults, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(pair, 0))) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyType_Check(args[0]) || !PyType_Check(args[2]) ||
-        !PyTuple_Check(args[4]) || PyTuple_GET_SIZE(args[4]) != 4) {
+    if (nargs != 6 || !PyType_Check(args[0]) || !defaults_ok(args[1]) ||
+        !PyType_Check(args[2]) || !names_ok(args[3]) || !PyTuple_Check(args[4]) ||
+        PyTuple_GET_SIZE(args[4]) != 4) {
         PyErr_SetString(PyExc_TypeError,
-                        "configure(event_type, event_slots, origin_type, origin_slots, "
-                        "(auto, mariadb, aurora, rds_mysql), utc)");
+                        "configure(event_type, ((name, default), ...), origin_type, "
+                        "origin_fields, (auto, mariadb, aurora, rds_mysql), utc)");
         return NULL;
     }
-    if (!member_descriptors_ok(args[1], EVENT_FIELDS, "event slots") ||
-        !member_descriptors_ok(args[3], ORIGIN_FIELDS, "origin slots")) {
+    Py_ssize_t event_id = position(args[3], "event_id");
+    Py_ssize_t line_number = event_id == -1 ? -1 : position(args[3], "line_number");
+    if (line_number == -1) {
         return NULL;
     }
-    keep_descriptors(args[1], event_slots, EVENT_FIELDS);
-    keep_descriptors(args[3], origin_slots, ORIGIN_FIELDS);
+    origin_event_id = event_id;
+    origin_line_number = line_number;
     Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(args[0]));
+    Py_XSETREF(event_defaults, Py_NewRef(args[1]));
     Py_XSETREF(origin_type, (PyTypeObject *)Py_NewRef(args[2]));
+    Py_XSETREF(origin_names, Py_NewRef(args[3]));
     PyObject *dialects = args[4];
     Py_XSETREF(dialect_auto, Py_NewRef(PyTuple_GET_ITEM(dialects, 0)));
     Py_XSETREF(dialect_mariadb, Py_NewRef(PyTuple_GET_ITEM(dialects, 1)));
@@ -1605,29 +966,24 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "Hand over the event and origin classes, their slots, the dialects and UTC."},
+     "Hand over the event class and the defaults of the fields not read, the origin class "
+     "and its fields, the dialects and UTC."},
     {"parse_line", (PyCFunction)(void (*)(void))parse_line, METH_FASTCALL,
      "parse_line(text, dialect, tz, cache, origin) -> AuditEvent | None"},
     {"read_log_events", (PyCFunction)(void (*)(void))read_log_events, METH_FASTCALL,
      "read_log_events(items, origin_fields, dialect, tz, cache) -> (list, int) | None"},
     {"read_lines", (PyCFunction)(void (*)(void))read_lines, METH_FASTCALL,
      "read_lines(texts, numbers, origin_fields, dialect, tz, cache) -> (list, int) | None"},
-    {"event_json", (PyCFunction)event_json, METH_O,
-     "event_json(event) -> bytes | None: the event's JSON line, as the Python writer's"},
-    {"json_lines", (PyCFunction)json_lines, METH_O,
-     "json_lines(events) -> bytes | None: the events' JSON Lines, as the Python writer's"},
-    {"blake2b_128", (PyCFunction)blake2b_128, METH_O,
-     "blake2b_128(data) -> str: hashlib.blake2b(data, digest_size=16).hexdigest(), for tests"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module_definition = {
-    PyModuleDef_HEAD_INIT, "auditsync._speedups",
+    PyModuleDef_HEAD_INIT, "auditsync._c_reader",
     "The common server_audit line shapes at C speed; see auditsync/_auditlog.py.", -1, methods,
 };
 
 PyMODINIT_FUNC
-PyInit__speedups(void)
+PyInit__c_reader(void)
 {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) {
@@ -1639,6 +995,12 @@ PyInit__speedups(void)
             return NULL;
         }
     }
+    for (int i = 0; i < READ_FIELDS; i++) {
+        read_names[i] = PyUnicode_InternFromString(read_fields[i]);
+        if (read_names[i] == NULL) {
+            return NULL;
+        }
+    }
     key_id = PyUnicode_InternFromString("id");
     key_timestamp = PyUnicode_InternFromString("timestamp");
     key_message = PyUnicode_InternFromString("message");
@@ -1646,5 +1008,20 @@ PyInit__speedups(void)
     if (!key_id || !key_timestamp || !key_message || !astimezone_name) {
         return NULL;
     }
-    return PyModule_Create(&module_definition);
+    PyObject *module = PyModule_Create(&module_definition);
+    PyObject *fields = module ? PyTuple_New(READ_FIELDS) : NULL;
+    if (fields == NULL) {
+        Py_XDECREF(module);
+        return NULL;
+    }
+    for (int i = 0; i < READ_FIELDS; i++) {
+        PyTuple_SET_ITEM(fields, i, Py_NewRef(read_names[i]));
+    }
+    /* The fields read, for auditsync/_native.py to hold against the event's table. */
+    if (PyModule_AddObject(module, "READ_FIELDS", fields)) {
+        Py_DECREF(fields);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

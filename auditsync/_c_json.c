@@ -1,0 +1,832 @@
+/*
+ * auditsync._c_json: the JSON form of events, at C speed.
+ *
+ * It writes exactly what orjson.dumps(sinks._jsonlines.event_to_dict(event)) does, for
+ * the events it can: a plain AuditEvent whose text is all valid Unicode, a UTC timestamp,
+ * ids within 64 bits. For anything else it answers None and the Python writer, the
+ * reference, writes the line (tests/test_speedups.py compares the two, and
+ * sinks/_jsonlines.py tries a few events when it configures this module).
+ *
+ * What it writes follows the event's table in Python (auditsync/_events.py), handed over
+ * by configure(): the members in their order, each with its Form; the origin's; the
+ * fields of the key's record and the origin's fields of its place. Each Form is written
+ * one way here, as event_to_dict writes it, and the key's text as AuditEvent.key makes
+ * it; the digest is hashlib's.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <datetime.h>
+
+#define MAX_FIELDS 64
+
+/* The forms of auditsync._events.Form, by number. */
+enum { TEXT = 1, OPTIONAL_TEXT, INTEGER, OPTIONAL_INTEGER, FLAG, TIMESTAMP, DIALECT, ORIGIN };
+static const char *const form_names[] = {
+    "TEXT", "OPTIONAL_TEXT", "INTEGER", "OPTIONAL_INTEGER", "FLAG", "TIMESTAMP", "DIALECT",
+    "ORIGIN",
+};
+#define FORMS (sizeof(form_names) / sizeof(form_names[0]))
+
+/* A class's fields as this writer uses them: read in the table's order, each name with
+ * the JSON member's punctuation before it. */
+typedef struct {
+    Py_ssize_t count;
+    PyObject *names[MAX_FIELDS];  /* interned str, owned */
+    int forms[MAX_FIELDS];
+    PyObject *members[MAX_FIELDS]; /* bytes: ``,"name":``; owned */
+    int order[MAX_FIELDS];         /* the members' order, as positions in names */
+} Fields;
+
+/* Set once by configure(). */
+static PyTypeObject *event_type = NULL, *origin_type = NULL;
+static Fields event_fields, origin_fields;
+static int key_record[MAX_FIELDS], key_record_size; /* positions in event_fields */
+static int key_place[MAX_FIELDS], key_place_size;   /* positions in origin_fields */
+static int origin_at = -1, event_id_at = -1;         /* the origin; the origin's event id */
+static PyObject *dialects[4], *utc, *digest, *digest_size, *digest_kwnames, *hexdigest_name;
+
+enum { WRITTEN = 0, DECLINED = 1, FAILED = -1 };
+
+/* Output: in the struct itself while it fits, on the heap beyond. */
+typedef struct {
+    char *data;
+    Py_ssize_t size, capacity;
+    char local[1024];
+} Buffer;
+
+static void
+buffer_init(Buffer *b)
+{
+    b->data = b->local;
+    b->size = 0;
+    b->capacity = (Py_ssize_t)sizeof(b->local);
+}
+
+static void
+buffer_free(Buffer *b)
+{
+    if (b->data != b->local) {
+        PyMem_Free(b->data);
+    }
+}
+
+/* Room for ``size`` more bytes: the heap, twice what is needed, once the struct is full. */
+static int
+grow(Buffer *b, Py_ssize_t size)
+{
+    Py_ssize_t capacity = (b->capacity + size) * 2;
+    char *data = PyMem_Malloc((size_t)capacity);
+    if (data == NULL) {
+        PyErr_NoMemory();
+        return FAILED;
+    }
+    memcpy(data, b->data, (size_t)b->size);
+    buffer_free(b);
+    b->data = data;
+    b->capacity = capacity;
+    return WRITTEN;
+}
+
+/* Inline: most pieces are a few bytes of known size, which the compiler copies in place. */
+static inline int
+put(Buffer *b, const char *text, Py_ssize_t size)
+{
+    if (b->size + size > b->capacity && grow(b, size)) {
+        return FAILED;
+    }
+    memcpy(b->data + b->size, text, (size_t)size);
+    b->size += size;
+    return WRITTEN;
+}
+
+/* ``width`` decimal digits of ``value`` (zero-padded), or all of them for width 0. */
+static int
+put_digits(Buffer *b, long long value, int width)
+{
+    char digits[24];
+    int end = (int)sizeof(digits), start = end;
+    unsigned long long rest = value < 0 ? 0ULL - (unsigned long long)value
+                                        : (unsigned long long)value;
+    do {
+        digits[--start] = (char)('0' + rest % 10);
+        rest /= 10;
+    } while (rest || end - start < width);
+    if (value < 0) {
+        digits[--start] = '-';
+    }
+    return put(b, digits + start, end - start);
+}
+
+/* ``YYYY-MM-DDTHH:MM:SS`` of a datetime. */
+static int
+put_date_time(Buffer *b, PyObject *moment)
+{
+    return put_digits(b, PyDateTime_GET_YEAR(moment), 4) || put(b, "-", 1) ||
+                   put_digits(b, PyDateTime_GET_MONTH(moment), 2) || put(b, "-", 1) ||
+                   put_digits(b, PyDateTime_GET_DAY(moment), 2) || put(b, "T", 1) ||
+                   put_digits(b, PyDateTime_DATE_GET_HOUR(moment), 2) || put(b, ":", 1) ||
+                   put_digits(b, PyDateTime_DATE_GET_MINUTE(moment), 2) || put(b, ":", 1) ||
+                   put_digits(b, PyDateTime_DATE_GET_SECOND(moment), 2)
+               ? FAILED
+               : WRITTEN;
+}
+
+#define PUT_LITERAL(b, text) put((b), (text), (Py_ssize_t)(sizeof(text) - 1))
+
+/* The UTF-8 of a str, kept by the str itself: DECLINED for text with surrogates. */
+static int
+utf8(PyObject *value, const char **text, Py_ssize_t *size)
+{
+    *text = PyUnicode_AsUTF8AndSize(value, size);
+    if (*text != NULL) {
+        return WRITTEN;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+        return FAILED;
+    }
+    PyErr_Clear();
+    return DECLINED;
+}
+
+/* A JSON string as orjson writes it: UTF-8, with only '"', '\\' and control characters
+ * escaped (\b \t \n \f \r by name, the rest as \u00xx). Declines text with surrogates. */
+static int
+put_string(Buffer *b, PyObject *value)
+{
+    if (!PyUnicode_CheckExact(value)) {
+        return DECLINED;
+    }
+    const char *text;
+    Py_ssize_t size;
+    int result = utf8(value, &text, &size);
+    if (result != WRITTEN) {
+        return result;
+    }
+    if (put(b, "\"", 1)) {
+        return FAILED;
+    }
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        unsigned char c = (unsigned char)text[i];
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            continue;
+        }
+        if (put(b, text + run, i - run)) {
+            return FAILED;
+        }
+        run = i + 1;
+        char escape[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        Py_ssize_t length = 2;
+        switch (c) {
+        case '"': escape[1] = '"'; break;
+        case '\\': escape[1] = '\\'; break;
+        case '\b': escape[1] = 'b'; break;
+        case '\t': escape[1] = 't'; break;
+        case '\n': escape[1] = 'n'; break;
+        case '\f': escape[1] = 'f'; break;
+        case '\r': escape[1] = 'r'; break;
+        default:
+            snprintf(escape + 1, 6, "u%04x", c);
+            length = 6;
+        }
+        if (put(b, escape, length)) {
+            return FAILED;
+        }
+    }
+    if (put(b, text + run, size - run) || put(b, "\"", 1)) {
+        return FAILED;
+    }
+    return WRITTEN;
+}
+
+static int
+put_integer(Buffer *b, PyObject *value)
+{
+    if (!PyLong_CheckExact(value)) {
+        return DECLINED;
+    }
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow) {
+        return DECLINED;
+    }
+    if (number == -1 && PyErr_Occurred()) {
+        return FAILED;
+    }
+    return put_digits(b, number, 0);
+}
+
+/* Text for the key's digest, UTF-8: DECLINED for text with surrogates (whose JSON the
+ * Python writer writes anyway). */
+static int
+put_text(Buffer *b, PyObject *value)
+{
+    if (!PyUnicode_Check(value)) {
+        return DECLINED;
+    }
+    const char *text;
+    Py_ssize_t size;
+    int result = utf8(value, &text, &size);
+    return result == WRITTEN ? put(b, text, size) : result;
+}
+
+
+/* An optional value: ``null``, or the writer's. */
+static int
+put_optional(Buffer *b, PyObject *value, int (*writer)(Buffer *, PyObject *))
+{
+    return value == Py_None ? PUT_LITERAL(b, "null") : writer(b, value);
+}
+
+static int
+is_dialect(PyObject *value)
+{
+    return value == dialects[0] || value == dialects[1] || value == dialects[2] ||
+           value == dialects[3];
+}
+
+static int
+is_utc_datetime(PyObject *value)
+{
+    return PyDateTime_CheckExact(value) && PyDateTime_DATE_GET_TZINFO(value) == utc;
+}
+
+/* ``"2024-01-31T14:02:07.000000Z"``, as iso_timestamp writes a UTC time. */
+static int
+put_timestamp(Buffer *b, PyObject *moment)
+{
+    if (!is_utc_datetime(moment)) {
+        return DECLINED;
+    }
+    return put(b, "\"", 1) || put_date_time(b, moment) || put(b, ".", 1) ||
+                   put_digits(b, PyDateTime_DATE_GET_MICROSECOND(moment), 6) ||
+                   PUT_LITERAL(b, "Z\"")
+               ? FAILED
+               : WRITTEN;
+}
+
+/* The value of a dialect, a StrEnum member: the str it is. */
+static int
+put_dialect(Buffer *b, PyObject *value)
+{
+    if (!is_dialect(value)) {
+        return DECLINED;
+    }
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+    return text == NULL || put(b, "\"", 1) || put(b, text, size) || put(b, "\"", 1) ? FAILED
+                                                                                   : WRITTEN;
+}
+
+/* The values of an instance's fields, new references, in ``fields``' order; 0, or -1
+ * with an exception (the references taken so far released). */
+static int
+read_values(PyObject *instance, const Fields *fields, PyObject **values)
+{
+    for (Py_ssize_t i = 0; i < fields->count; i++) {
+        values[i] = PyObject_GetAttr(instance, fields->names[i]);
+        if (values[i] == NULL) {
+            for (Py_ssize_t j = 0; j < i; j++) {
+                Py_DECREF(values[j]);
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+release_values(const Fields *fields, PyObject **values)
+{
+    for (Py_ssize_t i = 0; i < fields->count; i++) {
+        Py_DECREF(values[i]);
+    }
+}
+
+static int put_origin(Buffer *b, PyObject *origin);
+
+/* A value of ``form`` as its JSON member's value. */
+static int
+put_value(Buffer *b, int form, PyObject *value)
+{
+    switch (form) {
+    case TEXT: return put_string(b, value);
+    case OPTIONAL_TEXT: return put_optional(b, value, put_string);
+    case INTEGER: return put_integer(b, value);
+    case OPTIONAL_INTEGER: return put_optional(b, value, put_integer);
+    case FLAG:
+        if (value != Py_True && value != Py_False) {
+            return DECLINED;
+        }
+        return value == Py_True ? PUT_LITERAL(b, "true") : PUT_LITERAL(b, "false");
+    case TIMESTAMP: return put_timestamp(b, value);
+    case DIALECT: return put_dialect(b, value);
+    case ORIGIN: return put_origin(b, value);
+    default: return DECLINED;
+    }
+}
+
+/* The members of ``fields`` whose values are ``values``, in the members' order; the
+ * first member's punctuation starts with ``first`` in place of its comma. */
+static int
+put_members(Buffer *b, const Fields *fields, PyObject **values, const char *first)
+{
+    int result = WRITTEN;
+    for (Py_ssize_t n = 0; n < fields->count && result == WRITTEN; n++) {
+        int i = fields->order[n];
+        const char *member = PyBytes_AS_STRING(fields->members[i]);
+        Py_ssize_t size = PyBytes_GET_SIZE(fields->members[i]);
+        result = n == 0 && first != NULL ? put(b, first, 1) || put(b, member + 1, size - 1)
+                                         : put(b, member, size);
+        if (result == WRITTEN) {
+            result = put_value(b, fields->forms[i], values[i]);
+        }
+    }
+    return result;
+}
+
+static int
+put_origin(Buffer *b, PyObject *origin)
+{
+    if (origin == Py_None) {
+        return PUT_LITERAL(b, "null");
+    }
+    if (Py_TYPE(origin) != origin_type) {
+        return DECLINED;
+    }
+    PyObject *values[MAX_FIELDS];
+    if (read_values(origin, &origin_fields, values)) {
+        return FAILED;
+    }
+    int result = put_members(b, &origin_fields, values, "{");
+    release_values(&origin_fields, values);
+    return result == WRITTEN ? put(b, "}", 1) : result;
+}
+
+/* --- the key ---------------------------------------------------------------------------- */
+
+/* A value of the key's record, as AuditEvent.key writes it: text as it is, numbers in
+ * decimal, None as nothing, a set flag as its name, a time as isoformat() writes it. */
+static int
+put_key_value(Buffer *b, int form, PyObject *name, PyObject *value)
+{
+    if (value == Py_None && (form == OPTIONAL_TEXT || form == OPTIONAL_INTEGER)) {
+        return WRITTEN;
+    }
+    switch (form) {
+    case TEXT:
+    case OPTIONAL_TEXT:
+        return put_text(b, value);
+    case INTEGER:
+    case OPTIONAL_INTEGER: {
+        if (!PyLong_CheckExact(value)) {
+            return DECLINED;
+        }
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow) {
+            return DECLINED;
+        }
+        return number == -1 && PyErr_Occurred() ? FAILED : put_digits(b, number, 0);
+    }
+    case FLAG:
+        return value == Py_True ? put_text(b, name) : value == Py_False ? WRITTEN : DECLINED;
+    case TIMESTAMP: {
+        if (!is_utc_datetime(value)) {
+            return DECLINED;
+        }
+        /* isoformat() of a UTC time: microseconds only when there are some. */
+        int micros = PyDateTime_DATE_GET_MICROSECOND(value);
+        return put_date_time(b, value) ||
+                       (micros && (put(b, ".", 1) || put_digits(b, micros, 6))) ||
+                       PUT_LITERAL(b, "+00:00")
+                   ? FAILED
+                   : WRITTEN;
+    }
+    default:
+        return DECLINED;
+    }
+}
+
+/* repr() of a place's value: None, an int or a str. */
+static int
+put_repr(Buffer *b, PyObject *value)
+{
+    if (value == Py_None) {
+        return PUT_LITERAL(b, "None");
+    }
+    PyObject *text = PyObject_Repr(value);
+    if (text == NULL) {
+        return FAILED;
+    }
+    int result = put_text(b, text);
+    Py_DECREF(text);
+    return result;
+}
+
+/* U+001D and the repr of the place tuple -- the origin's place fields, then None for
+ * the event id -- where the origin knows any of them; nothing where it knows none. */
+static int
+put_place(Buffer *b, PyObject *origin)
+{
+    PyObject *values[MAX_FIELDS];
+    if (read_values(origin, &origin_fields, values)) {
+        return FAILED;
+    }
+    int known = 0;
+    for (int n = 0; n < key_place_size; n++) {
+        known |= values[key_place[n]] != Py_None;
+    }
+    int result = known ? put(b, "\x1d(", 2) : WRITTEN;
+    for (int n = 0; n < key_place_size && known && result == WRITTEN; n++) {
+        result = put_repr(b, values[key_place[n]]);
+        if (result == WRITTEN) {
+            result = PUT_LITERAL(b, ", ");
+        }
+    }
+    if (known && result == WRITTEN) {
+        result = PUT_LITERAL(b, "None)");
+    }
+    release_values(&origin_fields, values);
+    return result;
+}
+
+/* hashlib's digest of the key's text, its hex digits into ``hex`` (32 of them: the
+ * digest's size is checked where it is configured). */
+static int
+put_digest(const Buffer *text, char hex[32])
+{
+    PyObject *data = PyBytes_FromStringAndSize(text->data, text->size);
+    if (data == NULL) {
+        return FAILED;
+    }
+    PyObject *args[] = {data, digest_size};
+    PyObject *hash = PyObject_Vectorcall(digest, args, 1, digest_kwnames);
+    Py_DECREF(data);
+    PyObject *digits = hash ? PyObject_CallMethodNoArgs(hash, hexdigest_name) : NULL;
+    Py_XDECREF(hash);
+    if (digits == NULL) {
+        return FAILED;
+    }
+    int result = DECLINED;
+    if (PyUnicode_Check(digits) && PyUnicode_IS_ASCII(digits) &&
+        PyUnicode_GET_LENGTH(digits) == 32) {
+        memcpy(hex, PyUnicode_DATA(digits), 32);
+        result = WRITTEN;
+    }
+    Py_DECREF(digits);
+    return result;
+}
+
+/* The key of an event without a CloudWatch id, as AuditEvent.key makes it: the digest of
+ * the record's fields joined by U+001F, then the place; its hex digits into ``hex``. */
+static int
+digest_key(PyObject **values, char hex[32])
+{
+    Buffer b;
+    buffer_init(&b);
+    int result = WRITTEN;
+    for (int n = 0; n < key_record_size && result == WRITTEN; n++) {
+        int i = key_record[n];
+        result = n ? put(&b, "\x1f", 1) : WRITTEN;
+        if (result == WRITTEN) {
+            result = put_key_value(&b, event_fields.forms[i], event_fields.names[i], values[i]);
+        }
+    }
+    PyObject *origin = values[origin_at];
+    if (origin != Py_None && result == WRITTEN) {
+        result = put_place(&b, origin);
+    }
+    if (result == WRITTEN) {
+        result = put_digest(&b, hex);
+    }
+    buffer_free(&b);
+    return result;
+}
+
+/* ``"key":`` and the event's key: its origin's event id, or the digest. */
+static int
+put_key(Buffer *b, PyObject **values)
+{
+    PyObject *origin = values[origin_at];
+    if (origin != Py_None && Py_TYPE(origin) != origin_type) {
+        return DECLINED;
+    }
+    PyObject *event_id = NULL;
+    if (origin != Py_None) {
+        event_id = PyObject_GetAttr(origin, origin_fields.names[event_id_at]);
+        if (event_id == NULL) {
+            return FAILED;
+        }
+        if (event_id != Py_None && !PyUnicode_CheckExact(event_id)) {
+            Py_DECREF(event_id);
+            return DECLINED;
+        }
+        if (event_id == Py_None || PyUnicode_GET_LENGTH(event_id) == 0) {
+            Py_CLEAR(event_id);
+        }
+    }
+    int result = PUT_LITERAL(b, "{\"key\":");
+    if (result == WRITTEN && event_id != NULL) {
+        result = put_string(b, event_id);
+    }
+    else if (result == WRITTEN) {
+        char hex[32];
+        result = digest_key(values, hex);
+        if (result == WRITTEN) {
+            result = put(b, "\"", 1) || put(b, hex, 32) || put(b, "\"", 1) ? FAILED : WRITTEN;
+        }
+    }
+    Py_XDECREF(event_id);
+    return result;
+}
+
+/* An event's JSON line, no newline, appended to ``b``: WRITTEN, or DECLINED where the
+ * Python writer must write it (not our class, or a value this writer does not handle). */
+static int
+put_event(Buffer *b, PyObject *event)
+{
+    if (Py_TYPE(event) != event_type) {
+        return DECLINED;
+    }
+    PyObject *values[MAX_FIELDS];
+    if (read_values(event, &event_fields, values)) {
+        return FAILED;
+    }
+    Py_ssize_t start = b->size;
+    int result = put_key(b, values);
+    if (result == WRITTEN) {
+        result = put_members(b, &event_fields, values, NULL);
+    }
+    if (result == WRITTEN) {
+        result = put(b, "}", 1);
+    }
+    release_values(&event_fields, values);
+    if (result != WRITTEN) {
+        b->size = start;
+    }
+    return result;
+}
+
+/* What a writer returns, the buffer freed: its bytes once WRITTEN, None where DECLINED,
+ * NULL with the exception once FAILED. */
+static PyObject *
+finish(Buffer *b, int result)
+{
+    PyObject *written = NULL;
+    if (result == WRITTEN) {
+        written = PyBytes_FromStringAndSize(b->data, b->size);
+    }
+    else if (result == DECLINED) {
+        written = Py_NewRef(Py_None);
+    }
+    buffer_free(b);
+    return written;
+}
+
+static int
+check_configured(void)
+{
+    if (event_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "auditsync._c_json is not configured");
+        return 0;
+    }
+    return 1;
+}
+
+/* event_json(event) -> bytes | None: the event's JSON line (no newline), or None where
+ * the Python writer must write it. */
+static PyObject *
+event_json(PyObject *module, PyObject *event)
+{
+    if (!check_configured()) {
+        return NULL;
+    }
+    Buffer buffer;
+    buffer_init(&buffer);
+    return finish(&buffer, put_event(&buffer, event));
+}
+
+/* json_lines(events) -> bytes | None: the JSON Lines of a list of events, each line ended
+ * by a newline, in one piece; None if any item is one the Python writer must write. */
+static PyObject *
+json_lines(PyObject *module, PyObject *events)
+{
+    if (!check_configured()) {
+        return NULL;
+    }
+    if (!PyList_CheckExact(events)) {
+        Py_RETURN_NONE;
+    }
+    Buffer buffer;
+    buffer_init(&buffer);
+    int result = WRITTEN;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && result == WRITTEN; i++) {
+        /* Held: reading a field may run Python code, and the list is the caller's. */
+        PyObject *event = Py_NewRef(PyList_GET_ITEM(events, i));
+        result = put_event(&buffer, event);
+        Py_DECREF(event);
+        if (result == WRITTEN) {
+            result = put(&buffer, "\n", 1);
+        }
+    }
+    return finish(&buffer, result);
+}
+
+/* --- configure ---------------------------------------------------------------------------- */
+
+static void
+clear_fields(Fields *fields)
+{
+    for (Py_ssize_t i = 0; i < fields->count; i++) {
+        Py_CLEAR(fields->names[i]);
+        Py_CLEAR(fields->members[i]);
+    }
+    fields->count = 0;
+}
+
+/* ``fields`` from a class's table, ``((name, form), ...)`` in order, and the order of its
+ * JSON members, a tuple of names. 0, or -1 with an exception. */
+static int
+take_fields(Fields *fields, PyObject *table, PyObject *order, const char *what)
+{
+    clear_fields(fields);
+    if (!PyTuple_Check(table) || !PyTuple_Check(order) ||
+        PyTuple_GET_SIZE(table) > MAX_FIELDS || PyTuple_GET_SIZE(order) != PyTuple_GET_SIZE(table)) {
+        PyErr_Format(PyExc_TypeError, "%s: a table of at most %d fields and their order", what,
+                     MAX_FIELDS);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(table); i++) {
+        PyObject *row = PyTuple_GET_ITEM(table, i), *name;
+        int form;
+        if (!PyArg_ParseTuple(row, "Ui", &name, &form)) {
+            clear_fields(fields);
+            return -1;
+        }
+        if (form < 1 || form > (int)FORMS) {
+            PyErr_Format(PyExc_ValueError, "%s: field %R has no form %d", what, name, form);
+            clear_fields(fields);
+            return -1;
+        }
+        Py_INCREF(name);
+        PyUnicode_InternInPlace(&name);
+        fields->names[i] = name;
+        fields->forms[i] = form;
+        /* A field's name is an identifier: JSON needs no escape for it. */
+        PyObject *member = PyUnicode_FromFormat(",\"%U\":", name);
+        fields->members[i] = member ? PyUnicode_AsUTF8String(member) : NULL;
+        Py_XDECREF(member);
+        fields->count = i + 1;
+        if (fields->members[i] == NULL) {
+            clear_fields(fields);
+            return -1;
+        }
+    }
+    for (Py_ssize_t n = 0; n < PyTuple_GET_SIZE(order); n++) {
+        PyObject *name = PyTuple_GET_ITEM(order, n);
+        int found = -1;
+        for (Py_ssize_t i = 0; i < fields->count && found == -1; i++) {
+            if (PyUnicode_Check(name) && PyUnicode_Compare(name, fields->names[i]) == 0) {
+                found = (int)i;
+            }
+        }
+        if (found == -1) {
+            PyErr_Format(PyExc_ValueError, "%s: the members' order names %R", what, name);
+            clear_fields(fields);
+            return -1;
+        }
+        fields->order[n] = found;
+    }
+    return 0;
+}
+
+/* The positions in ``fields`` of the names in ``names``, into ``positions``; the count,
+ * or -1 with an exception. */
+static int
+take_positions(const Fields *fields, PyObject *names, int *positions, const char *what)
+{
+    if (!PyTuple_Check(names) || PyTuple_GET_SIZE(names) > MAX_FIELDS) {
+        PyErr_Format(PyExc_TypeError, "%s: a tuple of field names", what);
+        return -1;
+    }
+    for (Py_ssize_t n = 0; n < PyTuple_GET_SIZE(names); n++) {
+        PyObject *name = PyTuple_GET_ITEM(names, n);
+        positions[n] = -1;
+        for (Py_ssize_t i = 0; i < fields->count && positions[n] == -1; i++) {
+            if (PyUnicode_Check(name) && PyUnicode_Compare(name, fields->names[i]) == 0) {
+                positions[n] = (int)i;
+            }
+        }
+        if (positions[n] == -1) {
+            PyErr_Format(PyExc_ValueError, "%s: no field %R", what, name);
+            return -1;
+        }
+    }
+    return (int)PyTuple_GET_SIZE(names);
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 12 || !PyType_Check(args[0]) || !PyType_Check(args[3]) ||
+        !PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != 4 || !PyCallable_Check(args[10]) ||
+        !PyLong_CheckExact(args[11])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(event_type, event_fields, event_members, origin_type, "
+                        "origin_fields, origin_members, key_record, key_place, dialects, utc, "
+                        "blake2b, digest_size)");
+        return NULL;
+    }
+    if (take_fields(&event_fields, args[1], args[2], "event") ||
+        take_fields(&origin_fields, args[4], args[5], "origin")) {
+        return NULL;
+    }
+    key_record_size = take_positions(&event_fields, args[6], key_record, "key record");
+    key_place_size =
+        key_record_size < 0 ? -1 : take_positions(&origin_fields, args[7], key_place, "key place");
+    if (key_place_size < 0) {
+        return NULL;
+    }
+    origin_at = event_id_at = -1;
+    for (Py_ssize_t i = 0; i < event_fields.count; i++) {
+        if (event_fields.forms[i] == ORIGIN) {
+            origin_at = (int)i;
+        }
+    }
+    for (Py_ssize_t i = 0; i < origin_fields.count; i++) {
+        if (PyUnicode_CompareWithASCIIString(origin_fields.names[i], "event_id") == 0) {
+            event_id_at = (int)i;
+        }
+    }
+    if (origin_at == -1 || event_id_at == -1) {
+        PyErr_SetString(PyExc_ValueError, "configure: the event has no origin with an event_id");
+        return NULL;
+    }
+    Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(args[0]));
+    Py_XSETREF(origin_type, (PyTypeObject *)Py_NewRef(args[3]));
+    for (int i = 0; i < 4; i++) {
+        Py_XSETREF(dialects[i], Py_NewRef(PyTuple_GET_ITEM(args[8], i)));
+    }
+    if (PyLong_AsLong(args[11]) != 16) {
+        PyErr_SetString(PyExc_ValueError, "configure: this writer writes 16-byte digests");
+        return NULL;
+    }
+    Py_XSETREF(utc, Py_NewRef(args[9]));
+    Py_XSETREF(digest, Py_NewRef(args[10]));
+    Py_XSETREF(digest_size, Py_NewRef(args[11]));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "Hand over the event's and the origin's tables, the key's fields, the dialects, UTC "
+     "and the key's hash."},
+    {"event_json", (PyCFunction)event_json, METH_O,
+     "event_json(event) -> bytes | None: the event's JSON line, as the Python writer's"},
+    {"json_lines", (PyCFunction)json_lines, METH_O,
+     "json_lines(events) -> bytes | None: the events' JSON Lines, as the Python writer's"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT, "auditsync._c_json",
+    "The JSON form of events at C speed; see auditsync/sinks/_jsonlines.py.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__c_json(void)
+{
+    PyDateTime_IMPORT;
+    if (PyDateTimeAPI == NULL) {
+        return NULL;
+    }
+    digest_kwnames = Py_BuildValue("(s)", "digest_size");
+    hexdigest_name = PyUnicode_InternFromString("hexdigest");
+    if (!digest_kwnames || !hexdigest_name) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&module_definition);
+    PyObject *forms = module ? PyTuple_New(FORMS) : NULL;
+    if (forms == NULL) {
+        Py_XDECREF(module);
+        return NULL;
+    }
+    for (size_t i = 0; i < FORMS; i++) {
+        PyObject *name = PyUnicode_FromString(form_names[i]);
+        if (name == NULL) {
+            Py_DECREF(forms);
+            Py_DECREF(module);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(forms, i, name);
+    }
+    /* The forms by number from 1, for auditsync to hold against its Form. */
+    if (PyModule_AddObject(module, "FORMS", forms)) {
+        Py_DECREF(forms);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
