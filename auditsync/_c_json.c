@@ -28,23 +28,28 @@ static const char *const form_names[] = {
 };
 #define FORMS (sizeof(form_names) / sizeof(form_names[0]))
 
-/* A class's fields as this writer uses them: read in the table's order, each name with
- * the JSON member's punctuation before it. */
+/* A class's fields as this writer uses them: read in the table's order, each through its
+ * slot's descriptor (its __get__, reached through PyType_GetSlot: what attribute access
+ * calls once it has found the descriptor), each name with the JSON member's punctuation
+ * before it. */
 typedef struct {
+    PyTypeObject *type;
     Py_ssize_t count;
-    PyObject *names[MAX_FIELDS];  /* interned str, owned */
+    PyObject *names[MAX_FIELDS];       /* str, owned */
+    PyObject *descriptors[MAX_FIELDS]; /* member descriptors, owned */
+    descrgetfunc get[MAX_FIELDS];
     int forms[MAX_FIELDS];
     PyObject *members[MAX_FIELDS]; /* bytes: ``,"name":``; owned */
     int order[MAX_FIELDS];         /* the members' order, as positions in names */
 } Fields;
 
 /* Set once by configure(). */
-static PyTypeObject *event_type = NULL, *origin_type = NULL;
 static Fields event_fields, origin_fields;
+static PyTypeObject *event_type = NULL, *origin_type = NULL; /* the fields' types */
 static int key_record[MAX_FIELDS], key_record_size; /* positions in event_fields */
 static int key_place[MAX_FIELDS], key_place_size;   /* positions in origin_fields */
 static int origin_at = -1, event_id_at = -1;         /* the origin; the origin's event id */
-static PyObject *dialects[4], *utc, *digest, *digest_size, *digest_kwnames, *hexdigest_name;
+static PyObject *dialects[4], *utc, *digest, *digest_size, *digest_kwnames, *digest_name;
 
 enum { WRITTEN = 0, DECLINED = 1, FAILED = -1 };
 
@@ -285,7 +290,7 @@ static int
 read_values(PyObject *instance, const Fields *fields, PyObject **values)
 {
     for (Py_ssize_t i = 0; i < fields->count; i++) {
-        values[i] = PyObject_GetAttr(instance, fields->names[i]);
+        values[i] = fields->get[i](fields->descriptors[i], instance, (PyObject *)fields->type);
         if (values[i] == NULL) {
             for (Py_ssize_t j = 0; j < i; j++) {
                 Py_DECREF(values[j]);
@@ -304,11 +309,23 @@ release_values(const Fields *fields, PyObject **values)
     }
 }
 
-static int put_origin(Buffer *b, PyObject *origin);
+static int put_members(Buffer *b, const Fields *fields, PyObject **values,
+                       PyObject **origin_values, const char *first);
 
-/* A value of ``form`` as its JSON member's value. */
+/* The origin, its fields' values read: an object of its members, or null. */
 static int
-put_value(Buffer *b, int form, PyObject *value)
+put_origin(Buffer *b, PyObject **origin_values)
+{
+    if (origin_values == NULL) {
+        return PUT_LITERAL(b, "null");
+    }
+    int result = put_members(b, &origin_fields, origin_values, NULL, "{");
+    return result == WRITTEN ? put(b, "}", 1) : result;
+}
+
+/* A value of ``form`` as its JSON member's value; an origin's are ``origin_values``. */
+static int
+put_value(Buffer *b, int form, PyObject *value, PyObject **origin_values)
 {
     switch (form) {
     case TEXT: return put_string(b, value);
@@ -322,7 +339,7 @@ put_value(Buffer *b, int form, PyObject *value)
         return value == Py_True ? PUT_LITERAL(b, "true") : PUT_LITERAL(b, "false");
     case TIMESTAMP: return put_timestamp(b, value);
     case DIALECT: return put_dialect(b, value);
-    case ORIGIN: return put_origin(b, value);
+    case ORIGIN: return put_origin(b, origin_values);
     default: return DECLINED;
     }
 }
@@ -330,7 +347,8 @@ put_value(Buffer *b, int form, PyObject *value)
 /* The members of ``fields`` whose values are ``values``, in the members' order; the
  * first member's punctuation starts with ``first`` in place of its comma. */
 static int
-put_members(Buffer *b, const Fields *fields, PyObject **values, const char *first)
+put_members(Buffer *b, const Fields *fields, PyObject **values, PyObject **origin_values,
+            const char *first)
 {
     int result = WRITTEN;
     for (Py_ssize_t n = 0; n < fields->count && result == WRITTEN; n++) {
@@ -340,28 +358,10 @@ put_members(Buffer *b, const Fields *fields, PyObject **values, const char *firs
         result = n == 0 && first != NULL ? put(b, first, 1) || put(b, member + 1, size - 1)
                                          : put(b, member, size);
         if (result == WRITTEN) {
-            result = put_value(b, fields->forms[i], values[i]);
+            result = put_value(b, fields->forms[i], values[i], origin_values);
         }
     }
     return result;
-}
-
-static int
-put_origin(Buffer *b, PyObject *origin)
-{
-    if (origin == Py_None) {
-        return PUT_LITERAL(b, "null");
-    }
-    if (Py_TYPE(origin) != origin_type) {
-        return DECLINED;
-    }
-    PyObject *values[MAX_FIELDS];
-    if (read_values(origin, &origin_fields, values)) {
-        return FAILED;
-    }
-    int result = put_members(b, &origin_fields, values, "{");
-    release_values(&origin_fields, values);
-    return result == WRITTEN ? put(b, "}", 1) : result;
 }
 
 /* --- the key ---------------------------------------------------------------------------- */
@@ -409,31 +409,39 @@ put_key_value(Buffer *b, int form, PyObject *name, PyObject *value)
     }
 }
 
-/* repr() of a place's value: None, an int or a str. */
+/* The last text whose repr() was taken, and its repr: a file's lines share their path. */
+static PyObject *last_text = NULL, *last_repr = NULL;
+
+/* repr() of a place's value: None, an int (in decimal, its repr) or a str. */
 static int
 put_repr(Buffer *b, PyObject *value)
 {
     if (value == Py_None) {
         return PUT_LITERAL(b, "None");
     }
-    PyObject *text = PyObject_Repr(value);
-    if (text == NULL) {
-        return FAILED;
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (!overflow) {
+            return number == -1 && PyErr_Occurred() ? FAILED : put_digits(b, number, 0);
+        }
     }
-    int result = put_text(b, text);
-    Py_DECREF(text);
-    return result;
+    if (value != last_text || !PyUnicode_CheckExact(value)) {
+        PyObject *text = PyObject_Repr(value);
+        if (text == NULL) {
+            return FAILED;
+        }
+        Py_XSETREF(last_text, Py_NewRef(value));
+        Py_XSETREF(last_repr, text);
+    }
+    return put_text(b, last_repr);
 }
 
 /* U+001D and the repr of the place tuple -- the origin's place fields, then None for
  * the event id -- where the origin knows any of them; nothing where it knows none. */
 static int
-put_place(Buffer *b, PyObject *origin)
+put_place(Buffer *b, PyObject **values)
 {
-    PyObject *values[MAX_FIELDS];
-    if (read_values(origin, &origin_fields, values)) {
-        return FAILED;
-    }
     int known = 0;
     for (int n = 0; n < key_place_size; n++) {
         known |= values[key_place[n]] != Py_None;
@@ -448,11 +456,10 @@ put_place(Buffer *b, PyObject *origin)
     if (known && result == WRITTEN) {
         result = PUT_LITERAL(b, "None)");
     }
-    release_values(&origin_fields, values);
     return result;
 }
 
-/* hashlib's digest of the key's text, its hex digits into ``hex`` (32 of them: the
+/* hashlib's digest of the key's text, in lowercase hex into ``hex`` (32 digits: the
  * digest's size is checked where it is configured). */
 static int
 put_digest(const Buffer *text, char hex[32])
@@ -464,25 +471,29 @@ put_digest(const Buffer *text, char hex[32])
     PyObject *args[] = {data, digest_size};
     PyObject *hash = PyObject_Vectorcall(digest, args, 1, digest_kwnames);
     Py_DECREF(data);
-    PyObject *digits = hash ? PyObject_CallMethodNoArgs(hash, hexdigest_name) : NULL;
+    PyObject *bytes = hash ? PyObject_CallMethodNoArgs(hash, digest_name) : NULL;
     Py_XDECREF(hash);
-    if (digits == NULL) {
+    if (bytes == NULL) {
         return FAILED;
     }
     int result = DECLINED;
-    if (PyUnicode_Check(digits) && PyUnicode_IS_ASCII(digits) &&
-        PyUnicode_GET_LENGTH(digits) == 32) {
-        memcpy(hex, PyUnicode_DATA(digits), 32);
+    if (PyBytes_CheckExact(bytes) && PyBytes_GET_SIZE(bytes) == 16) {
+        static const char digits[] = "0123456789abcdef";
+        const unsigned char *raw = (const unsigned char *)PyBytes_AS_STRING(bytes);
+        for (int i = 0; i < 16; i++) {
+            hex[2 * i] = digits[raw[i] >> 4];
+            hex[2 * i + 1] = digits[raw[i] & 15];
+        }
         result = WRITTEN;
     }
-    Py_DECREF(digits);
+    Py_DECREF(bytes);
     return result;
 }
 
 /* The key of an event without a CloudWatch id, as AuditEvent.key makes it: the digest of
  * the record's fields joined by U+001F, then the place; its hex digits into ``hex``. */
 static int
-digest_key(PyObject **values, char hex[32])
+digest_key(PyObject **values, PyObject **origin_values, char hex[32])
 {
     Buffer b;
     buffer_init(&b);
@@ -494,9 +505,8 @@ digest_key(PyObject **values, char hex[32])
             result = put_key_value(&b, event_fields.forms[i], event_fields.names[i], values[i]);
         }
     }
-    PyObject *origin = values[origin_at];
-    if (origin != Py_None && result == WRITTEN) {
-        result = put_place(&b, origin);
+    if (origin_values != NULL && result == WRITTEN) {
+        result = put_place(&b, origin_values);
     }
     if (result == WRITTEN) {
         result = put_digest(&b, hex);
@@ -507,38 +517,21 @@ digest_key(PyObject **values, char hex[32])
 
 /* ``"key":`` and the event's key: its origin's event id, or the digest. */
 static int
-put_key(Buffer *b, PyObject **values)
+put_key(Buffer *b, PyObject **values, PyObject **origin_values)
 {
-    PyObject *origin = values[origin_at];
-    if (origin != Py_None && Py_TYPE(origin) != origin_type) {
+    PyObject *event_id = origin_values == NULL ? Py_None : origin_values[event_id_at];
+    if (event_id != Py_None && !PyUnicode_CheckExact(event_id)) {
         return DECLINED;
     }
-    PyObject *event_id = NULL;
-    if (origin != Py_None) {
-        event_id = PyObject_GetAttr(origin, origin_fields.names[event_id_at]);
-        if (event_id == NULL) {
-            return FAILED;
-        }
-        if (event_id != Py_None && !PyUnicode_CheckExact(event_id)) {
-            Py_DECREF(event_id);
-            return DECLINED;
-        }
-        if (event_id == Py_None || PyUnicode_GET_LENGTH(event_id) == 0) {
-            Py_CLEAR(event_id);
-        }
-    }
     int result = PUT_LITERAL(b, "{\"key\":");
-    if (result == WRITTEN && event_id != NULL) {
-        result = put_string(b, event_id);
+    if (result == WRITTEN && event_id != Py_None && PyUnicode_GET_LENGTH(event_id) > 0) {
+        return put_string(b, event_id);
     }
-    else if (result == WRITTEN) {
-        char hex[32];
-        result = digest_key(values, hex);
-        if (result == WRITTEN) {
-            result = put(b, "\"", 1) || put(b, hex, 32) || put(b, "\"", 1) ? FAILED : WRITTEN;
-        }
+    char hex[32];
+    result = result == WRITTEN ? digest_key(values, origin_values, hex) : result;
+    if (result == WRITTEN) {
+        result = put(b, "\"", 1) || put(b, hex, 32) || put(b, "\"", 1) ? FAILED : WRITTEN;
     }
-    Py_XDECREF(event_id);
     return result;
 }
 
@@ -550,17 +543,31 @@ put_event(Buffer *b, PyObject *event)
     if (Py_TYPE(event) != event_type) {
         return DECLINED;
     }
-    PyObject *values[MAX_FIELDS];
+    PyObject *values[MAX_FIELDS], *origin_values[MAX_FIELDS];
     if (read_values(event, &event_fields, values)) {
         return FAILED;
     }
+    PyObject *origin = values[origin_at];
+    int result = WRITTEN;
+    if (origin != Py_None && Py_TYPE(origin) != origin_type) {
+        result = DECLINED;
+    }
+    else if (origin != Py_None && read_values(origin, &origin_fields, origin_values)) {
+        result = FAILED;
+    }
+    int has_origin = result == WRITTEN && origin != Py_None;
     Py_ssize_t start = b->size;
-    int result = put_key(b, values);
     if (result == WRITTEN) {
-        result = put_members(b, &event_fields, values, NULL);
+        result = put_key(b, values, has_origin ? origin_values : NULL);
+    }
+    if (result == WRITTEN) {
+        result = put_members(b, &event_fields, values, has_origin ? origin_values : NULL, NULL);
     }
     if (result == WRITTEN) {
         result = put(b, "}", 1);
+    }
+    if (has_origin) {
+        release_values(&origin_fields, origin_values);
     }
     release_values(&event_fields, values);
     if (result != WRITTEN) {
@@ -621,7 +628,9 @@ json_lines(PyObject *module, PyObject *events)
     }
     Buffer buffer;
     buffer_init(&buffer);
-    int result = WRITTEN;
+    /* Room for a batch of plain lines at once, not a copy at each doubling. */
+    int result = PyList_GET_SIZE(events) > 1 ? grow(&buffer, PyList_GET_SIZE(events) * 640)
+                                              : WRITTEN;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(events) && result == WRITTEN; i++) {
         /* Held: reading a field may run Python code, and the list is the caller's. */
         PyObject *event = Py_NewRef(PyList_GET_ITEM(events, i));
@@ -641,18 +650,21 @@ clear_fields(Fields *fields)
 {
     for (Py_ssize_t i = 0; i < fields->count; i++) {
         Py_CLEAR(fields->names[i]);
+        Py_CLEAR(fields->descriptors[i]);
         Py_CLEAR(fields->members[i]);
     }
     fields->count = 0;
+    Py_CLEAR(fields->type);
 }
 
-/* ``fields`` from a class's table, ``((name, form), ...)`` in order, and the order of its
- * JSON members, a tuple of names. 0, or -1 with an exception. */
+/* ``fields`` from a class and its table, ``((name, form), ...)`` in order, and the order
+ * of its JSON members, a tuple of names. Each field must be a slot: a member descriptor,
+ * which runs no Python code. 0, or -1 with an exception. */
 static int
-take_fields(Fields *fields, PyObject *table, PyObject *order, const char *what)
+take_fields(Fields *fields, PyObject *type, PyObject *table, PyObject *order, const char *what)
 {
     clear_fields(fields);
-    if (!PyTuple_Check(table) || !PyTuple_Check(order) ||
+    if (!PyType_Check(type) || !PyTuple_Check(table) || !PyTuple_Check(order) ||
         PyTuple_GET_SIZE(table) > MAX_FIELDS || PyTuple_GET_SIZE(order) != PyTuple_GET_SIZE(table)) {
         PyErr_Format(PyExc_TypeError, "%s: a table of at most %d fields and their order", what,
                      MAX_FIELDS);
@@ -670,9 +682,16 @@ take_fields(Fields *fields, PyObject *table, PyObject *order, const char *what)
             clear_fields(fields);
             return -1;
         }
-        Py_INCREF(name);
-        PyUnicode_InternInPlace(&name);
-        fields->names[i] = name;
+        PyObject *descriptor = PyObject_GetAttr(type, name);
+        if (descriptor == NULL || Py_TYPE(descriptor) != &PyMemberDescr_Type) {
+            Py_XDECREF(descriptor);
+            PyErr_Format(PyExc_TypeError, "%s: field %R is not a slot", what, name);
+            clear_fields(fields);
+            return -1;
+        }
+        fields->names[i] = Py_NewRef(name);
+        fields->descriptors[i] = descriptor;
+        fields->get[i] = (descrgetfunc)PyType_GetSlot(Py_TYPE(descriptor), Py_tp_descr_get);
         fields->forms[i] = form;
         /* A field's name is an identifier: JSON needs no escape for it. */
         PyObject *member = PyUnicode_FromFormat(",\"%U\":", name);
@@ -699,6 +718,7 @@ take_fields(Fields *fields, PyObject *table, PyObject *order, const char *what)
         }
         fields->order[n] = found;
     }
+    fields->type = (PyTypeObject *)Py_NewRef(type);
     return 0;
 }
 
@@ -739,8 +759,9 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                         "blake2b, digest_size)");
         return NULL;
     }
-    if (take_fields(&event_fields, args[1], args[2], "event") ||
-        take_fields(&origin_fields, args[4], args[5], "origin")) {
+    event_type = origin_type = NULL;
+    if (take_fields(&event_fields, args[0], args[1], args[2], "event") ||
+        take_fields(&origin_fields, args[3], args[4], args[5], "origin")) {
         return NULL;
     }
     key_record_size = take_positions(&event_fields, args[6], key_record, "key record");
@@ -764,8 +785,8 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "configure: the event has no origin with an event_id");
         return NULL;
     }
-    Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(args[0]));
-    Py_XSETREF(origin_type, (PyTypeObject *)Py_NewRef(args[3]));
+    event_type = event_fields.type;
+    origin_type = origin_fields.type;
     for (int i = 0; i < 4; i++) {
         Py_XSETREF(dialects[i], Py_NewRef(PyTuple_GET_ITEM(args[8], i)));
     }
@@ -803,8 +824,8 @@ PyInit__c_json(void)
         return NULL;
     }
     digest_kwnames = Py_BuildValue("(s)", "digest_size");
-    hexdigest_name = PyUnicode_InternFromString("hexdigest");
-    if (!digest_kwnames || !hexdigest_name) {
+    digest_name = PyUnicode_InternFromString("digest");
+    if (!digest_kwnames || !digest_name) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_definition);

@@ -9,9 +9,9 @@
  * line (tests/test_speedups.py checks it, field by field).
  *
  * Events and origins are the library's own attrs classes, built as their attrs __init__
- * builds them -- each field set with object.__setattr__ (PyObject_GenericSetAttr), which
- * a frozen class leaves open -- without the Python calls. The fields it reads are
- * READ_FIELDS; every other field of the event takes the default auditsync/_native.py
+ * builds them -- each field set through its slot's descriptor, as object.__setattr__ sets
+ * it, the frozen __setattr__ bypassed -- without the Python calls. The fields it reads
+ * are READ_FIELDS; every other field of the event takes the default auditsync/_native.py
  * hands over from the event's table, which it also checks READ_FIELDS against.
  */
 
@@ -34,12 +34,27 @@ enum {
 };
 static PyObject *read_names[READ_FIELDS];
 
+/* A field's slot: its member descriptor and the descriptor's __set__, reached through
+ * PyType_GetSlot -- what object.__setattr__ calls once it has found the descriptor. */
+typedef struct {
+    PyObject *descriptor;
+    descrsetfunc set;
+} Slot;
+
+/* A class this reader builds: the slots it sets from values, then those it sets to
+ * their defaults. */
+typedef struct {
+    PyTypeObject *type;
+    allocfunc alloc;
+    Py_ssize_t count, defaults;
+    Slot slots[MAX_FIELDS], default_slots[MAX_FIELDS];
+    PyObject *default_values[MAX_FIELDS];
+} Class;
+
 /* Set once by configure(); owned references. */
 static PyTypeObject *event_type = NULL;
-static PyObject *event_defaults = NULL; /* ((name, value), ...): the fields not read */
-static PyTypeObject *origin_type = NULL;
-static PyObject *origin_names = NULL; /* the origin's fields, in order */
-static Py_ssize_t origin_event_id = -1, origin_line_number = -1;
+static Class event_class, origin_class;
+static Py_ssize_t origin_fields_count = 0, origin_event_id = -1, origin_line_number = -1;
 static PyObject *dialect_auto, *dialect_mariadb, *dialect_aurora, *dialect_rds;
 static PyObject *utc;
 
@@ -532,26 +547,26 @@ is_dialect(PyObject *value)
            value == dialect_rds;
 }
 
-/* A new instance of an attrs slotted class: fields ``names`` set from ``values``
- * (references stolen, all of them, also on failure), then ``defaults``' pairs.
+/* A new instance of ``c``, its slots set from ``values`` (references stolen, all of
+ * them, also on failure), then its defaults.
  *
  * An instance that holds only values the collector does not track (str, int, datetime,
  * None, an origin built here) or a Dialect member cannot be part of a reference cycle,
  * so it is untracked, as CPython untracks such tuples and dicts: the collector then
  * never walks the thousands of events a batch holds. */
 static PyObject *
-build(PyTypeObject *type, PyObject *const *names, PyObject **values, Py_ssize_t count,
-      PyObject *defaults)
+build(const Class *c, PyObject **values)
 {
-    PyObject *instance = type->tp_alloc(type, 0);
+    PyObject *instance = c->alloc(c->type, 0);
     Py_ssize_t i = 0;
     int acyclic = 1;
     if (instance != NULL) {
-        for (; i < count; i++) {
+        for (; i < c->count; i++) {
             if (acyclic && PyObject_GC_IsTracked(values[i]) && !is_dialect(values[i])) {
                 acyclic = 0;
             }
-            int failed = PyObject_GenericSetAttr(instance, names[i], values[i]);
+            const Slot *slot = &c->slots[i];
+            int failed = slot->set(slot->descriptor, instance, values[i]);
             Py_DECREF(values[i]);
             if (failed) {
                 Py_CLEAR(instance);
@@ -560,16 +575,16 @@ build(PyTypeObject *type, PyObject *const *names, PyObject **values, Py_ssize_t 
             }
         }
     }
-    for (; i < count; i++) {
+    for (; i < c->count; i++) {
         Py_DECREF(values[i]);
     }
-    for (Py_ssize_t j = 0; instance != NULL && defaults && j < PyTuple_GET_SIZE(defaults); j++) {
-        PyObject *pair = PyTuple_GET_ITEM(defaults, j);
-        PyObject *value = PyTuple_GET_ITEM(pair, 1);
+    for (Py_ssize_t j = 0; instance != NULL && j < c->defaults; j++) {
+        PyObject *value = c->default_values[j];
         if (acyclic && PyObject_GC_IsTracked(value) && !is_dialect(value)) {
             acyclic = 0;
         }
-        if (PyObject_GenericSetAttr(instance, PyTuple_GET_ITEM(pair, 0), value)) {
+        const Slot *slot = &c->default_slots[j];
+        if (slot->set(slot->descriptor, instance, value)) {
             Py_CLEAR(instance);
         }
     }
@@ -701,7 +716,7 @@ parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *cache, PyObject
             return NULL;
         }
     }
-    return build(event_type, read_names, values, READ_FIELDS, event_defaults);
+    return build(&event_class, values);
 }
 
 /* --- the module's functions --------------------------------------------------------------- */
@@ -742,13 +757,11 @@ append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fie
             PyObject *value, PyObject *dialect, PyObject *tz, PyObject *cache)
 {
     PyObject *values[MAX_FIELDS];
-    Py_ssize_t count = PyTuple_GET_SIZE(origin_names);
-    for (Py_ssize_t j = 0; j < count; j++) {
+    for (Py_ssize_t j = 0; j < origin_fields_count; j++) {
         values[j] = Py_NewRef(PyTuple_GET_ITEM(fields, j));
     }
     Py_SETREF(values[slot], Py_NewRef(value));
-    PyObject *origin =
-        build(origin_type, &PyTuple_GET_ITEM(origin_names, 0), values, count, NULL);
+    PyObject *origin = build(&origin_class, values);
     PyObject *event = origin ? parse(text, dialect, tz, cache, origin) : NULL;
     if (event == Py_None) {
         Py_SETREF(event, Py_NewRef(origin));
@@ -766,7 +779,7 @@ append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fie
 static int
 origin_fields_ok(PyObject *fields, PyObject *cache)
 {
-    return PyTuple_CheckExact(fields) && PyTuple_GET_SIZE(fields) == PyTuple_GET_SIZE(origin_names) &&
+    return PyTuple_CheckExact(fields) && PyTuple_GET_SIZE(fields) == origin_fields_count &&
            PyDict_Check(cache);
 }
 
@@ -889,6 +902,62 @@ read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return Py_BuildValue("(Nn)", results, misses);
 }
 
+/* ``slot`` for the field ``name`` of ``type``: a member descriptor (a slot of an attrs
+ * class with slots), which runs no Python code. 0, or -1 with an exception. */
+static int
+take_slot(PyTypeObject *type, PyObject *name, Slot *slot)
+{
+    PyObject *descriptor = PyObject_GetAttr((PyObject *)type, name);
+    if (descriptor == NULL) {
+        return -1;
+    }
+    if (Py_TYPE(descriptor) != &PyMemberDescr_Type) {
+        PyErr_Format(PyExc_TypeError, "configure: %R.%U is not a slot", type, name);
+        Py_DECREF(descriptor);
+        return -1;
+    }
+    Py_XSETREF(slot->descriptor, descriptor);
+    slot->set = (descrsetfunc)PyType_GetSlot(Py_TYPE(descriptor), Py_tp_descr_set);
+    return 0;
+}
+
+/* ``c`` for ``type``: the slots of ``names`` (a tuple of str, or an array of
+ * ``count``), then those of ``defaults``, ``((name, value), ...)``. 0, or -1 with an
+ * exception. */
+static int
+take_class(Class *c, PyObject *type, PyObject *const *names, Py_ssize_t count,
+           PyObject *defaults)
+{
+    Py_ssize_t more = defaults == NULL ? 0 : PyTuple_GET_SIZE(defaults);
+    if (!PyType_Check(type) || count > MAX_FIELDS || more > MAX_FIELDS) {
+        PyErr_SetString(PyExc_TypeError, "configure: a class of at most 64 fields");
+        return -1;
+    }
+    c->count = c->defaults = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (!PyUnicode_Check(names[i]) ||
+            take_slot((PyTypeObject *)type, names[i], &c->slots[i])) {
+            PyErr_SetString(PyExc_TypeError, "configure: a field that is not a slot");
+            return -1;
+        }
+    }
+    for (Py_ssize_t i = 0; i < more; i++) {
+        PyObject *pair = PyTuple_GET_ITEM(defaults, i);
+        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(pair, 0)) ||
+            take_slot((PyTypeObject *)type, PyTuple_GET_ITEM(pair, 0), &c->default_slots[i])) {
+            PyErr_SetString(PyExc_TypeError, "configure: defaults are (slot, value) pairs");
+            return -1;
+        }
+        Py_XSETREF(c->default_values[i], Py_NewRef(PyTuple_GET_ITEM(pair, 1)));
+    }
+    Py_XSETREF(c->type, (PyTypeObject *)Py_NewRef(type));
+    c->alloc = (allocfunc)PyType_GetSlot(c->type, Py_tp_alloc);
+    c->count = count;
+    c->defaults = more;
+    return 0;
+}
+
 /* The position of ``name`` in the tuple of str ``names``, or -1 with an exception. */
 static Py_ssize_t
 position(PyObject *names, const char *name)
@@ -903,58 +972,30 @@ position(PyObject *names, const char *name)
     return -1;
 }
 
-static int
-names_ok(PyObject *names)
-{
-    if (!PyTuple_CheckExact(names) || PyTuple_GET_SIZE(names) > MAX_FIELDS) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(names); i++) {
-        if (!PyUnicode_CheckExact(PyTuple_GET_ITEM(names, i))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int
-defaults_ok(PyObject *defaults)
-{
-    if (!PyTuple_CheckExact(defaults)) {
-        return 0;
-    }
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(defaults); i++) {
-        PyObject *pair = PyTuple_GET_ITEM(defaults, i);
-        if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2 ||
-            !PyUnicode_CheckExact(PyTuple_GET_ITEM(pair, 0))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6 || !PyType_Check(args[0]) || !defaults_ok(args[1]) ||
-        !PyType_Check(args[2]) || !names_ok(args[3]) || !PyTuple_Check(args[4]) ||
-        PyTuple_GET_SIZE(args[4]) != 4) {
+    if (nargs != 6 || !PyTuple_CheckExact(args[1]) || !PyTuple_CheckExact(args[3]) ||
+        !PyTuple_Check(args[4]) || PyTuple_GET_SIZE(args[4]) != 4) {
         PyErr_SetString(PyExc_TypeError,
                         "configure(event_type, ((name, default), ...), origin_type, "
                         "origin_fields, (auto, mariadb, aurora, rds_mysql), utc)");
         return NULL;
     }
-    Py_ssize_t event_id = position(args[3], "event_id");
-    Py_ssize_t line_number = event_id == -1 ? -1 : position(args[3], "line_number");
-    if (line_number == -1) {
+    PyObject *origin_names = args[3];
+    Py_ssize_t event_id = position(origin_names, "event_id");
+    Py_ssize_t line_number = event_id == -1 ? -1 : position(origin_names, "line_number");
+    if (line_number == -1 ||
+        take_class(&event_class, args[0], read_names, READ_FIELDS, args[1]) ||
+        take_class(&origin_class, args[2], &PyTuple_GET_ITEM(origin_names, 0),
+                   PyTuple_GET_SIZE(origin_names), NULL)) {
+        event_type = NULL;
         return NULL;
     }
+    origin_fields_count = PyTuple_GET_SIZE(origin_names);
     origin_event_id = event_id;
     origin_line_number = line_number;
-    Py_XSETREF(event_type, (PyTypeObject *)Py_NewRef(args[0]));
-    Py_XSETREF(event_defaults, Py_NewRef(args[1]));
-    Py_XSETREF(origin_type, (PyTypeObject *)Py_NewRef(args[2]));
-    Py_XSETREF(origin_names, Py_NewRef(args[3]));
+    event_type = event_class.type;
     PyObject *dialects = args[4];
     Py_XSETREF(dialect_auto, Py_NewRef(PyTuple_GET_ITEM(dialects, 0)));
     Py_XSETREF(dialect_mariadb, Py_NewRef(PyTuple_GET_ITEM(dialects, 1)));

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import operator
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import attrs
 
@@ -36,6 +35,7 @@ __all__ = [
     "Form",
     "Origin",
     "exact_bytes",
+    "values_of",
 ]
 
 
@@ -254,6 +254,17 @@ def _fields_of(kind: type) -> tuple[Field, ...]:
     return tuple(fields)
 
 
+def values_of(names: Iterable[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """``operator.attrgetter(*names)``, compiled as plain attribute reads: CPython reads
+    a slot in bytecode several times faster than attrgetter's lookup by name does, and
+    the JSON, SQL and key code read every field of every event."""
+    names = tuple(names)
+    if not all(name.isidentifier() for name in names):
+        raise ValueError(f"not field names: {names}")
+    reads = "".join(f"value.{name}, " for name in names)
+    return cast(Callable[[Any], tuple[Any, ...]], eval(f"lambda value: ({reads})"))
+
+
 #: The event's fields, in order: the one list that JSON, SQL and the C code follow.
 EVENT_FIELDS: Final = _fields_of(AuditEvent)
 #: The origin's fields, in order.
@@ -397,7 +408,7 @@ def _key_text(field: Field) -> Callable[[Any], str] | None:
     raise TypeError(f"AuditEvent.{field.name} ({form.name}) cannot be part of the key")
 
 
-_KEY_VALUES = operator.attrgetter(*KEY_RECORD)
+_KEY_VALUES = values_of(KEY_RECORD)
 _KEY_TEXTS = tuple(
     (index, text)
     for index, field in enumerate(
@@ -405,5 +416,5 @@ _KEY_TEXTS = tuple(
     )
     if (text := _key_text(field)) is not None
 )
-_PLACE_VALUES = operator.attrgetter(*KEY_PLACE)
+_PLACE_VALUES = values_of(KEY_PLACE)
 _NOWHERE = (None,) * (len(KEY_PLACE) + 1)

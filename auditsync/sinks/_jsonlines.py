@@ -42,6 +42,7 @@ from .._events import (
     Origin,
     _isoformat,
     exact_bytes,
+    values_of,
 )
 from .._native import DIALECTS, c_json
 
@@ -61,12 +62,12 @@ _EVENT_MEMBERS = (
     *(field for field in EVENT_FIELDS if field.form is Form.ORIGIN),
 )
 _EVENT_NAMES = ("key", *(field.name for field in _EVENT_MEMBERS))
-_EVENT_VALUES = operator.attrgetter(*(field.name for field in _EVENT_MEMBERS))
+_EVENT_VALUES = values_of(field.name for field in _EVENT_MEMBERS)
 _EVENT_TEXT = ("key", *(field.name for field in _EVENT_MEMBERS if field.form in _TEXT_FORMS))
 #: Where the key and the event's text stand among its members' values.
 _EVENT_TEXT_AT = operator.itemgetter(*(_EVENT_NAMES.index(name) for name in _EVENT_TEXT))
 _ORIGIN_NAMES = tuple(field.name for field in ORIGIN_FIELDS)
-_ORIGIN_VALUES = operator.attrgetter(*_ORIGIN_NAMES)
+_ORIGIN_VALUES = values_of(_ORIGIN_NAMES)
 _ORIGIN_TEXT = tuple(field.name for field in ORIGIN_FIELDS if field.form in _TEXT_FORMS)
 _ORIGIN_TEXT_AT = operator.itemgetter(*(_ORIGIN_NAMES.index(name) for name in _ORIGIN_TEXT))
 

@@ -17,7 +17,6 @@ The columns, and how a value becomes a row, are shared with the PostgreSQL sink
 from __future__ import annotations
 
 import contextlib
-import operator
 import os
 import sqlite3
 import threading
@@ -27,7 +26,15 @@ from typing import Any
 import attrs
 import orjson
 
-from .._events import EVENT_FIELDS, ORIGIN_FIELDS, AuditEvent, DeadLetter, Form, exact_bytes
+from .._events import (
+    EVENT_FIELDS,
+    ORIGIN_FIELDS,
+    AuditEvent,
+    DeadLetter,
+    Form,
+    exact_bytes,
+    values_of,
+)
 from ._base import Refused
 from ._jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
 
@@ -44,8 +51,8 @@ __all__ = [
 _ORIGIN_COLUMNS = tuple(f"origin_{field.name}" for field in ORIGIN_FIELDS)
 #: The event's fields that are a column each; the origin is flattened into _ORIGIN_COLUMNS.
 _FIELD_COLUMNS = tuple(field for field in EVENT_FIELDS if field.form is not Form.ORIGIN)
-_FIELD_VALUES = operator.attrgetter(*(field.name for field in _FIELD_COLUMNS))
-_ORIGIN_VALUES = operator.attrgetter(*(field.name for field in ORIGIN_FIELDS))
+_FIELD_VALUES = values_of(field.name for field in _FIELD_COLUMNS)
+_ORIGIN_VALUES = values_of(field.name for field in ORIGIN_FIELDS)
 #: The event table's columns, in the order of :func:`event_row`: the key, the fields in
 #: order (the object's exact bytes beside it), the origin, the exact bytes of the rest.
 _FIELD_NAMES = tuple(field.name for field in _FIELD_COLUMNS)
