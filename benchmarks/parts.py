@@ -4,12 +4,13 @@ that its Python twin does the work, interleaved in one process.
     python benchmarks/parts.py [--rounds 9] [--file-mb 10]
 
 The parts: the C line reader (``auditsync/_c_reader.c``) as a whole and its batch entry
-points (``read_log_events``, ``read_lines``: without them each line is one call of its
-``parse_line``); the C JSON writer (``auditsync/_c_json.c``) as a whole and its batch
-writer (``json_lines``: without it each event is one call of its ``event_json``). The
-paths: the standard Kinesis batch (``handle_kinesis_event``, a counting sink), and what
-``auditsync decode FILE --to jsonl:/dev/null`` runs, in this process. A part's gain is
-the time it saves as a share of its path's time with it on.
+points (``read_log_events``, ``read_lines``: without them a Python loop makes each
+origin and calls its ``parse_line`` for each line); the C JSON writer
+(``auditsync/_c_json.c``) as a whole and its batch writer (``json_lines``: without it
+each event is one call of its ``event_json``). The paths: the standard Kinesis batch
+(``handle_kinesis_event``, a counting sink), and what ``auditsync decode FILE --to
+jsonl:/dev/null`` runs, in this process. A part's gain is the time it saves as a share
+of its path's time with it on.
 """
 
 from __future__ import annotations
@@ -24,32 +25,73 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import attrs
 import stages
 import workloads
 
-from auditsync import Pipeline, _auditlog
+from auditsync import Origin, Pipeline, _auditlog
 from auditsync.aws import handle_kinesis_event
 from auditsync.sinks import JsonLinesSink, _jsonlines
 
-#: Each part: the module globals that turn it off when set to None.
-PARTS: dict[str, list[tuple[Any, str]]] = {
+c_parse_line = _auditlog._c_parse_line
+
+
+def read_log_events_by_line(
+    items: list[Any], fields: tuple[Any, ...], dialect: Any, tz: Any, cache: Any
+) -> tuple[list[Any], int] | None:
+    """What the C batch reader answers, by a Python loop calling the C parse_line."""
+    read = _auditlog._log_event_origins(items, fields)
+    if read is None or c_parse_line is None:
+        return None
+    results: list[Any] = []
+    misses = 0
+    for item, origin in zip(items, read[0], strict=True):
+        event = c_parse_line(item["message"], dialect, tz, cache, origin)
+        misses += event is None
+        results.append(origin if event is None else event)
+    return results, misses
+
+
+def read_lines_by_line(
+    texts: list[Any], numbers: list[Any], fields: tuple[Any, ...], dialect: Any, tz: Any, cache: Any
+) -> tuple[list[Any], int] | None:
+    """What the C batch reader answers for a file's lines, by a Python loop."""
+    if c_parse_line is None:
+        return None
+    base = Origin(*fields)
+    results: list[Any] = []
+    misses = 0
+    for text, number in zip(texts, numbers, strict=True):
+        origin = attrs.evolve(base, line_number=number)
+        line = text.decode("utf-8", "surrogateescape") if isinstance(text, bytes) else text
+        event = c_parse_line(line, dialect, tz, cache, origin)
+        misses += event is None
+        results.append(origin if event is None else event)
+    return results, misses
+
+
+#: Each part: the module globals that turn it off, and what stands in for them.
+PARTS: dict[str, list[tuple[Any, str, Any]]] = {
     "none": [],
     "the C reader": [
-        (_auditlog, "_c_parse_line"),
-        (_auditlog, "_c_read_lines"),
-        (_auditlog, "_c_read_log_events"),
+        (_auditlog, "_c_parse_line", None),
+        (_auditlog, "_c_read_lines", None),
+        (_auditlog, "_c_read_log_events", None),
     ],
-    "its batch entry points": [(_auditlog, "_c_read_lines"), (_auditlog, "_c_read_log_events")],
-    "the C writer": [(_jsonlines, "_c_event_json"), (_jsonlines, "_c_json_lines")],
-    "its batch writer": [(_jsonlines, "_c_json_lines")],
+    "its batch entry points": [
+        (_auditlog, "_c_read_lines", read_lines_by_line),
+        (_auditlog, "_c_read_log_events", read_log_events_by_line),
+    ],
+    "the C writer": [(_jsonlines, "_c_event_json", None), (_jsonlines, "_c_json_lines", None)],
+    "its batch writer": [(_jsonlines, "_c_json_lines", None)],
 }
 
 
 @contextlib.contextmanager
 def without(part: str) -> Iterator[None]:
-    saved = [(module, name, getattr(module, name)) for module, name in PARTS[part]]
-    for module, name, _ in saved:
-        setattr(module, name, None)
+    saved = [(module, name, getattr(module, name)) for module, name, _ in PARTS[part]]
+    for module, name, stand_in in PARTS[part]:
+        setattr(module, name, stand_in)
     try:
         yield
     finally:

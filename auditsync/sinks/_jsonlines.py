@@ -24,7 +24,7 @@ import operator
 import os
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import IO, Any, cast
+from typing import IO, Any, Final, cast
 
 import orjson
 
@@ -38,11 +38,13 @@ from .._events import (
     AuditEvent,
     DeadLetter,
     Dialect,
+    Field,
     Form,
     Origin,
     _isoformat,
+    compiled,
     exact_bytes,
-    values_of,
+    field_reads,
 )
 from .._native import DIALECTS, c_json
 
@@ -62,14 +64,18 @@ _EVENT_MEMBERS = (
     *(field for field in EVENT_FIELDS if field.form is Form.ORIGIN),
 )
 _EVENT_NAMES = ("key", *(field.name for field in _EVENT_MEMBERS))
-_EVENT_VALUES = values_of(field.name for field in _EVENT_MEMBERS)
 _EVENT_TEXT = ("key", *(field.name for field in _EVENT_MEMBERS if field.form in _TEXT_FORMS))
-#: Where the key and the event's text stand among its members' values.
-_EVENT_TEXT_AT = operator.itemgetter(*(_EVENT_NAMES.index(name) for name in _EVENT_TEXT))
 _ORIGIN_NAMES = tuple(field.name for field in ORIGIN_FIELDS)
-_ORIGIN_VALUES = values_of(_ORIGIN_NAMES)
 _ORIGIN_TEXT = tuple(field.name for field in ORIGIN_FIELDS if field.form in _TEXT_FORMS)
-_ORIGIN_TEXT_AT = operator.itemgetter(*(_ORIGIN_NAMES.index(name) for name in _ORIGIN_TEXT))
+#: The text members of a document, for one check of them all.
+_EVENT_TEXT_OF = operator.itemgetter(*_EVENT_TEXT)
+_ORIGIN_TEXT_OF = operator.itemgetter(*_ORIGIN_TEXT)
+#: How a member of each form is written (``{}`` its value), where not as it is.
+_JSON: Final = {
+    Form.TIMESTAMP: "iso_timestamp({})",
+    Form.DIALECT: "{}._value_",  # the plain str; .value is a slow descriptor
+    Form.ORIGIN: "origin_to_dict({})",
+}
 
 
 # --- text that may not be Unicode -----------------------------------------------------------
@@ -146,46 +152,44 @@ def iso_timestamp(moment: datetime) -> str:
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
+def _document(value: str, members: Sequence[Field]) -> str:
+    """The source of a dict display of ``members``, each written by its form."""
+    reads = field_reads(value, (field.name for field in members))
+    return "".join(
+        f"{field.name!r}: {_JSON.get(field.form, '{}').format(read)}, "
+        for field, read in zip(members, reads, strict=True)
+    )
+
+
 def origin_to_dict(origin: Origin | None) -> dict[str, Any] | None:
     """The origin as a JSON object, or ``None``."""
     if origin is None:
         return None
-    values = _ORIGIN_VALUES(origin)
-    document = dict(zip(_ORIGIN_NAMES, values, strict=True))
+    document: dict[str, Any] = _origin_document(origin)
     # One check of all the text, as in event_to_dict.
-    if is_unicode("".join(filter(None, _ORIGIN_TEXT_AT(values)))):
+    if is_unicode("".join(filter(None, _ORIGIN_TEXT_OF(document)))):
         return document
     return _make_unicode(document, _ORIGIN_TEXT)
 
 
-def _dialect_name(dialect: Dialect) -> str:
-    return dialect._value_  # the plain str; .value is a slow descriptor
-
-
-#: How a member of each form is written, where it is not its value as it is.
-_WRITE: dict[Form, Callable[[Any], Any]] = {
-    Form.TIMESTAMP: iso_timestamp,
-    Form.DIALECT: _dialect_name,
-    Form.ORIGIN: origin_to_dict,
-}
-_WRITTEN = tuple(
-    (index, _WRITE[field.form])
-    for index, field in enumerate(_EVENT_MEMBERS, 1)
-    if field.form in _WRITE
-)
-
-
 def event_to_dict(event: AuditEvent) -> dict[str, Any]:
     """The event as a JSON-ready dict of plain values; :func:`event_from_dict` reverses it."""
-    values = [event.key, *_EVENT_VALUES(event)]
-    for index, write in _WRITTEN:
-        values[index] = write(values[index])
-    document = dict(zip(_EVENT_NAMES, values, strict=True))
+    document: dict[str, Any] = _event_document(event, event.key)
     # One check of all the text at once: almost every event is plain Unicode. A
     # surrogate never pairs up across a join, so one in any member still shows here.
-    if is_unicode("".join(filter(None, _EVENT_TEXT_AT(values)))):
+    if is_unicode("".join(filter(None, _EVENT_TEXT_OF(document)))):
         return document
     return _make_unicode(document, _EVENT_TEXT)
+
+
+_NAMESPACE = {"iso_timestamp": iso_timestamp, "origin_to_dict": origin_to_dict}
+#: The JSON members of an origin, and of an event and its key, as dicts.
+_origin_document = compiled("origin", f"{{{_document('origin', ORIGIN_FIELDS)}}}")
+_event_document = compiled(
+    "event, key",
+    f"{{'key': key, {_document('event', _EVENT_MEMBERS)}}}",
+    _NAMESPACE,
+)
 
 
 def _timestamp_from(text: Any) -> datetime:
