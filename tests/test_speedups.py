@@ -47,7 +47,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from auditsync import _auditlog as auditlog
-from auditsync import _native
+from auditsync import _events, _native
 from auditsync._errors import LineError
 from auditsync._events import AuditEvent, DeadLetter, Dialect, Origin
 from auditsync.sinks import _jsonlines
@@ -1500,3 +1500,22 @@ def test_the_key_digest_is_blake2b(event: AuditEvent, origin: Origin | None) -> 
     line = c_event_json(event)
     if line is not None:
         assert orjson.loads(line)["key"] == event.key
+
+
+# --- the C code follows the event's table ------------------------------------------------------
+
+
+def test_the_c_reader_reads_fields_of_the_table_and_defaults_the_rest() -> None:
+    read = speedups.READ_FIELDS
+    defaults = dict(_native._reader_defaults(read))
+    assert set(read) | set(defaults) == set(FIELDS)
+    assert defaults == {"truncated": False, "suffix": None}
+    with pytest.raises(RuntimeError, match="no plain default"):
+        _native._reader_defaults(tuple(name for name in read if name != "serverhost"))
+    with pytest.raises(RuntimeError, match="lacks"):
+        _native._reader_defaults((*read, "tls_version"))
+
+
+def test_the_c_writer_knows_the_forms_by_their_numbers() -> None:
+    assert tuple(c_json.FORMS) == tuple(_events.Form.__members__)
+    assert [int(form) for form in _events.Form] == list(range(1, len(c_json.FORMS) + 1))
