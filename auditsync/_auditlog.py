@@ -11,7 +11,7 @@ See docs/line-grammar.md for the dialects and the sources.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar, cast
@@ -20,10 +20,12 @@ from ._errors import LineError
 from ._events import (
     CONNECTION_OPERATIONS,
     CONNECTION_TYPES,
+    ORIGIN_FIELDS,
     TABLE_OPERATIONS,
     AuditEvent,
     Dialect,
     Origin,
+    values_of,
 )
 from ._native import parse_line as _c_parse_line
 from ._native import read_lines as _c_read_lines
@@ -40,6 +42,7 @@ __all__ = [
 
 _KNOWN_OPERATIONS = CONNECTION_OPERATIONS | TABLE_OPERATIONS | {"QUERY"}
 _CONNECTION_TYPE_NAMES = frozenset(CONNECTION_TYPES.values())
+_ORIGIN_NAMES = tuple(field.name for field in ORIGIN_FIELDS)
 
 _DIALECTS = {d.value: d for d in Dialect} | {d: d for d in Dialect}
 _AUTO, _MARIADB, _AURORA, _RDS_MYSQL = (
@@ -298,8 +301,8 @@ def parse_lines(
     if _c_read_lines is not None:
         read = _c_read_lines(texts, numbers, fields, wanted, tz, _date_cache(tz))
     if read is None:
-        group, stream, event_id, shard, sequence, path, _ = fields
-        origins = [Origin(group, stream, event_id, shard, sequence, path, n) for n in numbers]
+        origin_at = _origins_with(fields, "line_number")
+        origins = [origin_at(number) for number in numbers]
         read = cast(list[AuditEvent | Origin], origins), len(origins)
     return _complete(read, texts, wanted, tz, year)
 
@@ -343,16 +346,15 @@ def _dialect(dialect: Dialect | str) -> Dialect:
     return wanted
 
 
-def _origin_fields(origin: Origin) -> tuple[Any, ...]:
-    return (
-        origin.log_group,
-        origin.log_stream,
-        origin.event_id,
-        origin.shard_id,
-        origin.sequence_number,
-        origin.path,
-        origin.line_number,
-    )
+#: An origin's fields in the table's order, as the C reader takes them.
+_origin_fields = values_of(_ORIGIN_NAMES)
+
+
+def _origins_with(fields: tuple[Any, ...], name: str) -> Callable[[Any], Origin]:
+    """Origins of ``fields`` (an origin's, in order) with the field ``name`` set anew."""
+    at = _ORIGIN_NAMES.index(name)
+    before, after = fields[:at], fields[at + 1 :]
+    return lambda value: Origin(*(*before, value, *after))
 
 
 def _log_event_origins(
@@ -361,7 +363,7 @@ def _log_event_origins(
     """The pure-Python twin of the C reader's checks: an origin per well-formed log event."""
     if type(items) is not list:
         return None
-    group, stream, _, shard, sequence, path, number = fields
+    origin_with = _origins_with(fields, "event_id")
     origins: list[AuditEvent | Origin] = []
     for item in items:
         if type(item) is not dict:
@@ -369,7 +371,7 @@ def _log_event_origins(
         event_id, stamp, message = item.get("id"), item.get("timestamp"), item.get("message")
         if type(event_id) is not str or type(stamp) is not int or type(message) is not str:
             return None
-        origins.append(Origin(group, stream, event_id, shard, sequence, path, number))
+        origins.append(origin_with(event_id))
     return origins, len(origins)
 
 

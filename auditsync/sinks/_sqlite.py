@@ -21,7 +21,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import attrs
 import orjson
@@ -31,9 +31,11 @@ from .._events import (
     ORIGIN_FIELDS,
     AuditEvent,
     DeadLetter,
+    Field,
     Form,
+    compiled,
     exact_bytes,
-    values_of,
+    field_reads,
 )
 from ._base import Refused
 from ._jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
@@ -51,8 +53,6 @@ __all__ = [
 _ORIGIN_COLUMNS = tuple(f"origin_{field.name}" for field in ORIGIN_FIELDS)
 #: The event's fields that are a column each; the origin is flattened into _ORIGIN_COLUMNS.
 _FIELD_COLUMNS = tuple(field for field in EVENT_FIELDS if field.form is not Form.ORIGIN)
-_FIELD_VALUES = values_of(field.name for field in _FIELD_COLUMNS)
-_ORIGIN_VALUES = values_of(field.name for field in ORIGIN_FIELDS)
 #: The event table's columns, in the order of :func:`event_row`: the key, the fields in
 #: order (the object's exact bytes beside it), the origin, the exact bytes of the rest.
 _FIELD_NAMES = tuple(field.name for field in _FIELD_COLUMNS)
@@ -153,51 +153,51 @@ class _Text:
         return text.replace("\x00", "\ufffd") if self.nul_free else text
 
 
-def _same(text: _Text, column: str, value: Any) -> Any:
-    return value
-
-
-#: How a field's value of each form becomes its cell.
-_CELL: dict[Form, Callable[[_Text, str, Any], Any]] = {
-    Form.TEXT: _Text.__call__,
-    Form.OPTIONAL_TEXT: _Text.__call__,
-    Form.INTEGER: _same,
-    Form.OPTIONAL_INTEGER: _same,
-    Form.FLAG: _same,
-    Form.TIMESTAMP: lambda text, column, value: iso_timestamp(value),
-    Form.DIALECT: lambda text, column, value: value.value,
+#: How a field's value of each form becomes its cell (``{v}`` the value, ``{n}`` the
+#: column): text through ``text``, which keeps the exact bytes of what it must change.
+_CELL: Final = {
+    Form.TEXT: "text({n!r}, {v})",
+    Form.OPTIONAL_TEXT: "text({n!r}, {v})",
+    Form.INTEGER: "{v}",
+    Form.OPTIONAL_INTEGER: "{v}",
+    Form.FLAG: "{v}",
+    Form.TIMESTAMP: "iso_timestamp({v})",
+    Form.DIALECT: "{v}.value",
 }
-_FIELD_CELLS = tuple((_CELL[field.form], field.name) for field in _FIELD_COLUMNS)
-_ORIGIN_CELLS = tuple((_CELL[field.form], f"origin_{field.name}") for field in ORIGIN_FIELDS)
 
 
-def _origin_values(text: _Text, event_or_letter: AuditEvent | DeadLetter) -> list[Any]:
+def _cells(value: str, fields: Sequence[Field], prefix: str) -> Callable[..., tuple[Any, ...]]:
+    """``(text, value) -> cells``: the fields' cells, compiled from their forms."""
+    reads = field_reads(value, (field.name for field in fields))
+    cells = "".join(
+        _CELL[field.form].format(v=read, n=prefix + field.name) + ", "
+        for field, read in zip(fields, reads, strict=True)
+    )
+    return compiled(f"text, {value}", f"({cells})", {"iso_timestamp": iso_timestamp})
+
+
+_field_cells = _cells("event", _FIELD_COLUMNS, "")
+_origin_cells = _cells("origin", ORIGIN_FIELDS, "origin_")
+_NO_ORIGIN = (None,) * len(_ORIGIN_COLUMNS)
+
+
+def _origin_values(text: _Text, event_or_letter: AuditEvent | DeadLetter) -> tuple[Any, ...]:
     origin = event_or_letter.origin
-    if origin is None:
-        return [None] * len(_ORIGIN_COLUMNS)
-    values = _ORIGIN_VALUES(origin)
-    return [
-        cell(text, column, value)
-        for (cell, column), value in zip(_ORIGIN_CELLS, values, strict=True)
-    ]
+    return _NO_ORIGIN if origin is None else _origin_cells(text, origin)
 
 
 def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
     """The event as a row of :data:`EVENT_COLUMNS`; ``nul_free`` for databases without NUL."""
     text = _Text(nul_free)
-    values = _FIELD_VALUES(event)
-    row: list[Any] = [text("key", event.key)]
-    row += [
-        cell(text, column, value)
-        for (cell, column), value in zip(_FIELD_CELLS, values, strict=True)
-    ]
-    row += _origin_values(text, event)
-    row.insert(_OBJECT_BYTES_AT, text.exact.pop("object", None))
+    key = text("key", event.key)
+    cells = _field_cells(text, event)
+    origin = _origin_values(text, event)
+    object_bytes = text.exact.pop("object", None)
     raw_fields = None
     if text.exact:
         raw_fields = orjson.dumps({k: _b64(v) for k, v in text.exact.items()}).decode()
-    row.append(raw_fields)
-    return tuple(row)
+    at = _OBJECT_BYTES_AT - 1
+    return (key, *cells[:at], object_bytes, *cells[at:], *origin, raw_fields)
 
 
 def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any, ...]:
