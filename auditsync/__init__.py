@@ -14,6 +14,7 @@ from ._errors import AuditSyncError, DeliveryError, EnvelopeError, LineError, Pa
 from ._events import AuditEvent, DeadLetter, Dialect, Origin
 from ._payload import decode_payload
 from ._pipeline import Line, Lines, Payload, Pipeline, Report
+from ._sources import InputFormat, read_file
 
 try:
     __version__ = _installed_version("auditsync")
@@ -27,6 +28,7 @@ __all__ = [
     "DeliveryError",
     "Dialect",
     "EnvelopeError",
+    "InputFormat",
     "Line",
     "LineError",
     "Lines",
@@ -43,4 +45,5 @@ __all__ = [
     "iter_messages",
     "parse_line",
     "parse_message",
+    "read_file",
 ]

@@ -44,7 +44,7 @@ def data_message(
 def to_payload(message: SubscriptionMessage | bytes) -> str:
     """Base64 of gzip of the message JSON: what Kinesis and subscription filters carry."""
     raw = message if isinstance(message, bytes) else orjson.dumps(message.to_dict())
-    return base64.b64encode(gzip.compress(raw)).decode("ascii")
+    return base64.b64encode(gzip.compress(raw, mtime=0)).decode("ascii")
 
 
 def kinesis_event(payloads: Sequence[str], shard: str = "shardId-000000000000") -> dict[str, Any]:
