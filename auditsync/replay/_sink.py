@@ -33,9 +33,9 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from ._events import AuditEvent, Dialect
-from .sinks._base import Refused
-from .sql import DCL_KINDS, DDL_KINDS, Statement, classify
+from .._events import AuditEvent, Dialect
+from ..sinks._base import Refused
+from ..sql import DCL_KINDS, DDL_KINDS, Statement, classify
 
 __all__ = [
     "MIRRORED_VARIABLES",
