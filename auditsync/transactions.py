@@ -171,19 +171,24 @@ class Session:
     @classmethod
     def load(cls, text: str | bytes) -> Session:
         """A session from :meth:`dump`'s text, in this format or format 1."""
-        fields: dict[str, Any] = json.loads(text)
-        version = fields.pop("format", 1)
-        if version == 1:
-            fields = _from_format_1(fields)
-        elif version != FORMAT:
-            raise SessionFormatError(
-                f"stored session in format {version!r}: this version reads formats 1 and {FORMAT}"
-            )
-        names = {field.name for field in attrs.fields(cls)}
-        session = cls(**{name: value for name, value in fields.items() if name in names})
-        session.savepoints = [Savepoint(**entry) for entry in fields.get("savepoints", [])]
-        session.stack = [OpenStatement(**entry) for entry in fields.get("stack", [])]
-        return session
+        try:
+            fields: dict[str, Any] = json.loads(text)
+            version = fields.pop("format", 1)
+            if version == 1:
+                fields = _from_format_1(fields)
+            elif version != FORMAT:
+                raise SessionFormatError(
+                    f"stored session in format {version!r}:"
+                    f" this version reads formats 1 to {FORMAT}"
+                )
+            fields["savepoints"] = [Savepoint(**entry) for entry in fields.get("savepoints", [])]
+            fields["stack"] = [OpenStatement(**entry) for entry in fields.get("stack", [])]
+            names = {field.name for field in attrs.fields(cls)}
+            return cls(**{name: value for name, value in fields.items() if name in names})
+        except (TypeError, ValueError, AttributeError) as error:
+            if isinstance(error, SessionFormatError):
+                raise
+            raise SessionFormatError(f"stored session is not one: {error}") from error
 
 
 def _from_format_1(fields: dict[str, Any]) -> dict[str, Any]:
@@ -203,15 +208,15 @@ def _from_format_1(fields: dict[str, Any]) -> dict[str, Any]:
 
 # --- What the policy says about a write, and what a step asks of the consumer ------------------
 
-V = TypeVar("V")
-V_co = TypeVar("V_co", covariant=True)
+_V = TypeVar("_V")
+_V_co = TypeVar("_V_co", covariant=True)
 
 
 @attrs.frozen(slots=True)
-class Take(Generic[V_co]):
+class Take(Generic[_V_co]):
     """The policy takes the write; ``value`` comes back in the :class:`Run` or :class:`Hold`."""
 
-    value: V_co
+    value: _V_co
 
 
 @attrs.frozen(slots=True)
@@ -228,10 +233,10 @@ class Refuse:
     reason: str
 
 
-Verdict = Take[V_co] | Skip | Refuse
+Verdict = Take[_V_co] | Skip | Refuse
 
 
-class Policy(Protocol[V_co]):
+class Policy(Protocol[_V_co]):
     """What a consumer of the machine decides: which tables it follows, what a write is."""
 
     def follows(self, database: str, table: str) -> bool:
@@ -239,26 +244,26 @@ class Policy(Protocol[V_co]):
         are not taken but wrote such a table through a trigger or a stored function)."""
         ...
 
-    def judge(self, session: Session, event: AuditEvent, statement: Statement) -> Verdict[V_co]:
+    def judge(self, session: Session, event: AuditEvent, statement: Statement) -> Verdict[_V_co]:
         """What to make of a successful write (DML, DDL, TRUNCATE, LOAD DATA) of ``session``."""
         ...
 
 
 @attrs.frozen(slots=True)
-class Run(Generic[V_co]):
+class Run(Generic[_V_co]):
     """Take a write now, as a transaction of its own (autocommit; DDL commits by itself)."""
 
-    value: V_co
+    value: _V_co
     settings: Mapping[str, str]
     ddl: bool = False
 
 
 @attrs.frozen(slots=True)
-class Hold(Generic[V_co]):
+class Hold(Generic[_V_co]):
     """Keep a write of the open transaction, numbered ``seq``, until the transaction ends."""
 
     seq: int
-    value: V_co
+    value: _V_co
     settings: Mapping[str, str]
 
 
@@ -285,7 +290,7 @@ class Forget:
     """The connection ended: its stored session can go (the machine has reset it)."""
 
 
-Action = Run[V_co] | Hold[V_co] | Commit | Discard | Forget
+Action = Run[_V_co] | Hold[_V_co] | Commit | Discard | Forget
 
 #: What became of an event: ``state`` (it changed the session only), ``applied`` (a write
 #: run now), ``held``, ``committed``, ``rolled back``, ``skipped`` (see ``why``),
@@ -294,13 +299,13 @@ Outcome = Literal["state", "applied", "held", "committed", "rolled back", "skipp
 
 
 @attrs.define
-class Step(Generic[V]):
+class Step(Generic[_V]):
     """What one event asks of the consumer, and what it comes to."""
 
     outcome: Outcome = "state"
     #: Why the event is refused (several reasons joined by ``; ``), or ``None``.
     reason: str | None = None
-    actions: list[Action[V]] = attrs.Factory(list)
+    actions: list[Action[_V]] = attrs.Factory(list)
     #: Why nothing was taken, when the outcome is ``"skipped"``.
     why: str | None = None
 
@@ -363,7 +368,7 @@ _TRUE_WORDS: Final = frozenset({"1", "ON", "TRUE"})
 _FALSE_WORDS: Final = frozenset({"0", "OFF", "FALSE"})
 
 
-class SessionMachine(Generic[V]):
+class SessionMachine(Generic[_V]):
     """Follows each connection as the server did; says what each event comes to.
 
     Pure but for the ``policy``, which it asks about each write. It changes the session it
@@ -371,7 +376,7 @@ class SessionMachine(Generic[V]):
     sessions.
     """
 
-    def __init__(self, policy: Policy[V], *, autocommit: bool = True):
+    def __init__(self, policy: Policy[_V], *, autocommit: bool = True):
         self.policy = policy
         self.autocommit = autocommit
 
@@ -379,23 +384,23 @@ class SessionMachine(Generic[V]):
         """The state of a connection the log has shown nothing of yet."""
         return Session(autocommit=self.autocommit)
 
-    def step(self, session: Session, event: AuditEvent) -> Step[V]:
+    def step(self, session: Session, event: AuditEvent) -> Step[_V]:
         """What one QUERY or connection record does (table events go to :meth:`table_event`)."""
         operation = event.operation
         if operation == "QUERY":
             return self._query(session, event)
         if operation in ("CONNECT", "CHANGEUSER") and not event.retcode:
             # A new connection (the id may be reused after a restart) or a reset session.
-            step = self._end_transaction(session, Step[V](), Discard())
+            step = self._end_transaction(session, Step[_V](), Discard())
             session.reset(self.autocommit)
             session.database = session.seen = event.database or None
             return step
         if operation == "DISCONNECT":
-            step = self._end_transaction(session, Step[V](), Discard())
+            step = self._end_transaction(session, Step[_V](), Discard())
             session.reset(self.autocommit)
             step.actions.append(Forget())
             return step
-        step = Step[V]()
+        step = Step[_V]()
         step.skip("failed or proxied connection")
         return step
 
@@ -417,7 +422,7 @@ class SessionMachine(Generic[V]):
 
     # ---- statements
 
-    def _query(self, session: Session, event: AuditEvent) -> Step[V]:
+    def _query(self, session: Session, event: AuditEvent) -> Step[_V]:
         if event.database != (session.seen or ""):
             # The plugin's guess moved (COM_INIT_DB, or a USE it understood): follow it. A
             # USE it missed ("USE\ndb") leaves the field alone, and :meth:`_use` reads it.
@@ -438,7 +443,7 @@ class SessionMachine(Generic[V]):
         )
         if event.retcode:
             return self._failed(session, event.retcode, commits)
-        step = Step[V]()
+        step = Step[_V]()
         if commits:
             self._end_transaction(session, step, Commit())
         handler = _HANDLERS.get(kind)
@@ -486,8 +491,8 @@ class SessionMachine(Generic[V]):
         outer = stack[-1] if stack and stack[-1].query_id < query_id else None
         return own, outer
 
-    def _failed(self, session: Session, retcode: int, commits: bool) -> Step[V]:
-        step = Step[V]()
+    def _failed(self, session: Session, retcode: int, commits: bool) -> Step[_V]:
+        step = Step[_V]()
         step.skip("failed on the source")
         if retcode in _DEADLOCKS:
             # A deadlock rolls back the whole transaction and ends BEGIN (MariaDB 10.11).
@@ -496,7 +501,7 @@ class SessionMachine(Generic[V]):
             self._end_transaction(session, step, Commit())
         return step
 
-    def _end_transaction(self, session: Session, step: Step[V], end: Commit | Discard) -> Step[V]:
+    def _end_transaction(self, session: Session, step: Step[_V], end: Commit | Discard) -> Step[_V]:
         """Commit or roll back the open transaction, if it holds anything."""
         if session.held:
             if isinstance(end, Commit) and session.refusal is not None:
@@ -514,7 +519,7 @@ class SessionMachine(Generic[V]):
         return step
 
     @staticmethod
-    def _refuse(session: Session, step: Step[V], reason: str) -> None:
+    def _refuse(session: Session, step: Step[_V], reason: str) -> None:
         """Refuse the event; in a transaction, the whole transaction (taking part diverges)."""
         if session.in_transaction and session.refusal is None:
             session.refusal = reason
@@ -524,7 +529,7 @@ class SessionMachine(Generic[V]):
         step.note(reason)
 
     def _write(
-        self, session: Session, event: AuditEvent, statement: Statement, step: Step[V]
+        self, session: Session, event: AuditEvent, statement: Statement, step: Step[_V]
     ) -> None:
         verdict = self.policy.judge(session, event, statement)
         if isinstance(verdict, Skip):
@@ -563,19 +568,19 @@ class SessionMachine(Generic[V]):
 
     # ---- transaction control and session settings, by kind
 
-    def _use(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _use(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         match = _USE.match(lexed.code)
         if match is not None:
             session.database = unquote(match.group(1))
 
-    def _begin(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _begin(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         session.begun = True  # the implicit commit before it is done already
 
-    def _commit(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _commit(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         self._end_transaction(session, step, Commit())
         session.begun = _AND_CHAIN.search(lexed.bare) is not None
 
-    def _rollback(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _rollback(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         target = _ROLLBACK_TO.match(lexed.code)
         if target is None:
             self._end_transaction(session, step, Discard())
@@ -591,30 +596,30 @@ class SessionMachine(Generic[V]):
                     session.refusal = None  # what could not be taken is undone
                 return
 
-    def _savepoint(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _savepoint(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         match = _SAVEPOINT_NAME.match(lexed.code)
         if match is not None and session.in_transaction:
             name = unquote(match.group(1)).lower()
             kept = [savepoint for savepoint in session.savepoints if savepoint.name != name]
             session.savepoints = [*kept, Savepoint(name, session.seq, session.held)]
 
-    def _release(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _release(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         match = _SAVEPOINT_NAME.match(lexed.code)
         names = [savepoint.name for savepoint in session.savepoints]
         name = None if match is None else unquote(match.group(1)).lower()
         if name in names:
             del session.savepoints[names.index(name) :]
 
-    def _lock(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _lock(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         session.locked = True
 
-    def _unlock(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _unlock(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         session.locked = False
 
-    def _xa(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _xa(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         session.lost = "XA transactions are not replayed"
 
-    def _set(self, session: Session, lexed: Lexed, step: Step[V]) -> None:
+    def _set(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         """Follow SET of autocommit, of the session variables and of the character set."""
         head = _SET_HEAD.match(lexed.bare)
         if head is None:
@@ -655,7 +660,7 @@ class SessionMachine(Generic[V]):
         if value.strip("'\"").lower() not in _UTF8_CHARSETS:
             session.lost = f"character set {value}: auditsync replays UTF-8 text only"
 
-    def _autocommit(self, session: Session, step: Step[V], literal: str | None) -> None:
+    def _autocommit(self, session: Session, step: Step[_V], literal: str | None) -> None:
         word = (literal or "").strip("'\"").upper()
         if word == "DEFAULT":
             value = self.autocommit

@@ -210,7 +210,11 @@ def test_format_1_is_read_into_named_fields() -> None:
     assert json.loads(session.dump())["format"] == 2
 
 
-def test_a_format_from_the_future_is_an_error() -> None:
+def test_a_format_from_the_future_or_a_damaged_session_is_an_error() -> None:
     with pytest.raises(SessionFormatError, match="format 3") as raised:
         Session.load('{"format": 3}')
     assert isinstance(raised.value, AuditSyncError)
+    with pytest.raises(SessionFormatError, match="not one"):
+        Session.load('{"format": 2, "savepoints": [{"name": "a"}]}')
+    with pytest.raises(SessionFormatError, match="not one"):
+        Session.load("[")
