@@ -19,6 +19,20 @@ import attrs
 from .._lexed import IDENT, Lexed, quote, unquote
 from ..sql import Statement, classify
 
+__all__ = [
+    "LEXICAL_MODES",
+    "InsertShape",
+    "TableInfo",
+    "escaped_length",
+    "insert_rules",
+    "insert_shape",
+    "map_databases",
+    "unsafe",
+    "unsafe_reason",
+    "update_assigns",
+    "volatile_default",
+]
+
 
 def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -259,10 +273,21 @@ def _bare_or_quoted(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_$][0-9A-Za-z_$]*", name) else quote(name)
 
 
-# --- The rules that need the target's view of a table ---------------------------------------
+# --- What the log and the session decide -----------------------------------------------------
 
 #: sql_mode flags that change how the text is lexed: auditsync reads MariaDB's default lexis.
 LEXICAL_MODES: Final = re.compile(r"NO_BACKSLASH_ESCAPES|ANSI_QUOTES|(?<![A-Z_])ANSI(?![A-Z_])")
+
+
+_ESCAPED: Final = re.compile(r"[\b\t\n\f\r'\\]")
+
+
+def escaped_length(text: str) -> int:
+    """The statement's length in the log, in bytes: the plugin escapes seven characters."""
+    return len(text.encode("utf-8", "surrogateescape")) + len(_ESCAPED.findall(text))
+
+
+# --- The rules that need the target's view of a table ---------------------------------------
 
 
 @attrs.frozen(slots=True)
@@ -281,14 +306,6 @@ class TableInfo:
     on_update: frozenset[str] = frozenset()
     transactional: bool = True
     view: bool = False
-
-
-_ESCAPED: Final = re.compile(r"[\b\t\n\f\r'\\]")
-
-
-def escaped_length(text: str) -> int:
-    """The statement's length in the log, in bytes: the plugin escapes seven characters."""
-    return len(text.encode("utf-8", "surrogateescape")) + len(_ESCAPED.findall(text))
 
 
 def insert_rules(shape: InsertShape | None, info: TableInfo, table: str) -> str | None:
