@@ -18,8 +18,7 @@ from typing import Any
 import attrs
 import pytest
 
-from auditsync import AuditEvent, DeadLetter, Dialect, Origin, format_line
-from auditsync._pipeline import Line, Pipeline
+from auditsync import AuditEvent, DeadLetter, Dialect, Line, Origin, Pipeline, format_line
 from auditsync.replay import (
     MySQLTarget,
     ReplayRefused,
