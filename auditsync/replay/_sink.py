@@ -126,6 +126,18 @@ class _Record(NamedTuple):
     event_time: str
 
 
+class _Held(NamedTuple):
+    """A row of the pending table: a statement of an open transaction, ready to run."""
+
+    serverhost: bytes
+    connection_id: int
+    seq: int
+    event_key: str
+    target_db: bytes
+    settings: str
+    statement: bytes
+
+
 class _Unit(NamedTuple):
     """A statement to run on the target, in its database, with the source's settings."""
 
@@ -437,10 +449,15 @@ class ReplaySink:
                 stats.applied += 1
             return failure
         if isinstance(action, Hold):
-            database = action.value.database.encode("utf-8", "surrogateescape")
-            settings = json.dumps(action.settings, ensure_ascii=True)
-            text = action.value.text.encode("utf-8", "surrogateescape")
-            cursor.execute(sql.hold, (*connection, action.seq, event.key, database, settings, text))
+            row = _Held(
+                *connection,
+                seq=action.seq,
+                event_key=event.key,
+                target_db=action.value.database.encode("utf-8", "surrogateescape"),
+                settings=json.dumps(action.settings, ensure_ascii=True),
+                statement=action.value.text.encode("utf-8", "surrogateescape"),
+            )
+            cursor.execute(sql.hold, row)
             work.held.add(event.key)
             stats.held += 1
             return None
