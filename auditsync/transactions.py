@@ -385,10 +385,13 @@ class SessionMachine(Generic[_V]):
         return Session(autocommit=self.autocommit)
 
     def step(self, session: Session, event: AuditEvent) -> Step[_V]:
-        """What one QUERY or connection record does (table events go to :meth:`table_event`)."""
+        """What one event does: a QUERY, connection or table record."""
         operation = event.operation
         if operation == "QUERY":
             return self._query(session, event)
+        if operation in TABLE_OPERATIONS:
+            self.table_event(session, event)
+            return Step()
         if operation in ("CONNECT", "CHANGEUSER") and not event.retcode:
             # A new connection (the id may be reused after a restart) or a reset session.
             step = self._end_transaction(session, Step[_V](), Discard())
@@ -405,7 +408,11 @@ class SessionMachine(Generic[_V]):
         return step
 
     def table_event(self, session: Session, event: AuditEvent) -> None:
-        """Open the statement's :class:`OpenStatement`: its table events come first."""
+        """Open the statement's :class:`OpenStatement`: its table events come first.
+
+        :meth:`step` calls it for table events; a consumer that keeps no record of table
+        events (they are many, and say nothing of their own) may call it directly.
+        """
         query_id = event.query_id
         wrote = event.operation != "READ" and event.database not in SYSTEM_DATABASES
         followed = event.operation == "WRITE" and self.policy.follows(event.database, event.object)

@@ -166,7 +166,7 @@ def test_a_refused_write_refuses_its_whole_transaction(machine: SessionMachine[s
 
 def test_a_statement_run_inside_another_is_nested(machine: SessionMachine[str]) -> None:
     session = machine.session()
-    machine.table_event(session, event("WRITE", "t", query_id=50))
+    assert machine.step(session, event("WRITE", "t", query_id=50)) == Step()
     assert session.stack == [OpenStatement(50, wrote=True, wrote_followed=True)]
     inner = machine.step(session, event("QUERY", "INSERT INTO log VALUES (1)", query_id=51))
     outer = machine.step(session, event("QUERY", "INSERT INTO t VALUES (1)", query_id=50))
