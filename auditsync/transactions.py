@@ -32,7 +32,7 @@ from ._lexed import IDENT, Lexed, unquote
 from .sql import DCL_KINDS, DDL_KINDS, Statement, classify
 
 __all__ = [
-    "FORMAT",
+    "SESSION_FORMAT",
     "SESSION_VARIABLES",
     "SYSTEM_DATABASES",
     "TABLE_OPERATIONS",
@@ -58,7 +58,7 @@ __all__ = [
 
 #: The version of the storage format of :meth:`Session.dump`. Format 1 (unversioned, with
 #: savepoints and open statements as positional lists) is still read.
-FORMAT: Final = 2
+SESSION_FORMAT: Final = 2
 
 #: Session variables that change what a statement does; the session keeps their values.
 SESSION_VARIABLES: Final[tuple[str, ...]] = (
@@ -78,7 +78,7 @@ TABLE_OPERATIONS: Final = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER",
 
 
 class SessionFormatError(AuditSyncError):
-    """A stored session in a format this version cannot read (written by a newer one)."""
+    """A stored session this version cannot read: a newer format, or not a session at all."""
 
 
 # --- A connection's state, and its storage format ---------------------------------------------
@@ -163,9 +163,9 @@ class Session:
             setattr(self, field.name, getattr(fresh, field.name))
 
     def dump(self) -> str:
-        """The session as JSON text in storage format :data:`FORMAT` (docs/replay.md)."""
+        """The session as JSON text in storage format :data:`SESSION_FORMAT` (docs/replay.md)."""
         # Standard json: names may hold lone surrogates, which it escapes and orjson refuses.
-        fields = {"format": FORMAT, **attrs.asdict(self)}
+        fields = {"format": SESSION_FORMAT, **attrs.asdict(self)}
         return json.dumps(fields, ensure_ascii=True, separators=(",", ":"))
 
     @classmethod
@@ -176,10 +176,10 @@ class Session:
             version = fields.pop("format", 1)
             if version == 1:
                 fields = _from_format_1(fields)
-            elif version != FORMAT:
+            elif version != SESSION_FORMAT:
                 raise SessionFormatError(
                     f"stored session in format {version!r}:"
-                    f" this version reads formats 1 to {FORMAT}"
+                    f" this version reads formats 1 to {SESSION_FORMAT}"
                 )
             fields["savepoints"] = [Savepoint(**entry) for entry in fields.get("savepoints", [])]
             fields["stack"] = [OpenStatement(**entry) for entry in fields.get("stack", [])]

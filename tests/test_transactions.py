@@ -15,7 +15,7 @@ import pytest
 from auditsync import AuditEvent, AuditSyncError, Dialect
 from auditsync.sql import Statement
 from auditsync.transactions import (
-    FORMAT,
+    SESSION_FORMAT,
     Commit,
     Discard,
     Forget,
@@ -179,7 +179,7 @@ def test_a_session_round_trips_through_its_storage_format(machine: SessionMachin
     run(machine, session, "SET sql_mode = 'STRICT_ALL_TABLES'", "BEGIN", "SAVEPOINT `a``b`")
     machine.table_event(session, event("WRITE", "t", query_id=7))
     text = session.dump()
-    assert json.loads(text)["format"] == FORMAT == 2
+    assert json.loads(text)["format"] == SESSION_FORMAT == 2
     assert json.loads(text)["savepoints"] == [{"name": "a`b", "seq": 0, "held": 0}]
     assert Session.load(text) == session
 
