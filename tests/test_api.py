@@ -24,6 +24,7 @@ PUBLIC_MODULES = {
     "auditsync.sql",
     "auditsync.testing",
     "auditsync.replay",
+    "auditsync.transactions",
 }
 PRIVATE_IMPORT = re.compile(
     r"\bauditsync(?:\.\w+)*\._\w+|from auditsync(?:\.\w+)* import (?:.*\b_\w+)"
