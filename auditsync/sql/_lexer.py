@@ -35,6 +35,7 @@ __all__ = [
     "NUMBER",
     "PARENS",
     "RESERVED",
+    "STRING",
     "TOKEN",
     "TOKEN_RUN",
     "Lexed",
@@ -95,11 +96,10 @@ TOKEN_RUN: Final = _lexicon(rf"(?:\s*+,\s*+(?:{_SINGLE_QUOTED}|{_DOUBLE_QUOTED})
 
 #: One part of a name token (`` `db`.`table` `` is one token), as written, backquotes and all.
 NAME_PART: Final = re.compile(_QUOTED_NAME)
-# A string that is closed: only the last token of a text can be open.
-_CLOSED_STRING: Final = {
-    "'": re.compile(_SINGLE_QUOTED_BODY + "'"),
-    '"': re.compile(_DOUBLE_QUOTED_BODY + '"'),
-}
+#: A closed string literal, single- or double-quoted: a pattern to build others with.
+STRING: Final = rf"{_SINGLE_QUOTED_BODY}'|{_DOUBLE_QUOTED_BODY}\""
+# Only the last token of a text can be open: the others end where a closed one does.
+_CLOSED_STRING: Final = re.compile(STRING)
 
 #: A name as written: backquoted (``` `` ``` inside), or bare (MySQL allows U+0080..U+FFFF).
 IDENT: Final = r"(?:`(?:[^`]|``)*+`|[0-9A-Za-z_$\u0080-\uffff]++)"
@@ -272,8 +272,8 @@ def _unclosed(token: str) -> bool:
     first = token[0]
     if first == "`":
         return token.count("`") % 2 == 1  # each closed part holds an even number
-    if first in _CLOSED_STRING:
-        return _CLOSED_STRING[first].fullmatch(token) is None
+    if first in "'\"":
+        return _CLOSED_STRING.fullmatch(token) is None
     return first == "/" and (len(token) < 4 or not token.endswith("*/"))
 
 
