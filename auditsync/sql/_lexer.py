@@ -60,7 +60,8 @@ def words(text: str) -> tuple[str, ...]:
 # Every branch starts with a literal character, so ``re`` skips to the next candidate
 # with a character-set scan instead of trying every branch at every position (ten times
 # faster). An unclosed string, name or comment runs to the end of the text.
-_QUOTED_NAME = r"`[^`]*+(?:``[^`]*+)*+`?"
+_QUOTED_NAME_BODY = r"`[^`]*+(?:``[^`]*+)*+"
+_QUOTED_NAME = _QUOTED_NAME_BODY + "`?"
 _SINGLE_QUOTED_BODY = r"'[^'\\]*+(?:(?:\\[\s\S]|'')[^'\\]*+)*+"
 _DOUBLE_QUOTED_BODY = r'"[^"\\]*+(?:(?:\\[\s\S]|"")[^"\\]*+)*+'
 _SINGLE_QUOTED = _SINGLE_QUOTED_BODY + r"(?:'|\\?\Z)"
@@ -102,11 +103,10 @@ STRING: Final = rf"{_SINGLE_QUOTED_BODY}'|{_DOUBLE_QUOTED_BODY}\""
 _CLOSED_STRING: Final = re.compile(STRING)
 
 #: A name as written: backquoted (``` `` ``` inside), or bare (MySQL allows U+0080..U+FFFF).
-IDENT: Final = r"(?:`(?:[^`]|``)*+`|[0-9A-Za-z_$\u0080-\uffff]++)"
+IDENT: Final = rf"(?:{_QUOTED_NAME_BODY}`|[0-9A-Za-z_$\u0080-\uffff]++)"
 
-# A number that is not part of a name (``t1``, ``db2.col3``, ``@v1`` keep their digits).
-# It starts with a character class for the fast scan; look-behinds check what precedes.
-#: A number literal standing on its own.
+#: A number that is not part of a name (``t1``, ``db2.col3``, ``@v1`` keep their digits).
+#: It starts with a character class for the fast scan; look-behinds check what precedes.
 NUMBER: Final = re.compile(
     r"[0-9.](?<![\w$.@][0-9.])"
     r"(?:(?<=0)[xX][0-9A-Fa-f]+|(?<=0)[bB][01]+"
