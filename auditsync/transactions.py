@@ -28,8 +28,9 @@ import attrs
 
 from ._errors import AuditSyncError
 from ._events import AuditEvent
-from ._lexed import IDENT, Lexed, unquote
 from .sql import DCL_KINDS, DDL_KINDS, Statement, classify
+from .sql._lexer import IDENT, STRING, Lexed
+from .sql._lexer import unquote_name as unquote
 
 __all__ = [
     "SESSION_FORMAT",
@@ -356,10 +357,7 @@ _SET_CHARSET: Final = re.compile(
 )
 #: One literal token: what a session variable may be set to and still be followed. A
 #: consumer may run it again as it stands (``SET SESSION name = <literal>``).
-_LITERAL: Final = re.compile(
-    r"'[^'\\]*(?:(?:\\.|'')[^'\\]*)*'|\"[^\"\\]*(?:(?:\\.|\"\")[^\"\\]*)*\""
-    r"|[-+]?[0-9]+(?:\.[0-9]+)?|[A-Za-z_][0-9A-Za-z_]*"
-)
+_LITERAL: Final = re.compile(rf"{STRING}|[-+]?[0-9]+(?:\.[0-9]+)?|[A-Za-z_][0-9A-Za-z_]*")
 _CHARSET_VARIABLES: Final = frozenset(
     {"character_set_client", "character_set_connection", "collation_connection"}
 )

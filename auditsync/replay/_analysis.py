@@ -16,8 +16,11 @@ from typing import Final
 
 import attrs
 
-from .._lexed import IDENT, Lexed, quote, unquote
 from ..sql import Statement, classify
+from ..sql._lexer import IDENT, Lexed, words
+from ..sql._lexer import quote_name as quote
+from ..sql._lexer import unquote_name as unquote
+from ..sql._redact import MASK as _MASK
 
 __all__ = [
     "LEXICAL_MODES",
@@ -34,26 +37,26 @@ __all__ = [
 ]
 
 
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
 # --- What cannot be replayed from the text alone --------------------------------------------
 
 #: Functions whose value depends on the moment, the session, the server or chance. Written
 #: with parentheses in the statement; ``NAME_CONST`` and user-defined functions are trusted.
-_VOLATILE_CALLS: Final = _words(
-    """NOW SYSDATE CURDATE CURTIME CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP LOCALTIME
-    LOCALTIMESTAMP UTC_DATE UTC_TIME UTC_TIMESTAMP SYSTIMESTAMP RAND RANDOM_BYTES UUID
-    UUID_SHORT SYS_GUID CONNECTION_ID LAST_INSERT_ID USER CURRENT_USER SESSION_USER SYSTEM_USER
-    CURRENT_ROLE DATABASE SCHEMA FOUND_ROWS ROW_COUNT NEXTVAL LASTVAL SETVAL SLEEP BENCHMARK
-    GET_LOCK RELEASE_LOCK RELEASE_ALL_LOCKS IS_FREE_LOCK IS_USED_LOCK MASTER_POS_WAIT
-    MASTER_GTID_WAIT LOAD_FILE VERSION ENCRYPT"""
+_VOLATILE_CALLS: Final = frozenset(
+    words(
+        """NOW SYSDATE CURDATE CURTIME CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP LOCALTIME
+        LOCALTIMESTAMP UTC_DATE UTC_TIME UTC_TIMESTAMP SYSTIMESTAMP RAND RANDOM_BYTES UUID
+        UUID_SHORT SYS_GUID CONNECTION_ID LAST_INSERT_ID USER CURRENT_USER SESSION_USER SYSTEM_USER
+        CURRENT_ROLE DATABASE SCHEMA FOUND_ROWS ROW_COUNT NEXTVAL LASTVAL SETVAL SLEEP BENCHMARK
+        GET_LOCK RELEASE_LOCK RELEASE_ALL_LOCKS IS_FREE_LOCK IS_USED_LOCK MASTER_POS_WAIT
+        MASTER_GTID_WAIT LOAD_FILE VERSION ENCRYPT"""
+    )
 )
 #: The same without parentheses: SQL keywords that call a function.
-_VOLATILE_WORDS: Final = _words(
-    """CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP LOCALTIME LOCALTIMESTAMP UTC_DATE UTC_TIME
-    UTC_TIMESTAMP CURRENT_USER CURRENT_ROLE"""
+_VOLATILE_WORDS: Final = frozenset(
+    words(
+        """CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP LOCALTIME LOCALTIMESTAMP UTC_DATE UTC_TIME
+        UTC_TIMESTAMP CURRENT_USER CURRENT_ROLE"""
+    )
 )
 _WORD_CALL: Final = re.compile(r"(?<![\w$.`@])([A-Z_][A-Z0-9_]*+)(\s*\()?")
 _SEQUENCE_VALUE: Final = re.compile(r"(?<![\w$.`@])(?:NEXT|PREVIOUS)\s+VALUE\s+FOR\b")
@@ -64,12 +67,12 @@ _SELECT: Final = re.compile(r"(?<![\w$.`@])SELECT(?![\w$])")
 _IGNORE: Final = re.compile(r"^\s*(?:INSERT|UPDATE)\b[^(]*?\bIGNORE(?![\w$])")
 _DUPLICATE_KEY: Final = re.compile(r"(?<![\w$.`@])ON\s+DUPLICATE\s+KEY\s+UPDATE(?![\w$])")
 #: Definitions: their bodies hold ``;`` and functions that run later, not now.
-_DEFINITIONS: Final = _words(
-    """CREATE_PROCEDURE ALTER_PROCEDURE CREATE_FUNCTION ALTER_FUNCTION CREATE_PACKAGE
-    CREATE_TRIGGER CREATE_EVENT ALTER_EVENT CREATE_VIEW ALTER_VIEW"""
+_DEFINITIONS: Final = frozenset(
+    words(
+        """CREATE_PROCEDURE ALTER_PROCEDURE CREATE_FUNCTION ALTER_FUNCTION CREATE_PACKAGE
+        CREATE_TRIGGER CREATE_EVENT ALTER_EVENT CREATE_VIEW ALTER_VIEW"""
+    )
 )
-#: What the server writes in place of a password.
-_MASK: Final = "*****"
 
 
 def unsafe_reason(query: str) -> str | None:

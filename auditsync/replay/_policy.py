@@ -16,8 +16,8 @@ from typing import Final
 import attrs
 
 from .._events import AuditEvent
-from .._lexed import Lexed
 from ..sql import DDL_KINDS, Statement
+from ..sql._lexer import Lexed
 from ..transactions import Refuse, Session, Skip, Take, Verdict
 from ._analysis import (
     LEXICAL_MODES,

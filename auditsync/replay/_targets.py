@@ -12,7 +12,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
-from .._lexed import quote
+from ..sql._lexer import quote_name as quote
 from ._analysis import TableInfo, volatile_default
 
 __all__ = ["APPLIED", "PENDING", "STATE", "MySQLTarget", "SQLiteTarget", "Target", "decoded"]
