@@ -55,6 +55,7 @@ __all__ = [
     "Step",
     "Take",
     "Verdict",
+    "Wording",
 ]
 
 #: The version of the storage format of :meth:`Session.dump`. Format 1 (unversioned, with
@@ -366,17 +367,34 @@ _TRUE_WORDS: Final = frozenset({"1", "ON", "TRUE"})
 _FALSE_WORDS: Final = frozenset({"0", "OFF", "FALSE"})
 
 
+@attrs.frozen(slots=True)
+class Wording:
+    """How the machine's reasons name what the consumer does, in the consumer's words.
+
+    A refused transaction "holds a statement not {taken}"; a stored function "wrote
+    {followed} tables inside a statement that is not {taken}"; "auditsync {reads} UTF-8
+    text only". The replay sink says ``Wording("replayed", "replicated", "replays")``.
+    """
+
+    taken: str = "taken"
+    followed: str = "followed"
+    reads: str = "reads"
+
+
 class SessionMachine(Generic[_V]):
     """Follows each connection as the server did; says what each event comes to.
 
     Pure but for the ``policy``, which it asks about each write. It changes the session it
     is given; the consumer keeps it. ``autocommit`` is the source server's default for new
-    sessions.
+    sessions; ``wording`` how its reasons name what the consumer does.
     """
 
-    def __init__(self, policy: Policy[_V], *, autocommit: bool = True):
+    def __init__(
+        self, policy: Policy[_V], *, autocommit: bool = True, wording: Wording = Wording()
+    ):
         self.policy = policy
         self.autocommit = autocommit
+        self.wording = wording
 
     def session(self) -> Session:
         """The state of a connection the log has shown nothing of yet."""
@@ -472,11 +490,12 @@ class SessionMachine(Generic[_V]):
         ):
             # Its triggers or functions wrote followed tables, and their own statements
             # were skipped as nested: without it, nothing would redo those writes.
+            words = self.wording
             self._refuse(
                 session,
                 step,
-                "stored function or trigger: wrote replicated tables inside a statement"
-                " that is not replayed",
+                f"stored function or trigger: wrote {words.followed} tables inside a statement"
+                f" that is not {words.taken}",
             )
         return step
 
@@ -511,9 +530,7 @@ class SessionMachine(Generic[_V]):
         if session.held:
             if isinstance(end, Commit) and session.refusal is not None:
                 end = Discard(outcome="refused")
-                step.note(
-                    f"transaction refused: it holds a statement not replayed ({session.refusal})"
-                )
+                step.note(self._refused_transaction(session))
             else:
                 step.outcome = "committed" if isinstance(end, Commit) else "rolled back"
             step.actions.append(end)
@@ -522,6 +539,12 @@ class SessionMachine(Generic[_V]):
         session.savepoints = []
         session.refusal = None
         return step
+
+    def _refused_transaction(self, session: Session) -> str:
+        return (
+            f"transaction refused: it holds a statement not {self.wording.taken}"
+            f" ({session.refusal})"
+        )
 
     @staticmethod
     def _refuse(session: Session, step: Step[_V], reason: str) -> None:
@@ -549,9 +572,7 @@ class SessionMachine(Generic[_V]):
             step.outcome = "applied"
         elif session.in_transaction:
             if session.refusal is not None:
-                step.note(
-                    f"transaction refused: it holds a statement not replayed ({session.refusal})"
-                )
+                step.note(self._refused_transaction(session))
                 return
             step.actions.append(Hold(session.seq, verdict.value, settings))
             session.seq += 1
@@ -622,7 +643,7 @@ class SessionMachine(Generic[_V]):
         session.locked = False
 
     def _xa(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
-        session.lost = "XA transactions are not replayed"
+        session.lost = f"XA transactions are not {self.wording.taken}"
 
     def _set(self, session: Session, lexed: Lexed, step: Step[_V]) -> None:
         """Follow SET of autocommit, of the session variables and of the character set."""
@@ -660,10 +681,9 @@ class SessionMachine(Generic[_V]):
             elif name in _CHARSET_VARIABLES:
                 self._charset(session, (literal or "?").split("_")[0])
 
-    @staticmethod
-    def _charset(session: Session, value: str) -> None:
+    def _charset(self, session: Session, value: str) -> None:
         if value.strip("'\"").lower() not in _UTF8_CHARSETS:
-            session.lost = f"character set {value}: auditsync replays UTF-8 text only"
+            session.lost = f"character set {value}: auditsync {self.wording.reads} UTF-8 text only"
 
     def _autocommit(self, session: Session, step: Step[_V], literal: str | None) -> None:
         word = (literal or "").strip("'\"").upper()

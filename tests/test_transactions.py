@@ -31,6 +31,7 @@ from auditsync.transactions import (
     Step,
     Take,
     Verdict,
+    Wording,
 )
 
 
@@ -159,9 +160,20 @@ def test_a_refused_write_refuses_its_whole_transaction(machine: SessionMachine[s
     assert steps[2].reason == "not deterministic: RAND()"
     assert steps[3].reason == steps[4].reason
     assert steps[4].reason == (
-        "transaction refused: it holds a statement not replayed (not deterministic: RAND())"
+        "transaction refused: it holds a statement not taken (not deterministic: RAND())"
     )
     assert steps[4].actions == [Discard(outcome="refused")]
+
+
+def test_the_reasons_speak_the_consumers_words() -> None:
+    machine = SessionMachine(Shop(), wording=Wording("delivered", "followed", "reads"))
+    session = machine.session()
+    steps = run(machine, session, "BEGIN", "INSERT INTO t VALUES (RAND())", "COMMIT")
+    assert steps[2].reason == (
+        "transaction refused: it holds a statement not delivered (not deterministic: RAND())"
+    )
+    run(machine, session, "SET NAMES latin1")
+    assert session.lost == "character set latin1: auditsync reads UTF-8 text only"
 
 
 def test_a_statement_run_inside_another_is_nested(machine: SessionMachine[str]) -> None:

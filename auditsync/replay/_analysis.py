@@ -11,7 +11,7 @@ assigns come from the text here too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
 import attrs
@@ -21,6 +21,7 @@ from ..sql._lexer import IDENT, Lexed, words
 from ..sql._lexer import quote_name as quote
 from ..sql._lexer import unquote_name as unquote
 from ..sql._redact import MASK as _MASK
+from ..sql._values import InsertShape, insert_shape, update_assigns
 
 __all__ = [
     "LEXICAL_MODES",
@@ -131,116 +132,7 @@ def unsafe(lexed: Lexed, statement: Statement) -> str | None:
 
 # --- The shape of an INSERT and the columns a statement assigns ------------------------------
 
-_INSERT_HEAD: Final = re.compile(
-    r"\s*(?:SET\s+STATEMENT\s[\s\S]*?\sFOR\s+)?(?:INSERT|REPLACE)"
-    r"(?:\s+(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)(?![\w$]))*\s*(?:INTO(?![\w$]))?\s*"
-)
-_UPDATE_HEAD: Final = re.compile(r"\s*(?:SET\s+STATEMENT\s[\s\S]*?\sFOR\s+)?UPDATE(?![\w$])")
-_QUALIFIED: Final = re.compile(rf"{IDENT}(?:\s*\.\s*{IDENT})?\s*")
-_PARTITION: Final = re.compile(r"PARTITION\s*\(")
-_SOURCE: Final = re.compile(r"(VALUES?|SET|SELECT|WITH|TABLE)(?![\w$])|\(")
-_SUBQUERY: Final = re.compile(r"\s*(?:(?:SELECT|WITH|VALUES|TABLE)(?![\w$])|\()")
-_ASSIGNED: Final = re.compile(rf"\s*(?:{IDENT}\s*\.\s*)*({IDENT})\s*(?::=|=)")
-_SET_CLAUSE: Final = re.compile(r"(?<![\w$.`@])SET(?![\w$])")
-_SET_END: Final = re.compile(r"(?<![\w$.`@])(?:WHERE|ORDER\s+BY|LIMIT|RETURNING)(?![\w$])")
 _INTEGER: Final = re.compile(r"[+-]?\s*[0-9]+")
-
-
-@attrs.frozen(slots=True)
-class InsertShape:
-    """What an INSERT or REPLACE gives each column.
-
-    ``columns`` is the column list (or the names of ``SET``), ``None`` when the values are
-    positional; ``rows`` the value texts, ``None`` when they come from a query; ``updates``
-    the columns ``ON DUPLICATE KEY UPDATE`` assigns.
-    """
-
-    columns: tuple[str, ...] | None
-    rows: tuple[tuple[str, ...], ...] | None
-    updates: tuple[str, ...]
-
-
-def insert_shape(lexed: Lexed) -> InsertShape | None:
-    """Read an INSERT's columns and rows from its skeleton; ``None`` when it cannot."""
-    bare = lexed.bare
-    head = _INSERT_HEAD.match(bare)
-    table = None if head is None else _QUALIFIED.match(bare, head.end())
-    if table is None:
-        return None
-    closing = lexed.closing()
-    pos = table.end()
-    partition = _PARTITION.match(bare, pos)
-    if partition is not None:
-        pos = _skip(bare, closing[partition.end() - 1] + 1)
-    columns: tuple[str, ...] | None = None
-    if bare.startswith("(", pos) and not _SUBQUERY.match(bare, pos + 1):
-        end = closing[pos]
-        columns = _names(lexed, lexed.items(pos + 1, end))
-        pos = _skip(bare, end + 1)
-    source = _SOURCE.match(bare, pos)
-    if source is None:
-        return None
-    flat = lexed.flat()
-    duplicate = _DUPLICATE_KEY.search(flat, pos)
-    tail = len(bare) if duplicate is None else duplicate.start()
-    updates = () if duplicate is None else _names(lexed, lexed.items(duplicate.end(), len(bare)))
-    word = source.group(1)
-    if word == "SET":
-        spans = lexed.items(source.end(), tail)
-        values = tuple(_value(lexed, start, end) for start, end in spans)
-        return InsertShape(_names(lexed, spans), (values,), updates)
-    if word not in ("VALUES", "VALUE"):
-        return InsertShape(columns, None, updates)
-    rows = []
-    pos = source.end()
-    while True:
-        pos = _skip(bare, pos)
-        if not bare.startswith("(", pos):
-            return None
-        end = closing[pos]
-        rows.append(tuple(lexed.code[a:b].strip() for a, b in lexed.items(pos + 1, end)))
-        pos = _skip(bare, end + 1)
-        if not bare.startswith(",", pos) or pos >= tail:
-            break
-        pos += 1
-    return InsertShape(columns, tuple(rows), updates)
-
-
-def _skip(text: str, pos: int) -> int:
-    """The first position at or after ``pos`` that is not white space."""
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    return pos
-
-
-def _value(lexed: Lexed, start: int, end: int) -> str:
-    """The value of an assignment ``name = value`` spanning ``start:end``."""
-    assigned = _ASSIGNED.match(lexed.code, start, end)
-    return lexed.code[start if assigned is None else assigned.end() : end].strip()
-
-
-def _names(lexed: Lexed, spans: Iterable[tuple[int, int]]) -> tuple[str, ...]:
-    """The (last part of the) name at the start of each span: a column list or assignments."""
-    found = []
-    for start, end in spans:
-        text = lexed.code[start:end]
-        assigned = _ASSIGNED.match(text)
-        name = assigned.group(1) if assigned else text.strip().split(".")[-1].strip()
-        found.append(unquote(name.strip()).lower())
-    return tuple(found)
-
-
-def update_assigns(lexed: Lexed) -> tuple[str, ...]:
-    """The columns an UPDATE's SET clause assigns, lower-cased, qualifiers dropped."""
-    head = _UPDATE_HEAD.match(lexed.bare)
-    if head is None:
-        return ()
-    flat = lexed.flat()
-    clause = _SET_CLAUSE.search(flat, head.end())
-    if clause is None:
-        return ()
-    end = _SET_END.search(flat, clause.end())
-    return _names(lexed, lexed.items(clause.end(), len(flat) if end is None else end.start()))
 
 
 # --- Mapping database names ------------------------------------------------------------------

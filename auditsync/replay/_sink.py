@@ -34,6 +34,7 @@ from ..transactions import (
     Run,
     Session,
     SessionMachine,
+    Wording,
 )
 from ._analysis import TableInfo
 from ._policy import Options, Replayed, ReplayPolicy
@@ -315,7 +316,9 @@ class ReplaySink:
             query_log_limit=query_log_limit,
         )
         policy = ReplayPolicy(options, self._table_info)
-        self._machine = SessionMachine(policy, autocommit=autocommit)
+        self._machine = SessionMachine(
+            policy, autocommit=autocommit, wording=Wording("replayed", "replicated", "replays")
+        )
         self._sql = _Bookkeeping(self.target, schema)
         self._order: Order = order
         self._tables: dict[tuple[str, str], TableInfo | None] = {}
