@@ -33,6 +33,7 @@ from .sql._lexer import IDENT, STRING, Lexed
 from .sql._lexer import unquote_name as unquote
 
 __all__ = [
+    "LEXICAL_MODES",
     "SESSION_FORMAT",
     "SESSION_VARIABLES",
     "SYSTEM_DATABASES",
@@ -56,6 +57,7 @@ __all__ = [
     "Take",
     "Verdict",
     "Wording",
+    "escaped_length",
 ]
 
 #: The version of the storage format of :meth:`Session.dump`. Format 1 (unversioned, with
@@ -77,6 +79,20 @@ SESSION_VARIABLES: Final[tuple[str, ...]] = (
 SYSTEM_DATABASES: Final = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 #: The operations of table events: :meth:`SessionMachine.table_event` reads them.
 TABLE_OPERATIONS: Final = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})
+
+
+#: sql_mode flags that change how the text is lexed: auditsync reads MariaDB's default lexis.
+LEXICAL_MODES: Final = re.compile(r"NO_BACKSLASH_ESCAPES|ANSI_QUOTES|(?<![A-Z_])ANSI(?![A-Z_])")
+_ESCAPED: Final = re.compile(r"[\b\t\n\f\r'\\]")
+
+
+def escaped_length(text: str) -> int:
+    """The statement's length in the log, in bytes: the plugin escapes seven characters.
+
+    A statement at least ``server_audit_query_log_limit - 1`` bytes long may have been
+    cut there without a mark (one byte less where an escape pair would have been split).
+    """
+    return len(text.encode("utf-8", "surrogateescape")) + len(_ESCAPED.findall(text))
 
 
 class SessionFormatError(AuditSyncError):

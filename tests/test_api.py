@@ -25,6 +25,7 @@ PUBLIC_MODULES = {
     "auditsync.testing",
     "auditsync.replay",
     "auditsync.transactions",
+    "auditsync.changes",
 }
 PRIVATE_IMPORT = re.compile(
     r"\bauditsync(?:\.\w+)*\._\w+|from auditsync(?:\.\w+)* import (?:.*\b_\w+)"

@@ -22,6 +22,7 @@ from ..sql._lexer import quote_name as quote
 from ..sql._lexer import unquote_name as unquote
 from ..sql._redact import MASK as _MASK
 from ..sql._values import InsertShape, insert_shape, update_assigns
+from ..transactions import LEXICAL_MODES, escaped_length
 
 __all__ = [
     "LEXICAL_MODES",
@@ -166,20 +167,6 @@ def map_databases(lexed: Lexed, mapping: Mapping[str, str]) -> tuple[str, str | 
 
 def _bare_or_quoted(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z_$][0-9A-Za-z_$]*", name) else quote(name)
-
-
-# --- What the log and the session decide -----------------------------------------------------
-
-#: sql_mode flags that change how the text is lexed: auditsync reads MariaDB's default lexis.
-LEXICAL_MODES: Final = re.compile(r"NO_BACKSLASH_ESCAPES|ANSI_QUOTES|(?<![A-Z_])ANSI(?![A-Z_])")
-
-
-_ESCAPED: Final = re.compile(r"[\b\t\n\f\r'\\]")
-
-
-def escaped_length(text: str) -> int:
-    """The statement's length in the log, in bytes: the plugin escapes seven characters."""
-    return len(text.encode("utf-8", "surrogateescape")) + len(_ESCAPED.findall(text))
 
 
 # --- The rules that need the target's view of a table ---------------------------------------

@@ -31,6 +31,7 @@ from ._lexer import unquote_name as unquote
 __all__ = [
     "NOT_LITERAL",
     "InsertShape",
+    "NotLiteral",
     "Value",
     "assignments",
     "insert_shape",
@@ -43,12 +44,12 @@ __all__ = [
 Value = int | Decimal | float | str | bytes | None
 
 
-class _NotLiteral:
+class NotLiteral:
     """The answer for text that is not one literal: an expression, a name, a broken text."""
 
-    _instance: _NotLiteral | None = None
+    _instance: NotLiteral | None = None
 
-    def __new__(cls) -> _NotLiteral:
+    def __new__(cls) -> NotLiteral:
         if cls._instance is None:
             cls._instance = super().__new__(cls)
         return cls._instance
@@ -60,7 +61,7 @@ class _NotLiteral:
         return False
 
 
-NOT_LITERAL: Final = _NotLiteral()
+NOT_LITERAL: Final = NotLiteral()
 
 # --- One literal ------------------------------------------------------------------------------
 
@@ -99,7 +100,7 @@ def _unescaped(match: re.Match[str]) -> str:
     return _ESCAPES.get(escaped, escaped)
 
 
-def _number(code: str) -> Value | _NotLiteral:
+def _number(code: str) -> Value | NotLiteral:
     """A number, ``NULL``, ``TRUE`` or ``FALSE`` written as code, signs and all."""
     sign = 1
     signs = _SIGNS.match(code)
@@ -135,7 +136,7 @@ def _bits(digits: str) -> bytes:
     return int(digits, 2).to_bytes((len(digits) + 7) // 8, "big")
 
 
-def literal(text: str) -> Value | _NotLiteral:
+def literal(text: str) -> Value | NotLiteral:
     """The value of one literal, as the server reads it; :data:`NOT_LITERAL` otherwise.
 
     Comments around it are ignored. A string with the ``_binary`` introducer is bytes, as
@@ -320,7 +321,7 @@ def update_assigns(lexed: Lexed) -> tuple[str, ...]:
     return _names(lexed, _set_items(lexed))
 
 
-def assignments(lexed: Lexed) -> list[tuple[str, Value | _NotLiteral]]:
+def assignments(lexed: Lexed) -> list[tuple[str, Value | NotLiteral]]:
     """Each column an UPDATE's SET clause assigns, lower-cased, with its literal value."""
     spans = _set_items(lexed)
     values = [literal(lexed.text[a:b]) for a, b in (_value_span(lexed, *s) for s in spans)]
@@ -409,12 +410,15 @@ def _pin(lexed: Lexed, bare: str, start: int, end: int) -> tuple[str, tuple[Valu
     name = unquote(lexed.code[match.start(1) : match.end(1)]).lower()
     if match.group(2) == "=":
         value = literal(lexed.text[match.end() : end])
-        return None if value is NOT_LITERAL else (name, (value,))  # type: ignore[return-value]
+        return None if isinstance(value, NotLiteral) else (name, (value,))
     opened = match.end() - 1
     closed = lexed.closing().get(opened, end)
     if bare[closed + 1 : end].strip() or closed >= end:
         return None
-    values = [literal(lexed.text[a:b]) for a, b in lexed.items(opened + 1, closed)]
-    if any(value is NOT_LITERAL for value in values):
-        return None
-    return name, tuple(values)  # type: ignore[arg-type]
+    values: list[Value] = []
+    for a, b in lexed.items(opened + 1, closed):
+        value = literal(lexed.text[a:b])
+        if isinstance(value, NotLiteral):
+            return None
+        values.append(value)
+    return name, tuple(values)
