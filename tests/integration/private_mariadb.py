@@ -317,6 +317,30 @@ class PrivateMariaDB:
             log.seek(start)
             return log.read() if end is None else log.read(end - start)
 
+    def audit_settled(self, start: int = 0, timeout: float = 10.0) -> int:
+        """Wait until every connection the log shows connecting after ``start`` has its
+        DISCONNECT record, and return where the log ends then.
+
+        The plugin writes a statement's record after the client has its answer, so a
+        client that is done does not mean the log is; a connection's records are written
+        in order, so its DISCONNECT means all of them are there.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            end = self.audit_offset()
+            open_connections: set[bytes] = set()
+            for line in self.audit_log(start, end).splitlines():
+                fields = line.split(b",", 7)
+                if len(fields) > 6 and fields[6] == b"CONNECT":
+                    open_connections.add(fields[4])
+                elif len(fields) > 6 and fields[6] == b"DISCONNECT":
+                    open_connections.discard(fields[4])
+            if not open_connections:
+                return end
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"connections {sorted(open_connections)} never disconnected")
+            time.sleep(0.02)
+
     def binlog_files(self) -> list[Path]:
         """The binary logs in order, as the server's index lists them."""
         names = self.binlog_index.read_text().split()

@@ -191,6 +191,8 @@ class Statement:
     rows: int = 0
     #: Rolled back to a savepoint: its rows vanish, its transaction goes on.
     undone: bool = False
+    #: Sent to change rows (whether it did or not): INSERT, UPDATE, DELETE, REPLACE.
+    write: bool = False
 
     @property
     def effective(self) -> bool:
@@ -264,7 +266,7 @@ class WorkloadRecord:
     def figures(self) -> dict[str, int]:
         transactions = self.transactions
         statements = [s for t in transactions for s in t.statements]
-        writing = [t for t in transactions if any(s.rows for s in t.statements)]
+        writing = [t for t in transactions if any(s.write for s in t.statements)]
         return {
             "sessions": len(self.sessions),
             "statements": len(statements),
@@ -330,6 +332,9 @@ class Worker:
         self.connection: Any = None
         self.sessions: list[Session] = []
         self.current: Transaction | None = None
+        #: The server's word after the last statement that succeeded (an error packet
+        #: carries no status): is a transaction open? A deadlock closes it.
+        self.in_transaction = False
         self.counts: Counter[str] = Counter()
         self.unexpected: list[str] = []
 
@@ -348,6 +353,11 @@ class Worker:
         self.connection = connection
         self.sessions.append(Session(self.number, connection.thread_id()))
         self.current = None
+        self.in_transaction = False
+        # pymysql's first statement on every connection, sent before it returns one.
+        names = Transaction(connection.thread_id(), [Statement("SET NAMES utf8mb4")])
+        names.outcome, names.ended_by = "committed", "autocommit"
+        self.session.transactions.append(names)
         self.sql(f"SET SESSION gtid_domain_id = {connection.thread_id()}")
         # Fewer lock waits between workers (no gap locks); the rows are theirs anyway.
         self.sql("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -365,21 +375,25 @@ class Worker:
 
     # statements
 
-    def sql(self, text: str, args: Any = None, rows: Callable[[int], int] | None = None) -> None:
+    def sql(
+        self, text: str, args: Any = None, rows: Callable[[int], int] | None = None
+    ) -> Statement:
         """Send one statement and record it; ``rows`` turns the affected count into the
         row changes it leaves (``None``: a statement that writes nothing)."""
         connection = self.connection
+        if args is not None and not isinstance(args, tuple | list | dict):
+            args = (args,)
         sent = connection.cursor().mogrify(text, args) if args is not None else text
         kind = _kind(sent)
-        if kind == "begin" and self.current is not None and self._in_transaction():
+        if kind == "begin" and self.current is not None and self.in_transaction:
             self._end("committed", "implicit commit")  # BEGIN commits what is open
         transaction = self.current
         if transaction is None:
             transaction = self.current = Transaction(self.session.connection_id)
             self.session.transactions.append(transaction)
-        statement = Statement(sent)
+        statement = Statement(sent, write=rows is not None)
         transaction.statements.append(statement)
-        was_open = self._in_transaction()
+        was_open = self.in_transaction
         try:
             with connection.cursor() as cursor:
                 affected = cursor.execute(sent)
@@ -392,11 +406,14 @@ class Worker:
                 self.unexpected.append(f"{error!r} on {sent[:120]!r}")
             if code == ER.LOCK_DEADLOCK:  # the whole transaction is gone, BEGIN with it
                 self._end("rolled back", "deadlock")
+                self.in_transaction = False
             elif not was_open and connection.get_autocommit():
                 self._end("rolled back", "failed")
-            return
+            return statement
         statement.affected = affected
         statement.rows = rows(affected) if rows is not None else 0
+        status = connection.server_status or 0
+        self.in_transaction = bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
         if kind == "commit":
             self._end("committed", "COMMIT")
         elif kind == "rollback":
@@ -406,15 +423,12 @@ class Worker:
         elif kind == "rollback to":
             for undone in transaction.statements[transaction.savepoints[_savepoint(sent)] : -1]:
                 undone.undone = True
-        elif not self._in_transaction():
+        elif not self.in_transaction:
             self._end("committed", "autocommit" if not was_open else "implicit commit")
+        return statement
 
-    def write(self, text: str, args: Any = None, rows: Callable[[int], int] = _same) -> None:
-        self.sql(text, args, rows)
-
-    def _in_transaction(self) -> bool:
-        status = self.connection.server_status or 0
-        return bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+    def write(self, text: str, args: Any = None, rows: Callable[[int], int] = _same) -> Statement:
+        return self.sql(text, args, rows)
 
     def _end(self, outcome: str, how: str) -> None:
         if self.current is not None:
@@ -456,11 +470,11 @@ class Worker:
         args = [v for _ in range(count) for v in (self.number, self.text())]
         if self.rng.random() < 0.5:  # the key left to auto-increment
             rows = ", ".join(["(%s, %s)"] * count)
-            self.write(f"INSERT INTO entries (worker, body) VALUES {rows}", args)
+            statement = self.write(f"INSERT INTO entries (worker, body) VALUES {rows}", args)
         else:  # ... or asked for with NULL
             rows = ", ".join(["(NULL, %s, %s)"] * count)
-            self.write(f"INSERT INTO entries VALUES {rows}", args)
-        if self.session.transactions[-1].statements[-1].error is None:
+            statement = self.write(f"INSERT INTO entries VALUES {rows}", args)
+        if statement.error is None:
             # consecutive for a simple multi-row INSERT (auto-increment lock mode 1)
             first = self.last_insert_id
             self.entry_ids += range(first, first + count)
@@ -760,7 +774,7 @@ def run_workload(
     then the forced deadlock; return the record, the audit log offsets around it."""
     prepare(server)
     started = time.monotonic()
-    audit_start = server.audit_offset()
+    audit_start = server.audit_settled()
     crowd = [Worker(server, number, seed, scenes) for number in range(1, workers + 1)]
     start = threading.Barrier(workers)
     threads = [threading.Thread(target=worker, args=(start,)) for worker in crowd]
@@ -778,7 +792,7 @@ def run_workload(
         seed=seed,
         sessions=[session for worker in everyone for session in worker.sessions],
         audit_start=audit_start,
-        audit_end=server.audit_offset(),
+        audit_end=server.audit_settled(audit_start),
         elapsed=time.monotonic() - started,
         counts=sum((worker.counts for worker in everyone), Counter()),
         unexpected=[problem for worker in everyone for problem in worker.unexpected],
