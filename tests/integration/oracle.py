@@ -54,7 +54,7 @@ class Observation:
         return kinesis_events(self.audit_records(), seed=seed, **options)
 
 
-def observe(server: PrivateMariaDB, seed: int, workers: int = 4, scenes: int = 30) -> Observation:
+def observe(server: PrivateMariaDB, seed: int, workers: int = 6, scenes: int = 40) -> Observation:
     """Run the workload on ``server`` and read back its binlog and its audit log."""
     record = run_workload(server, seed, workers=workers, scenes=scenes)
     text = server.binlog_text()

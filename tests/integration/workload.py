@@ -574,6 +574,15 @@ class Worker:
     def read(self) -> None:
         self.sql("SELECT COUNT(*) FROM accounts WHERE worker = %s", self.number)
 
+    def insert_long(self) -> None:
+        """A statement longer than the audit log's default limit (1024): its record is cut,
+        and what it changed can only be learnt from the binlog."""
+        number = self.new_id()
+        note = "".join(self.rng.choice(TRICKY) for _ in range(12)).ljust(1200, "z")
+        args = (number, f"long#{number}", note, self.number)
+        self.write("INSERT INTO accounts (id, owner, note, worker) VALUES (%s, %s, %s, %s)", args)
+        self.account_ids.append(number)
+
     def fail(self) -> None:
         choice = self.rng.randrange(3)
         if choice == 0:  # the anchor row is never deleted or rekeyed
@@ -603,6 +612,7 @@ class Worker:
         (replace_blob, 3),
         (bump_own_counter, 2),
         (read, 1),
+        (insert_long, 1),
         (fail, 2),
     )
 
@@ -768,7 +778,7 @@ def forced_deadlock(server: PrivateMariaDB, first: Worker, second: Worker) -> No
 
 
 def run_workload(
-    server: PrivateMariaDB, seed: int, workers: int = 4, scenes: int = 30
+    server: PrivateMariaDB, seed: int, workers: int = 6, scenes: int = 40
 ) -> WorkloadRecord:
     """Prepare the database, run ``workers`` concurrent clients of ``scenes`` scenes each,
     then the forced deadlock; return the record, the audit log offsets around it."""
