@@ -53,10 +53,11 @@ def require_private_mariadb() -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Apply :func:`require_mariadb` to every test marked ``@pytest.mark.mariadb``, or
-    :func:`require_private_mariadb` to those of them that start their own server."""
-    if item.get_closest_marker("mariadb") is None:
+    :func:`require_private_mariadb` to those marked ``mariadb(private=True)``."""
+    marker = item.get_closest_marker("mariadb")
+    if marker is None:
         return
-    if "private_server" in getattr(item, "fixturenames", ()):
+    if marker.kwargs.get("private"):
         require_private_mariadb()
     else:
         require_mariadb()

@@ -26,8 +26,8 @@ from auditsync import AuditEvent, parse_line
 from auditsync._pipeline import Pipeline
 from auditsync.aws import handle_kinesis_event
 
-pytestmark = pytest.mark.mariadb
-
+#: A private server of this module's own; the tests of the parser and builders need none.
+server = pytest.mark.mariadb(private=True)
 SEED = 20261206
 
 
@@ -45,6 +45,7 @@ def show(title: str, figures: dict[str, Any]) -> None:
 # --- the server ---------------------------------------------------------------------------------
 
 
+@server
 def test_the_private_server_is_its_own(private_server: PrivateMariaDB) -> None:
     with private_server.connect() as admin, admin.cursor() as cursor:
         cursor.execute(
@@ -62,6 +63,7 @@ def test_the_private_server_is_its_own(private_server: PrivateMariaDB) -> None:
     assert path == str(private_server.audit_path)
 
 
+@server
 def test_a_stopped_server_leaves_nothing_behind() -> None:
     server = PrivateMariaDB()
     server.start()
@@ -76,6 +78,7 @@ def test_a_stopped_server_leaves_nothing_behind() -> None:
 # --- the workload's record ----------------------------------------------------------------------
 
 
+@server
 def test_the_workload_did_what_it_claims(run: Observation) -> None:
     record = run.record
     figures = record.figures()
@@ -102,6 +105,7 @@ def test_the_workload_did_what_it_claims(run: Observation) -> None:
         assert any(needle in sql for sql in sent), needle
 
 
+@server
 def test_after_a_deadlock_the_next_statement_is_autocommitted(run: Observation) -> None:
     """The forced deadlock: the loser's transaction is rolled back whole, BEGIN with it,
     and the INSERT it sends next is a transaction of its own."""
@@ -138,6 +142,7 @@ def binlog_figures(run: Observation) -> dict[str, Any]:
     }
 
 
+@server
 def test_the_binlog_agrees_with_the_record(run: Observation) -> None:
     show("binlog", binlog_figures(run))
     problems = run.problems()
@@ -155,6 +160,7 @@ def lie(record: WorkloadRecord, pick: Callable[[Transaction], bool]) -> Transact
     return next(t for t in record.transactions if pick(t))
 
 
+@server
 def test_the_check_catches_a_record_that_lies(run: Observation) -> None:
     """The check has teeth: any one change to the truth is reported."""
     changes: dict[str, Callable[[WorkloadRecord], None]] = {
@@ -197,6 +203,7 @@ def apply(tables: dict[str, dict[tuple[Value, ...], dict[str, Value]]], change: 
         rows[new] = dict(change.after)
 
 
+@server
 def test_the_row_images_rebuild_every_table(
     run: Observation, private_server: PrivateMariaDB
 ) -> None:
@@ -235,6 +242,7 @@ def test_the_row_images_rebuild_every_table(
     )
 
 
+@server
 def test_what_the_binlog_shows_of_each_kind_of_statement(run: Observation) -> None:
     by_text: dict[str, list[str]] = {}
     for transaction in run.workload_binlog():
@@ -269,16 +277,6 @@ def test_what_the_binlog_shows_of_each_kind_of_statement(run: Observation) -> No
 # --- the audit log against the record -------------------------------------------------------------
 
 
-def audit_queries(log: bytes) -> dict[int, list[tuple[int, AuditEvent]]]:
-    """The QUERY events of the log by connection, each with its place in the log."""
-    queries: dict[int, list[tuple[int, AuditEvent]]] = {}
-    for place, line in enumerate(log.splitlines()):
-        event = parse_line(line, dialect="mariadb")
-        if event.operation == "QUERY":
-            queries.setdefault(event.connection_id, []).append((place, event))
-    return queries
-
-
 def logged_as(sql: str, event: AuditEvent, limit: int) -> bool:
     """The statement as the plugin logged it: whole, or cut at the limit (counted in
     escaped bytes, so a statement of at least half the limit may be cut)."""
@@ -287,49 +285,37 @@ def logged_as(sql: str, event: AuditEvent, limit: int) -> bool:
     return logged == sent or (len(sent) >= limit // 2 and sent.startswith(logged))
 
 
+@server
 def test_the_audit_log_holds_every_statement_of_the_record(run: Observation) -> None:
-    queries = audit_queries(run.audit_log)
+    logged = run.logged()  # raises if a connection's count of QUERY records is off
     limit = run.query_log_limit
-    cut = 0
-    commit_places: list[tuple[int, int]] = []  # (binlog index, audit place) of commits
-    binlog = {}
-    for t in run.workload_binlog():
-        if t.changes:
-            binlog.setdefault(t.domain, []).append(t.index)
-    for session in run.record.sessions:
-        logged = queries.pop(session.connection_id, [])
-        sent = list(session.statements())
-        assert len(logged) == len(sent), f"connection {session.connection_id}"
-        for statement, (_, event) in zip(sent, logged, strict=True):
-            assert logged_as(statement.sql, event, limit), (statement.sql, event.object)
-            assert event.retcode == (statement.error or 0), statement
-            cut += event.object != statement.sql
-        places = iter(place for place, _ in logged)
-        ends = {}
-        for transaction in session.transactions:
-            for _ in transaction.statements:
-                ends[id(transaction)] = next(places)
-        with_rows = [t for t in session.transactions if t.committed and t.rows]
-        for transaction, index in zip(
-            with_rows, binlog.get(session.connection_id, []), strict=True
-        ):
-            if transaction.ended_by in ("COMMIT", "autocommit"):
-                commit_places.append((index, ends[id(transaction)]))
-    assert set(queries) <= {0} or all(
-        event.username == "root" for events in queries.values() for _, event in events
-    ), "QUERY records of connections the record does not know"
-    commit_places.sort()
-    out_of_order = sum(1 for (_, a), (_, b) in itertools.pairwise(commit_places) if b < a)
+    for item in logged.values():
+        assert logged_as(item.statement.sql, item.event, limit), item
+        assert item.event.retcode == (item.statement.error or 0), item
+    sessions = {s.connection_id for s in run.record.sessions}
+    others = {
+        e.username
+        for line in run.audit_log.splitlines()
+        if (e := parse_line(line)).connection_id not in sessions
+    }
+    assert others <= {"root"}, others  # the harness's own look at the server
+    cut = sum(1 for item in logged.values() if item.event.object != item.statement.sql)
+    # Commit order: the place in the log of each commit, in the binlog's order.
+    last = {id(item.transaction): item.place for item in logged.values()}
+    places = [
+        last[id(transaction)]
+        for transaction, _ in run.matched()
+        if transaction.ended_by in ("COMMIT", "autocommit")
+    ]
+    out_of_order = sum(1 for a, b in itertools.pairwise(places) if b < a)
     show(
         "audit log",
         {
             "records": len(run.audit_log.splitlines()),
-            "QUERY records of workload sessions": sum(
-                len(list(s.statements())) for s in run.record.sessions
-            ),
+            "QUERY records of workload sessions": len(logged),
             f"cut at the query log limit ({limit})": cut,
-            "commits whose record comes before the previous binlog commit's": (
-                f"{out_of_order} of {len(commit_places)}"
+            "commits logged before the previous binlog commit's": (
+                f"{out_of_order} of {len(places)}"
             ),
         },
     )
@@ -372,6 +358,7 @@ def begin_commit_splits(events: list[dict[str, Any]], records: list[str]) -> int
     return splits
 
 
+@server
 def test_the_kinesis_events_carry_the_log_whole_and_in_order(run: Observation) -> None:
     records = run.audit_records()
     events = run.kinesis_events(seed=SEED)
