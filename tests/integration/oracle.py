@@ -55,8 +55,11 @@ class Observation:
     audit_log: bytes
     #: mariadb-binlog's output, for a failure message or a look by hand.
     binlog_text: bytes
-    #: What the feed must be told: ``server_audit_query_log_limit``, the server's host.
+    #: What the feed must be told: ``server_audit_query_log_limit``; the zone of the
+    #: log's timestamps (mariadbd's ``@@system_time_zone``). And the server's host name
+    #: (the records' serverhost) and version.
     query_log_limit: int
+    time_zone: str
     serverhost: str
     version: str
 
@@ -130,6 +133,7 @@ def observe(server: PrivateMariaDB, seed: int, workers: int = 6, scenes: int = 4
         audit_log=server.audit_log(record.audit_start, record.audit_end),
         binlog_text=text,
         query_log_limit=server.query_log_limit,
+        time_zone=server.time_zone,
         serverhost=server.hostname,
         version=server.version,
     )

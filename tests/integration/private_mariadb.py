@@ -163,6 +163,8 @@ class PrivateMariaDB:
         self.process: subprocess.Popen[bytes] | None = None
         self.version = ""
         self.hostname = ""
+        #: mariadbd's own zone, which the audit log's timestamps are in (pass it as ``tz``).
+        self.time_zone = ""
 
     # paths
 
@@ -211,8 +213,11 @@ class PrivateMariaDB:
             else:
                 raise ServerFailed(f"mariadbd would not start:\n{self._error_tail()}")
             with self.connect() as admin, admin.cursor() as cursor:
-                cursor.execute("SELECT VERSION(), @@hostname, @@log_bin, @@server_audit_logging")
-                self.version, self.hostname, log_bin, logging = cursor.fetchone()
+                cursor.execute(
+                    "SELECT VERSION(), @@hostname, @@system_time_zone, @@log_bin,"
+                    " @@server_audit_logging"
+                )
+                self.version, self.hostname, self.time_zone, log_bin, logging = cursor.fetchone()
             if not (log_bin and logging):
                 raise ServerFailed(f"binlog {log_bin}, server_audit logging {logging}")
         except BaseException:

@@ -17,8 +17,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from auditsync._pipeline import Lines
-from auditsync._sources import open_input, read_inputs
+from auditsync import Lines, read_file
 from auditsync.testing import data_message, kinesis_event, to_payload
 
 __all__ = ["LOG_GROUP", "LOG_STREAM", "audit_records", "kinesis_events"]
@@ -32,7 +31,7 @@ FIRST_TIMESTAMP = 1_700_000_000_000
 def audit_records(log: bytes) -> list[str]:
     """The records of a server_audit log (a record split over lines rejoined, as
     ``auditsync decode`` reads files), as the UTF-8 text CloudWatch stores."""
-    blocks = list(read_inputs(open_input(io.BytesIO(log)), "server_audit.log"))
+    blocks = list(read_file(io.BytesIO(log), "server_audit.log"))
     if not all(isinstance(block, Lines) for block in blocks):
         raise ValueError(f"not a plain server_audit log: {blocks[:1]!r}")
     return [

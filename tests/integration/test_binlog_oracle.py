@@ -22,8 +22,7 @@ from private_mariadb import PORTS, PrivateMariaDB
 from shipping import audit_records, kinesis_events
 from workload import DATABASE, TABLES, Transaction, WorkloadRecord
 
-from auditsync import AuditEvent, parse_line
-from auditsync._pipeline import Pipeline
+from auditsync import AuditEvent, Pipeline, parse_line
 from auditsync.aws import handle_kinesis_event
 
 #: A private server of this module's own; the tests of the parser and builders need none.
@@ -98,6 +97,7 @@ def test_the_workload_did_what_it_claims(run: Observation) -> None:
     assert figures["deadlocks"] >= 1
     assert errors.get("error:1062")
     assert errors.get("error:1064")
+    assert all(t.outcome != "open" for t in record.transactions)
     endings = Counter(t.ended_by for t in record.transactions)
     assert {"COMMIT", "ROLLBACK", "autocommit", "implicit commit", "disconnect"} <= set(endings)
     sent = [s.sql for t in record.transactions for s in t.statements]
