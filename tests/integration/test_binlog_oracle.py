@@ -116,14 +116,18 @@ def test_after_a_deadlock_the_next_statement_is_autocommitted(run: Observation) 
         if t.ended_by == "deadlock"
     ]
     assert losers
+    autocommitted = 0
     for session, index in losers:
         lost = session.transactions[index]
         assert lost.outcome == "rolled back"
         assert lost.statements[-1].error == 1213
-        following = session.transactions[index + 1 :]
-        if following and following[0].statements[0].write and following[0].rows:
-            # an autocommitted statement: a transaction of one, committed on its own
-            assert (following[0].ended_by, len(following[0].statements)) == ("autocommit", 1)
+        following = session.transactions[index + 1 : index + 2]
+        for after in following:
+            if after.statements[0].autocommit and after.statements[0].write:
+                # an autocommitted statement: a transaction of one, committed on its own
+                assert (after.ended_by, len(after.statements)) == ("autocommit", 1)
+                autocommitted += 1
+    assert autocommitted
 
 
 # --- the binlog against the record ----------------------------------------------------------------

@@ -193,6 +193,8 @@ class Statement:
     undone: bool = False
     #: Sent to change rows (whether it did or not): INSERT, UPDATE, DELETE, REPLACE.
     write: bool = False
+    #: The session's autocommit when it was sent, as the server last reported it.
+    autocommit: bool = True
 
     @property
     def effective(self) -> bool:
@@ -391,7 +393,7 @@ class Worker:
         if transaction is None:
             transaction = self.current = Transaction(self.session.connection_id)
             self.session.transactions.append(transaction)
-        statement = Statement(sent, write=rows is not None)
+        statement = Statement(sent, write=rows is not None, autocommit=connection.get_autocommit())
         transaction.statements.append(statement)
         was_open = self.in_transaction
         try:
