@@ -38,6 +38,7 @@ __all__ = [
     "check_against",
     "normalize_statement",
     "parse_binlog",
+    "read_value",
 ]
 
 Value = int | Decimal | str | bytes | None

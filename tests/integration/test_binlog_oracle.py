@@ -64,12 +64,12 @@ def test_the_private_server_is_its_own(private_server: PrivateMariaDB) -> None:
 
 @server
 def test_a_stopped_server_leaves_nothing_behind() -> None:
-    server = PrivateMariaDB()
-    server.start()
-    directory, process = server.directory, server.process
+    other = PrivateMariaDB()
+    other.start()
+    directory, process = other.directory, other.process
     assert directory is not None
     assert process is not None
-    server.stop()
+    other.stop()
     assert process.poll() is not None
     assert not directory.exists()
 
