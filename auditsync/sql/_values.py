@@ -109,12 +109,14 @@ def _number(code: str) -> Value | NotLiteral:
         code = code[signs.end() :]
         if not code or code[0] in "-+":
             return NOT_LITERAL
+    # Decimal arithmetic would round to the context's 28 digits: build the signed text.
+    signed = code if sign == 1 else "-" + code
     if _INTEGER.fullmatch(code):
-        return sign * int(code)
+        return int(signed)
     if _DECIMAL.fullmatch(code):
-        return sign * Decimal(code)
+        return Decimal(signed)
     if _APPROXIMATE.fullmatch(code):
-        return sign * float(code)
+        return float(signed)
     if signs is not None:
         return NOT_LITERAL  # -NULL, -0x1F: expressions, not literals
     word = code.upper()

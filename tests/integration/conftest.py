@@ -79,7 +79,7 @@ def private_server() -> Iterator[private_mariadb.PrivateMariaDB]:
 
 
 #: Test modules whose printed figures are their result.
-FIGURES = ("test_replay_mariadb", "test_binlog_oracle")
+FIGURES = ("test_replay_mariadb", "test_binlog_oracle", "test_changes_binlog")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
