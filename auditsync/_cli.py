@@ -110,7 +110,42 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     _add_input_options(stats)
     stats.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
     stats.set_defaults(run=_stats)
-    return parser, {"decode": decode, "stats": stats}
+    changes = commands.add_parser(
+        "changes",
+        help="committed transactions and what they changed, as JSON Lines",
+        description="Follow each connection's transactions and write each committed one"
+        " that changed rows as a line of JSON (docs/changes.md).",
+    )
+    _add_input_options(changes)
+    changes.add_argument(
+        "--to", default="jsonl", metavar="SINK", help="jsonl (standard output) or jsonl:PATH"
+    )
+    changes.add_argument(
+        "--dead-letter",
+        metavar="PATH",
+        help="write what cannot be decoded or placed in a table to PATH as JSON Lines",
+    )
+    changes.add_argument(
+        "--keys",
+        action="append",
+        default=[],
+        metavar="DB.TABLE=COL[,COL…]",
+        help="a table's key columns, so that changes carry the keys of the rows they target",
+    )
+    changes.add_argument(
+        "--query-log-limit",
+        type=int,
+        metavar="BYTES",
+        help="the source's server_audit_query_log_limit: statements that long decide nothing",
+    )
+    changes.add_argument("--ddl", action="store_true", help="deliver DDL changes too")
+    changes.add_argument(
+        "--state",
+        metavar="PATH",
+        help="keep open transactions in this SQLite file, for a later run to finish",
+    )
+    changes.set_defaults(run=_changes)
+    return parser, {"decode": decode, "stats": stats, "changes": changes}
 
 
 def _version() -> str:
@@ -196,6 +231,30 @@ def _stats(arguments: argparse.Namespace) -> int:
     return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
 
 
+def _changes(arguments: argparse.Namespace) -> int:
+    from .changes._command import open_feed
+
+    settings = _settings(arguments)
+    # --database and --table choose what the feed follows: as event filters they would
+    # drop the BEGIN and COMMIT that decide what committed.
+    settings["filter"] = _filter(arguments, skip=("database", "table"))
+    try:
+        feed = open_feed(arguments)
+    except (OSError, ValueError, sqlite3.Error) as error:
+        raise UsageError(str(error)) from None
+    dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
+    pipeline = Pipeline(feed, dead_letter=dead_letter, **settings)
+    try:
+        report = _run(pipeline, arguments)
+    finally:
+        pipeline.close()
+    print(report.summary(), file=sys.stderr)
+    if report.error is not None:
+        print(f"auditsync: the sink failed: {report.error}", file=sys.stderr)
+        return EXIT_DELIVERY
+    return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
+
+
 def _run(pipeline: Pipeline, arguments: argparse.Namespace) -> Report:
     """Feed every file through the pipeline as one stream (so ``--sort`` spans files)."""
     form = InputFormat(arguments.format)
@@ -276,9 +335,11 @@ _VALUE_FILTERS = ("operation", "database", "user", "exclude_user", "table", "kin
 _FLAG_FILTERS = ("writes_only", "failed")
 
 
-def _filter(arguments: argparse.Namespace) -> filters.Predicate | None:
+def _filter(arguments: argparse.Namespace, skip: tuple[str, ...] = ()) -> filters.Predicate | None:
     parts: list[filters.Predicate] = []
     for name in _VALUE_FILTERS:
+        if name in skip:
+            continue
         values = getattr(arguments, name)
         if values:
             parts.append(getattr(filters, name)(*values))

@@ -746,3 +746,63 @@ def test_routes_by_table_glob_and_operation() -> None:
         ("shop", "DELETE", events[1].key),
         ("shop", "UPDATE", events[2].key),
     ]
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+LOG = [
+    "20240131 14:02:07,db1,app,10.0.0.7,42,1,QUERY,shop,'BEGIN',0",
+    "20240131 14:02:07,db1,app,10.0.0.7,42,2,QUERY,shop,'INSERT INTO orders (id) VALUES (1)',0",
+    "20240131 14:02:07,db1,app,10.0.0.9,43,3,QUERY,shop,'DELETE FROM orders WHERE id IN (7, 8)',0",
+    "20240131 14:02:07,db1,app,10.0.0.9,43,4,QUERY,other,'DELETE FROM t WHERE id = 9',0",
+    "20240131 14:02:08,db1,app,10.0.0.7,42,5,QUERY,shop,'COMMIT',0",
+    "20240131 14:02:08,db1,app,10.0.0.7,44,6,QUERY,,'INSERT INTO orders (id) VALUES (2)',0",
+    "not an audit line",
+]
+
+
+def test_the_command_writes_a_line_per_committed_transaction(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditsync import _cli
+
+    log = tmp_path / "server_audit.log"
+    log.write_text("\n".join(LOG[:5]) + "\n")
+    status = _cli.main(["changes", str(log), "--keys", "shop.orders=id", "--database", "shop"])
+    assert status == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [[c["keys"] for c in line["changes"]] for line in lines] == [[[[7], [8]]], [[[1]]]]
+    assert [line["connection_id"] for line in lines] == [43, 42]
+
+
+def test_the_command_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from auditsync import _cli
+
+    log = tmp_path / "server_audit.log"
+    log.write_text("\n".join(LOG) + "\n")
+    out = tmp_path / "changes.jsonl"
+    letters = tmp_path / "letters.jsonl"
+    arguments = ["changes", str(log), "--to", f"jsonl:{out}", "--dead-letter", str(letters)]
+    assert _cli.main(arguments) == 1  # a line that is no record, a table that is unknown
+    assert len(out.read_text().splitlines()) == 3
+    assert len(letters.read_text().splitlines()) == 2
+    assert _cli.main(["changes", str(log), "--keys", "orders"]) == 2
+    assert _cli.main(["changes", str(tmp_path / "missing.log")]) == 2
+    assert _cli.main(["changes", str(log), "--to", "sqlite:x"]) == 2
+    assert "DB.TABLE=COLUMN" in capsys.readouterr().err
+
+
+def test_the_command_keeps_open_transactions_in_a_state_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from auditsync import _cli
+
+    first, second = tmp_path / "1.log", tmp_path / "2.log"
+    first.write_text("\n".join(LOG[:2]) + "\n")
+    second.write_text(LOG[4] + "\n")
+    state = str(tmp_path / "state.sqlite")
+    assert _cli.main(["changes", str(first), "--state", state]) == 0
+    assert capsys.readouterr().out == ""
+    assert _cli.main(["changes", str(second), "--state", state]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["changes"][0]["rows"] == [{"id": 1}]
