@@ -806,3 +806,101 @@ def test_the_command_keeps_open_transactions_in_a_state_file(
     assert _cli.main(["changes", str(second), "--state", state]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert json.loads(line)["changes"][0]["rows"] == [{"id": 1}]
+
+
+# --- properties of the keys rules ---------------------------------------------------------------
+
+_key_names = st.sampled_from(["id", "ID", "`id`", "orders.id", "`orders`.`Id`"])
+_numbers = st.integers(min_value=-5, max_value=50)
+_pins = st.one_of(
+    st.tuples(st.just("pin"), _key_names, _numbers.map(str)),
+    st.tuples(st.just("pin"), _key_names, st.just("NULL")),
+    st.tuples(
+        st.just("pin-in"),
+        _key_names,
+        st.lists(st.one_of(_numbers.map(str), st.just("NULL")), min_size=1, max_size=4).map(
+            ", ".join
+        ),
+    ),
+)
+_others = st.sampled_from(
+    [
+        "note = 'a'",
+        "n > 3",
+        "(id = 1 OR id = 2)",
+        "x BETWEEN 1 AND 5",
+        "id > 5",
+        "id = 1 + 1",
+        "id <=> 3",
+        "NOT id = 4",
+        "id IN (SELECT id FROM drafts)",
+        "id = n",
+    ]
+)
+
+
+@given(
+    st.lists(st.one_of(_pins, _others), min_size=1, max_size=5),
+    st.lists(st.sampled_from([" AND ", " AND ", " && ", " OR ", " || "]), min_size=4, max_size=4),
+    st.sampled_from(["DELETE FROM orders WHERE ", "UPDATE orders SET note = 'x' WHERE "]),
+)
+def test_keys_are_decided_only_by_a_conjunction_that_pins_the_key(
+    items: list[Any], joiners: list[str], head: str
+) -> None:
+    texts = []
+    pinned: list[set[object]] = []
+    for item in items:
+        if isinstance(item, str):
+            texts.append(item)
+            continue
+        kind, name, values = item
+        texts.append(f"{name} = {values}" if kind == "pin" else f"{name} IN ({values})")
+        read = {None if v.strip() == "NULL" else int(v) for v in values.split(",")}
+        pinned.append(read)
+    where = texts[0] + "".join(j + t for j, t in zip(joiners, texts[1:], strict=False))
+    used = joiners[: len(texts) - 1]
+    change = one_change(head + where)
+    if any(j.strip() in ("OR", "||") for j in used) or not pinned:
+        assert change.keys is None
+        return
+    assert change.keys is not None
+    assert all(len(key) == 1 and key[0] is not None for key in change.keys)
+    found = {key[0] for key in change.keys}
+    assert any(found == values - {None} for values in pinned)
+
+
+_key_values = st.one_of(
+    st.integers(min_value=1, max_value=10**6).map(str),
+    st.sampled_from(["0", "NULL", "DEFAULT", "1 + 1", "NOW()", "'7'"]),
+)
+
+
+@given(st.lists(_key_values, min_size=1, max_size=5), st.booleans())
+def test_an_insert_has_keys_only_when_every_row_gives_its_key(
+    keys: list[str], id_first: bool
+) -> None:
+    rows = [f"({key}, 'n')" if id_first else f"('n', {key})" for key in keys]
+    columns = "(id, note)" if id_first else "(note, id)"
+    change = one_change(f"INSERT INTO orders {columns} VALUES {', '.join(rows)}")
+    given_keys = [literal(key) for key in keys]
+    if any(value in (None, 0) or value is NOT_LITERAL for value in given_keys):
+        assert change.keys is None
+    else:
+        assert change.keys == tuple(dict.fromkeys((value,) for value in given_keys))
+    assert change.keys is None or all(None not in key for key in change.keys)
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=100), min_size=1, max_size=4, unique=True),
+    st.sampled_from(["500", "id + 1000", "NULL", "'x'", "DEFAULT"]),
+)
+def test_an_update_of_the_key_gives_the_new_key_only_when_it_is_a_literal(
+    old: list[int], new: str
+) -> None:
+    listed = ", ".join(map(str, old))
+    change = one_change(f"UPDATE orders SET id = {new}, note = 'moved' WHERE id IN ({listed})")
+    value = literal(new)
+    if value is None or value is NOT_LITERAL:
+        assert change.keys is None
+    else:
+        assert change.keys == (*((key,) for key in old), (value,))
