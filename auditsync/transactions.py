@@ -180,6 +180,16 @@ class Session:
         for field in attrs.fields(Session):
             setattr(self, field.name, getattr(fresh, field.name))
 
+    def copy(self) -> Session:
+        """An independent copy, for a consumer that may have to undo a step."""
+        return attrs.evolve(
+            self,
+            savepoints=list(self.savepoints),
+            stack=list(self.stack),
+            settings=dict(self.settings),
+            temporary=list(self.temporary),
+        )
+
     def dump(self) -> str:
         """The session as JSON text in storage format :data:`SESSION_FORMAT` (docs/replay.md)."""
         # Standard json: names may hold lone surrogates, which it escapes and orjson refuses.

@@ -211,15 +211,16 @@ class ChangeFeed:
                 if event.operation in TABLE_OPERATIONS:
                     self._machine.table_event(work.session(event)[1], event)
                     continue
-                if event.key in known:
+                key = event.key  # a digest where there is no event id: computed once
+                if key in known:
                     stats.duplicates += 1
-                    reason = known[event.key]
+                    reason = known[key]
                     if reason is not None:
                         refusals.append((event, reason))  # again: its dead letter may be lost
                     continue
-                reason = self._handle(work, event, stats)
-                known[event.key] = reason
-                work.seen.append(Seen(event.key, reason, iso_timestamp(event.timestamp)))
+                reason = self._handle(work, event, key, stats)
+                known[key] = reason
+                work.seen.append(Seen(key, reason, iso_timestamp(event.timestamp)))
                 if reason is not None:
                     refusals.append((event, reason))
                     stats.refused[reason.partition(":")[0]] += 1
@@ -245,10 +246,12 @@ class ChangeFeed:
             else:
                 setattr(self.stats, field.name, mine + theirs)
 
-    def _handle(self, work: _Work, event: AuditEvent, stats: FeedStats) -> str | None:
+    def _handle(
+        self, work: _Work, event: AuditEvent, event_key: str, stats: FeedStats
+    ) -> str | None:
         """One event through the machine; deliver what it commits. Its refusal, if any."""
         key, session = work.session(event)
-        before = session.dump()
+        before = session.copy()
         held = work.held[key]
         kept = dict(held)
         step = self._machine.step(session, event)
@@ -270,13 +273,13 @@ class ChangeFeed:
                 work.gone.add(key)
                 held.clear()
         for number, writes in enumerate(ready):
-            transaction = self._transaction(event, number, writes)
+            transaction = self._transaction(event, event_key, number, writes)
             try:
                 self._deliver(transaction)
             except Exception as error:
                 # Not recorded: put the connection back as it was before this event, keep
                 # everything before it, and let the retry offer the transaction again.
-                work.sessions[key] = Session.load(before)
+                work.sessions[key] = before
                 work.held[key] = kept
                 work.gone.discard(key)
                 work.checkpoint()
@@ -288,7 +291,7 @@ class ChangeFeed:
         return step.reason
 
     def _transaction(
-        self, event: AuditEvent, number: int, writes: list[Write | str]
+        self, event: AuditEvent, event_key: str, number: int, writes: list[Write | str]
     ) -> Transaction:
         taken = [decode_write(write) if isinstance(write, str) else write for write in writes]
         changes = tuple(
@@ -297,10 +300,10 @@ class ChangeFeed:
             for change in read_changes(write, self.keys, self.query_log_limit)
         )
         statements = [write.event for write in taken]
-        if all(statement.key != event.key for statement in statements):
+        if all(statement is not event for statement in statements):
             statements.append(event)
         return Transaction(
-            key=event.key if number == 0 else f"{event.key}/{number}",
+            key=event_key if number == 0 else f"{event_key}/{number}",
             serverhost=event.serverhost,
             connection_id=event.connection_id,
             username=event.username,
