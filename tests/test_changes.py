@@ -708,6 +708,14 @@ def test_state_in_a_database_carries_a_transaction_across_feeds(
     )
 
 
+def test_a_connection_that_autocommits_cannot_keep_the_state(tmp_path: Path) -> None:
+    import sqlite3
+
+    connection = sqlite3.connect(tmp_path / "state.sqlite", isolation_level=None)
+    with pytest.raises(ValueError, match="does not autocommit"):
+        ChangeFeed(None, state=connection)
+
+
 def test_a_stored_write_of_another_format_is_an_error(tmp_path: Path) -> None:
     import sqlite3
 

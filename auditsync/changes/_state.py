@@ -239,6 +239,13 @@ class SQLStore:
         if self._connection is None:
             assert self._connect is not None
             self._connection = self._connect()
+        if _autocommits(self._connection):
+            # Each checkpoint must be one transaction: sessions, held writes and keys
+            # together, or a crash between them delivers twice or loses a write.
+            raise ValueError(
+                "the change feed's state needs a connection that does not autocommit"
+                f" (a {type(self._connection).__name__} with autocommit on)"
+            )
         return self._connection
 
     def _create(self) -> None:
@@ -369,6 +376,19 @@ class SQLStore:
     def close(self) -> None:
         if self._connect is not None and self._connection is not None:
             self._drop()
+
+
+def _autocommits(connection: Any) -> bool:
+    """Whether a DB-API connection commits each statement by itself."""
+    value = getattr(connection, "autocommit", None)
+    if isinstance(value, bool):  # psycopg, sqlite3 from Python 3.12
+        return value
+    getter = getattr(connection, "get_autocommit", None)  # pymysql, mysqlclient
+    if callable(getter):
+        return bool(getter())
+    if type(connection).__module__.split(".")[0] == "sqlite3":
+        return connection.isolation_level is None
+    return False
 
 
 def _many(cursor: Any, sql: str, rows: Iterable[Sequence[Any]]) -> None:
