@@ -385,6 +385,19 @@ def test_a_truncated_statement_decides_nothing() -> None:
     ] * 3
 
 
+def test_a_statement_cut_before_its_table_is_refused_with_the_reason() -> None:
+    events = [event("INSERT INTO `orders", truncated=True)]
+    with pytest.raises(Refused) as refused:
+        ChangeFeed(None).write(events)
+    assert refused.value.reasons[events[0].key].startswith("truncated:")
+
+
+def test_the_feed_is_a_sink() -> None:
+    from auditsync.sinks import Sink
+
+    assert isinstance(ChangeFeed(None), Sink)
+
+
 def test_a_write_whose_table_is_unknown_is_refused() -> None:
     collect = Collect()
     events = [event("INSERT INTO orders VALUES (1)", database=""), event("COMMIT")]

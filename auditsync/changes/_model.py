@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import fnmatch
 import itertools
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -153,10 +154,14 @@ class FeedPolicy:
             return Skip("DDL (ddl=False)")
         if session.lost is not None:
             return Refuse(f"connection state unknown: {session.lost}")
+        if (event.truncated or Lexed.of(event.object).cut) and _cut_in_name(event, statement):
+            return Refuse("truncated: the log cut the statement inside a table's name")
         places = [session.place(name) for name in statement.writes]
         if any(place is None for place in places):
             return Refuse("table unknown: an unqualified table and no current database")
         if not places:
+            if (kind in _DML or kind in _LOADS) and (event.truncated or Lexed.of(event.object).cut):
+                return Refuse("truncated: the log cut the statement before its table")
             if kind in _DML or kind in _LOADS:
                 return Refuse("table unknown: auditsync finds no table in the statement")
             return Skip("DDL of no table (a routine, a trigger, an event)")
@@ -168,6 +173,19 @@ class FeedPolicy:
         if not ours:
             return Skip("not followed")
         return Take(Write(event, ours, _sql_mode(session)))
+
+
+#: The word a text ends with: a name, maybe qualified, maybe in an unclosed backquote.
+_LAST_WORD: Final = re.compile(r"(?:`(?:[^`]|``)*`?|[0-9A-Za-z_$\u0080-\uffff.])+\Z")
+
+
+def _cut_in_name(event: AuditEvent, statement: Statement) -> bool:
+    """Whether a cut text ends in the name of a table it writes: that name may be longer."""
+    last = _LAST_WORD.search(event.object)
+    if last is None:
+        return False
+    word = last.group().replace("`", "").rsplit(".", 1)[-1]
+    return any(name.rsplit(".", 1)[-1] == word for name in statement.writes)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
