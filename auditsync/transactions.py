@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any, Final, Generic, Literal, Protocol, TypeVar
 
 import attrs
 
 from ._errors import AuditSyncError
-from ._events import AuditEvent
+from ._events import AuditEvent, Dialect
 from .sql import DCL_KINDS, DDL_KINDS, Statement, classify
 from .sql._lexer import IDENT, STRING, Lexed
 from .sql._lexer import unquote_name as unquote
@@ -44,6 +45,7 @@ __all__ = [
     "Forget",
     "Hold",
     "OpenStatement",
+    "Order",
     "Outcome",
     "Policy",
     "Refuse",
@@ -58,6 +60,7 @@ __all__ = [
     "Verdict",
     "Wording",
     "escaped_length",
+    "in_log_order",
 ]
 
 #: The version of the storage format of :meth:`Session.dump`. Format 1 (unversioned, with
@@ -93,6 +96,26 @@ def escaped_length(text: str) -> int:
     cut there without a mark (one byte less where an escape pair would have been split).
     """
     return len(text.encode("utf-8", "surrogateescape")) + len(_ESCAPED.findall(text))
+
+
+#: How a batch is put in the log's order: see :func:`in_log_order`.
+Order = Literal["auto", "arrival", "timestamp"]
+
+
+def in_log_order(events: Sequence[AuditEvent], order: Order = "auto") -> list[AuditEvent]:
+    """A batch in the order its statements ended: MariaDB writes one file in completion
+    order, kept as it arrives; Aurora writes four at once, sorted by time (``"auto"``).
+
+    Query ids are not used: they count statement *starts*, and a statement that waited
+    for a lock starts before, and finishes after, the transaction it waited for.
+    """
+    if order not in ("auto", "arrival", "timestamp"):
+        raise ValueError(f"order must be auto, arrival or timestamp, not {order!r}")
+    if order == "timestamp" or (
+        order == "auto" and any(event.dialect is Dialect.AURORA for event in events)
+    ):
+        return sorted(events, key=attrgetter("timestamp"))
+    return list(events)
 
 
 class SessionFormatError(AuditSyncError):

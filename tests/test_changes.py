@@ -501,6 +501,23 @@ def test_transactions_come_in_the_order_of_their_commits() -> None:
     assert [t.connection_id for t in collect.transactions] == [2, 1]
 
 
+def test_an_aurora_batch_is_put_in_time_order() -> None:
+    import attrs
+
+    begin, insert, commit = (
+        attrs.evolve(e, dialect=Dialect.AURORA, timestamp=e.timestamp.replace(microsecond=n))
+        for n, e in enumerate(queries("BEGIN", "INSERT INTO orders (id) VALUES (1)", "COMMIT"))
+    )
+    collect = Collect()
+    ChangeFeed(collect).write([commit, begin, insert])
+    assert [c.rows for c in collect.changes()] == [({"id": 1},)]
+    arrival = Collect()
+    ChangeFeed(arrival, order="arrival").write([commit, begin, insert])
+    assert arrival.transactions == []
+    with pytest.raises(ValueError, match="order must be"):
+        ChangeFeed(None, order="query id")  # type: ignore[arg-type]
+
+
 def test_tables_and_databases_select_what_is_followed() -> None:
     collect = feed_of(
         "INSERT INTO orders (id) VALUES (1)",

@@ -28,10 +28,12 @@ from ..transactions import (
     Discard,
     Forget,
     Hold,
+    Order,
     Run,
     Session,
     SessionMachine,
     Wording,
+    in_log_order,
 )
 from ._model import Change, FeedPolicy, Transaction, Write, read_changes
 from ._state import Checkpoint, Seen, Store, connection_key, decode_write, encode_write, open_store
@@ -151,7 +153,9 @@ class ChangeFeed:
     so that changes carry the keys of the rows they target; ``tables`` and ``databases``
     select what is followed (globs); ``query_log_limit`` is the source's
     ``server_audit_query_log_limit``, since a statement that long may have been cut
-    without a mark; ``ddl`` delivers DDL too; ``autocommit`` is the source's default.
+    without a mark; ``ddl`` delivers DDL too; ``autocommit`` is the source's default;
+    ``order`` how a batch is put in the log's order (:func:`~auditsync.transactions.in_log_order`:
+    Aurora's batches are sorted by time).
 
     A handler (or route) that raises makes :meth:`write` raise :class:`HandlerError`
     after recording everything before that transaction; the transaction is offered again
@@ -172,7 +176,10 @@ class ChangeFeed:
         query_log_limit: int | None = None,
         ddl: bool = False,
         autocommit: bool = True,
+        order: Order = "auto",
     ):
+        in_log_order([], order)  # refuses an unknown order now, not at the first write
+        self.order: Order = order
         self.handler = handler
         self.keys = {name: tuple(columns) for name, columns in (keys or {}).items()}
         self.query_log_limit = query_log_limit
@@ -206,7 +213,7 @@ class ChangeFeed:
         try:
             keys = [event.key for event in events if event.operation not in TABLE_OPERATIONS]
             known = self._store.seen(keys)
-            for event in events:
+            for event in in_log_order(events, self.order):
                 stats.events += 1
                 if event.operation in TABLE_OPERATIONS:
                     self._machine.table_event(work.session(event)[1], event)

@@ -16,12 +16,11 @@ import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from operator import attrgetter
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import attrs
 
-from .._events import AuditEvent, Dialect
+from .._events import AuditEvent
 from ..sinks._base import Refused
 from ..transactions import (
     SESSION_VARIABLES,
@@ -31,18 +30,18 @@ from ..transactions import (
     Commit,
     Discard,
     Hold,
+    Order,
     Run,
     Session,
     SessionMachine,
     Wording,
+    in_log_order,
 )
 from ._analysis import TableInfo
 from ._policy import Options, Replayed, ReplayPolicy
 from ._targets import APPLIED, PENDING, STATE, Target, decoded
 
 __all__ = ["ReplayRefused", "ReplaySink", "ReplayStats"]
-
-Order = Literal["auto", "arrival", "timestamp"]
 
 _UNKNOWN: Final = "\x00unknown"  # the target session's database before the first USE
 
@@ -359,7 +358,7 @@ class ReplaySink:
         """Apply a batch in one transaction with its bookkeeping; refuse what cannot be."""
         if self._closed:
             raise ValueError("write to a closed ReplaySink")
-        ordered = self._ordered(events)
+        ordered = in_log_order(events, self._order)
         connection = self.connection
         cursor = self._cursor = connection.cursor()
         self._tables.clear()  # the target's tables may have changed since the last write
@@ -389,18 +388,6 @@ class ReplaySink:
         self.stats.add(work.stats)
         if refusals:
             raise ReplayRefused(refusals)
-
-    def _ordered(self, events: Sequence[AuditEvent]) -> list[AuditEvent]:
-        """MariaDB writes one file in completion order: keep it. Aurora writes four: sort.
-
-        Query ids are not used: they count statement *starts*, and a statement that waited
-        for a lock starts before, and finishes after, the transaction it waited for.
-        """
-        if self._order == "timestamp" or (
-            self._order == "auto" and any(event.dialect is Dialect.AURORA for event in events)
-        ):
-            return sorted(events, key=attrgetter("timestamp"))
-        return list(events)
 
     def _handle(self, work: _Work, event: AuditEvent) -> str | None:
         """One event: its effect on its connection and on the target; its refusal, if any."""
