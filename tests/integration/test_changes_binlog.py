@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from binlog import RowChange, Value
+from binlog import BinlogTransaction, RowChange, Value, normalize_statement
 from oracle import KEYS, Observation, observe
 from private_mariadb import PrivateMariaDB
 
@@ -140,6 +140,59 @@ def covers(change: Change, row: RowChange) -> bool:
     return all(tuple(collated(v) for v in image) in keys for image in images if image)
 
 
+def same_statement(change: Change, text: str) -> bool:
+    """Whether a change is of the binlog's statement ``text``: the same text, or, for a
+    statement the log cut (which decides nothing), the start of it."""
+    logged = normalize_statement(change.event.object)
+    if logged == text:
+        return True
+    undecided = change.rows is None and change.where is None and change.keys is None
+    return undecided and text.startswith(logged.rstrip("\\"))
+
+
+def stored_as(value: Value, stored: Value) -> bool:
+    """Whether a literal's value is what the column stores: numbers by value (``5`` in a
+    DECIMAL column is ``5.00``), text in a binary column as its UTF-8 bytes."""
+    if isinstance(stored, bytes) and isinstance(value, str):
+        return stored == value.encode("utf-8", "surrogateescape")
+    return stored == value and isinstance(stored, str) == isinstance(value, str)
+
+
+def values_agree(delivered: Transaction, binlogged: BinlogTransaction) -> tuple[int, list[str]]:
+    """The values a change read from its statement against the rows the binlog holds:
+    an INSERT's rows (in order) and an UPDATE's literal assignments. How many compared."""
+    compared = 0
+    problems: list[str] = []
+    unused = list(delivered.changes)
+    for text, rows in binlogged.statements():
+        # In order: the binlog's statements are those of the transaction that left rows.
+        # A statement the log cut is a prefix of the binlog's text.
+        change = next(
+            (c for c in unused if c.table == rows[0].table and same_statement(c, text)),
+            None,
+        )
+        if change is None:
+            problems.append(f"{delivered.key}: no change of {text[:60]!r}")
+            continue
+        del unused[: unused.index(change) + 1]
+        pairs: list[tuple[RowChange, dict[str, Value]]] = []
+        if change.rows is not None and all(row.kind == "INSERT" for row in rows):
+            if len(change.rows) == len(rows):
+                pairs = [(row, dict(given)) for row, given in zip(rows, change.rows, strict=True)]
+        elif change.assignments:
+            pairs = [(row, dict(change.assignments)) for row in rows if row.kind == "UPDATE"]
+        for row, given in pairs:
+            after = row.after or {}
+            for column, value in given.items():
+                compared += 1
+                if not stored_as(value, after.get(column)):
+                    problems.append(
+                        f"{delivered.key}: {row.table}.{column} read {value!r},"
+                        f" the binlog has {after.get(column)!r}"
+                    )
+    return compared, problems
+
+
 def check(run: Observation, consumer: Consumer) -> dict[str, Any]:
     """The three properties, per connection; the figures of the run."""
     logged = run.logged()
@@ -163,7 +216,7 @@ def check(run: Observation, consumer: Consumer) -> dict[str, Any]:
             previous = owner.setdefault(id(entry.transaction), key)
             if previous != key:
                 problems.append(f"{key} and {previous}: one transaction delivered twice")
-    missed_rows = covered_rows = 0
+    missed_rows = covered_rows = values_compared = 0
     for recorded, binlogged in run.matched():
         holder = owner.get(id(recorded))
         delivered = consumer.delivered.get(holder) if holder is not None else None
@@ -174,6 +227,9 @@ def check(run: Observation, consumer: Consumer) -> dict[str, Any]:
             )
             missed_rows += len(binlogged.changes)
             continue
+        compared, wrong = values_agree(delivered, binlogged)
+        values_compared += compared
+        problems += wrong
         for row in binlogged.changes:
             if any(covers(change, row) for change in delivered.changes):
                 covered_rows += 1
@@ -198,6 +254,7 @@ def check(run: Observation, consumer: Consumer) -> dict[str, Any]:
         "transactions rolled back with writes (record)": record["rolled back with writes"],
         "binlog transactions held against the feed": len(run.matched()),
         "binlog row changes covered": covered_rows,
+        "values read from statements, equal to the binlog's": values_compared,
         "transactions delivered (by key)": len(consumer.delivered),
         "changes delivered": changes,
         "changes with decided keys": f"{keyed} ({keyed / max(changes, 1):.0%})",
