@@ -13,7 +13,10 @@ connection, against the binlog:
 - nothing invented: each delivered change is a statement that succeeded, was not undone
   by a rollback to a savepoint, in a transaction that committed;
 - exactly once: each committed transaction that wrote is delivered under one key, and no
-  key is delivered twice in the end state.
+  key is delivered twice in the end state;
+- exact values: what an INSERT's rows and an UPDATE's assignments read from the text is
+  what the binlog's row images hold (quotes, backslashes, NUL, newlines, non-ASCII text,
+  bytes, decimals).
 
 The figures are printed, and shown in the test summary.
 """
