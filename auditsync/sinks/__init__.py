@@ -10,6 +10,7 @@ from ._jsonlines import (
     to_json,
 )
 from ._memory import CallbackSink, FanOutSink, MemorySink
+from ._parquet import ParquetSink
 from ._postgres import PostgresSink
 from ._sqlite import SQLiteSink
 
@@ -19,6 +20,7 @@ __all__ = [
     "FanOutSink",
     "JsonLinesSink",
     "MemorySink",
+    "ParquetSink",
     "PostgresSink",
     "Refused",
     "SQLiteSink",
