@@ -51,7 +51,9 @@ def at(number: int, line: str | bytes, log_group: str | None = None) -> AuditEve
 
 LATIN1 = at(1, b"20240131 14:02:08,db1,r\xf6ot,localhost,5,13,QUERY,shop,'select \\'Jos\xe9\\'',0")
 WRITE = at(2, "20240131 14:02:08,db1,root,localhost,5,13,WRITE,shop,t,")
-NEXT_DAY = at(3, "20240201 00:00:01,db1,root,10.0.0.7,6,0,CONNECT,,,0", "/aws/rds/cluster/prod/audit")
+NEXT_DAY = at(
+    3, "20240201 00:00:01,db1,root,10.0.0.7,6,0,CONNECT,,,0", "/aws/rds/cluster/prod/audit"
+)
 
 
 def test_the_schema_names_every_field_of_the_event_and_the_origin() -> None:
@@ -68,7 +70,9 @@ def test_an_empty_batch_has_the_same_schema_as_a_full_one() -> None:
 
 
 @given(st.lists(st.tuples(audit_events(), origins), max_size=5))
-def test_events_come_back_from_a_table_exactly(pairs: list[tuple[AuditEvent, Origin | None]]) -> None:
+def test_events_come_back_from_a_table_exactly(
+    pairs: list[tuple[AuditEvent, Origin | None]],
+) -> None:
     events = [attrs.evolve(event, origin=origin) for event, origin in pairs]
     table = arrow.to_table(events)
     assert arrow.to_events(table) == events

@@ -50,10 +50,15 @@ def mariadb() -> dict[str, object]:
     return dict(mariadb_audit.connection_params())
 
 
+#: The proofs whose printed figures are their result: the replay (events applied, refused,
+#: the checksums), the data lake read by DuckDB, the AWS chain and the Lambda runtime.
+FIGURES = ("test_replay_mariadb", "test_lake", "test_moto_chain", "test_lambda_runtime")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Show what the replay proof printed — events applied, refused, the checksums: those
-    figures are its result, so they belong in the test output, not only in -s runs."""
+    """Show what the proofs printed: those figures are their result, so they belong in
+    the test output, not only in -s runs."""
     for report in terminalreporter.stats.get("passed", []):
-        if "test_replay_mariadb" in report.nodeid and report.capstdout.strip():
+        if any(name in report.nodeid for name in FIGURES) and report.capstdout.strip():
             terminalreporter.write_sep("-", f"figures of {report.nodeid}")
             terminalreporter.write_line(report.capstdout.rstrip())
