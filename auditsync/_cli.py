@@ -318,6 +318,12 @@ def _sink_for(spec: str) -> Sink:
         return JsonLinesSink(target)
     if kind == "sqlite" and target:
         return SQLiteSink(target)
+    if kind in ("ocsf", "ecs"):
+        from . import ecs, ocsf
+        from .sinks import FormSink
+
+        form = ocsf.to_ocsf if kind == "ocsf" else ecs.to_ecs
+        return FormSink(form, target or None)
     if kind == "parquet" and target:
         from .sinks import ParquetSink
 

@@ -17,7 +17,8 @@ text that is not UTF-8 is written readably, with its exact bytes under ``unmappe
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,8 +31,10 @@ __all__ = [
     "AUTHENTICATION",
     "DATASTORE_ACTIVITY",
     "OCSF_VERSION",
+    "arrow_schema",
     "ocsf_class",
     "to_ocsf",
+    "to_table",
 ]
 
 OCSF_VERSION = "1.1.0"
@@ -174,3 +177,97 @@ def to_ocsf(event: AuditEvent) -> dict[str, Any]:
     else:
         unmapped["object"] = document["object"]
     return result
+
+
+# --- OCSF in Parquet: one fixed Arrow schema per class -----------------------------------------
+
+#: The members :func:`to_ocsf` writes, class by class, and their types; nested mappings are
+#: OCSF objects. ``unmapped`` is a map of text to JSON text, as Security Lake's own tables
+#: hold it: what it carries varies from event to event, the schema must not.
+_COMMON: Mapping[str, Any] = {
+    "category_uid": "integer",
+    "category_name": "text",
+    "class_uid": "integer",
+    "class_name": "text",
+    "activity_id": "integer",
+    "activity_name": "text",
+    "type_uid": "integer",
+    "type_name": "text",
+    "time": "integer",
+    "severity_id": "integer",
+    "severity": "text",
+    "status_id": "integer",
+    "status": "text",
+    "status_code": "text",
+    "metadata": {
+        "version": "text",
+        "uid": "text",
+        "product": {"name": "text", "vendor_name": "text"},
+        "log_name": "text",
+        "log_provider": "text",
+    },
+    "actor": {"user": {"name": "text"}, "session": {"uid": "text"}},
+    "src_endpoint": {"ip": "text", "hostname": "text"},
+    "dst_endpoint": {"ip": "text", "hostname": "text", "name": "text"},
+    "raw_data": "text",
+}
+_MEMBERS: Mapping[int, Mapping[str, Any]] = {
+    AUTHENTICATION: {
+        **_COMMON,
+        "user": {"name": "text"},
+        "session": {"uid": "text"},
+        "is_remote": "boolean",
+        "unmapped": "unmapped",
+    },
+    DATASTORE_ACTIVITY: {
+        **_COMMON,
+        "type_id": "integer",
+        "type": "text",
+        "database": {"name": "text", "type_id": "integer", "type": "text"},
+        "table": {"name": "text"},
+        "query_info": {"query_string": "text"},
+        "unmapped": "unmapped",
+    },
+}
+
+
+def _arrow_type(spec: Any) -> Any:
+    from .arrow import _pyarrow
+
+    pa = _pyarrow()
+    if isinstance(spec, Mapping):
+        return pa.struct([pa.field(name, _arrow_type(kind)) for name, kind in spec.items()])
+    types = {
+        "text": pa.string(),
+        "integer": pa.int64(),
+        "boolean": pa.bool_(),
+        "unmapped": pa.map_(pa.string(), pa.string()),
+    }
+    return types[spec]
+
+
+def arrow_schema(class_uid: int) -> Any:
+    """The Arrow schema of OCSF events of one class, as the OCSF Parquet sink writes them."""
+    return _arrow_type(_MEMBERS[class_uid]).fields  # a struct's fields are the columns
+
+
+def to_table(events: Iterable[AuditEvent], class_uid: int) -> Any:
+    """The events of one OCSF class as a ``pyarrow.Table`` of :func:`arrow_schema`.
+
+    Raises :class:`ValueError` for an event of another class: a Security Lake source
+    holds one class, and its files must too.
+    """
+    from .arrow import _pyarrow
+
+    pa = _pyarrow()
+    rows = []
+    for event in events:
+        document = to_ocsf(event)
+        if document["class_uid"] != class_uid:
+            raise ValueError(f"an event of OCSF class {document['class_uid']}, not {class_uid}")
+        document["unmapped"] = [
+            (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+            for name, value in document["unmapped"].items()
+        ]
+        rows.append(document)
+    return pa.Table.from_pylist(rows, schema=pa.schema(arrow_schema(class_uid)))
