@@ -170,3 +170,85 @@ def test_the_validation_catches_mistakes(spoil: Any) -> None:
     spoil(document)
     with pytest.raises((AssertionError, ValueError)):
         validate(document)
+
+
+# --- OCSF in Parquet, and on the command line ---------------------------------------------------
+
+
+def without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def test_the_parquet_schema_holds_every_member_the_mapping_writes() -> None:
+    pa = pytest.importorskip("pyarrow", reason="the parquet extra (pyarrow) is not installed")
+    events = golden_events()
+    for class_uid in CLASSES:
+        chosen = [event for event in events if mapping.ocsf_class(event) == class_uid]
+        table = mapping.to_table(chosen, class_uid)
+        assert table.schema == pa.schema(mapping.arrow_schema(class_uid))
+        assert mapping.to_table([], class_uid).schema == table.schema
+        for event, row in zip(chosen, table.to_pylist(), strict=True):
+            document = mapping.to_ocsf(event)
+            unmapped = dict(row.pop("unmapped"))
+            assert without_nulls(row) == {k: v for k, v in document.items() if k != "unmapped"}
+            assert unmapped.keys() == document["unmapped"].keys()
+    with pytest.raises(ValueError, match="class 3002, not 6005"):
+        mapping.to_table([parse_line("20240131 14:02:07,db1,a,h,4,0,CONNECT,,,0")], 6005)
+
+
+def test_security_lake_layout_one_source_per_class(tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="the parquet extra is not installed")
+    from auditsync.sinks import OcsfParquetSink
+
+    events = golden_events()
+    with OcsfParquetSink(tmp_path, account_id="123456789012", region="eu-west-1") as sink:
+        sink.write(events)
+        sink.write(events)  # a retry overwrites
+    files = sorted(str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*.parquet"))
+    prefixes = {name.rsplit("/", 1)[0] for name in files}
+    assert prefixes == {
+        "ext/auditsync-authentication/region=eu-west-1/accountId=123456789012/eventDay=20261127",
+        "ext/auditsync-datastore-activity/region=eu-west-1/accountId=123456789012/eventDay=20261127",
+    }
+    assert len(files) == 2
+    for name in files:
+        table = pq.read_table(tmp_path / name)
+        assert set(table.column("class_uid").to_pylist()) == {
+            3002 if "authentication" in name else 6005
+        }
+        times = table.column("time").to_pylist()
+        assert times == sorted(times)
+        for row in table.to_pylist()[:50]:
+            row["unmapped"] = dict(row["unmapped"])
+            validate(without_nulls(row))
+    print(f"Security Lake layout: {files}")
+
+
+def test_the_command_writes_ocsf_json_lines(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditsync",
+            "decode",
+            "--to",
+            "ocsf:out.jsonl",
+            str(examples / "server_audit.log"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    documents = [json.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    assert len(documents) == 346
+    assert result.stdout == b""
+    for document in documents:
+        validate(document)
