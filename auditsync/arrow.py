@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -248,7 +249,9 @@ def to_events(table: Table) -> list[AuditEvent]:
     return [event_from_dict(_document(row)) for row in rows]
 
 
-def read_events(source: str, *, filesystem: Any = None, sort: bool = True) -> list[AuditEvent]:
+def read_events(
+    source: str | os.PathLike[str], *, filesystem: Any = None, sort: bool = True
+) -> list[AuditEvent]:
     """Every event in a Parquet file or directory tree of them, such as a day's partition.
 
     ``source`` is a local path, an URI (``s3://bucket/prefix``), or a path inside
@@ -259,7 +262,7 @@ def read_events(source: str, *, filesystem: Any = None, sort: bool = True) -> li
     _pyarrow()
     dataset = importlib.import_module("pyarrow.dataset")
     table = dataset.dataset(
-        source, schema=schema(), format="parquet", filesystem=filesystem
+        os.fspath(source), schema=schema(), format="parquet", filesystem=filesystem
     ).to_table()
     if sort:
         table = table.sort_by([("timestamp", "ascending"), ("key", "ascending")])
