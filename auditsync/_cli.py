@@ -75,7 +75,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "--to",
         default="jsonl",
         metavar="SINK",
-        help="jsonl (standard output), jsonl:PATH, sqlite:PATH or postgresql://… (default: jsonl)",
+        help="jsonl (standard output), jsonl:PATH, sqlite:PATH, parquet:DIR, ocsf[:PATH],"
+        " ecs[:PATH] or postgresql://… (default: jsonl)",
     )
     decode.add_argument(
         "--dead-letter",
@@ -317,6 +318,19 @@ def _sink_for(spec: str) -> Sink:
         return JsonLinesSink(target)
     if kind == "sqlite" and target:
         return SQLiteSink(target)
+    if kind in ("ocsf", "ecs"):
+        from . import ecs, ocsf
+        from .sinks import FormSink
+
+        form = ocsf.to_ocsf if kind == "ocsf" else ecs.to_ecs
+        return FormSink(form, target or None)
+    if kind == "parquet" and target:
+        from .sinks import ParquetSink
+
+        try:
+            return ParquetSink(target)
+        except ImportError as error:
+            raise UsageError(str(error)) from None
     if kind in ("postgresql", "postgres"):
         from .sinks import PostgresSink
 
@@ -326,7 +340,10 @@ def _sink_for(spec: str) -> Sink:
             raise UsageError(str(error)) from None
         except Exception as error:  # a connection refused is a usage problem here
             raise UsageError(f"cannot connect to {spec}: {error}") from None
-    raise UsageError(f"unknown sink {spec!r}: use jsonl, jsonl:PATH, sqlite:PATH or postgresql://…")
+    raise UsageError(
+        f"unknown sink {spec!r}: use jsonl, jsonl:PATH, sqlite:PATH, parquet:DIR, ocsf, ecs"
+        " or postgresql://…"
+    )
 
 
 def _open_dead_letter(path: str) -> DeadLetterSink:

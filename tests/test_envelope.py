@@ -312,7 +312,7 @@ def test_missing_log_event_field(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("id", v) for v in ILL_TYPED_STR]
+    [("id", v) for v in ILL_TYPED_STR if type(v) is not int]  # an int id is read as text
     + [("message", v) for v in ILL_TYPED_STR]
     + [("timestamp", v) for v in ILL_TYPED_INT],
     ids=repr,
@@ -322,6 +322,23 @@ def test_ill_typed_log_event_field(name: str, value: Any) -> None:
     document["logEvents"][2][name] = value
     for _how, call in all_inputs(document):
         assert envelope_error(call).field == f"logEvents[2].{name}"
+
+
+def test_an_integer_id_is_read_as_its_decimal_text() -> None:
+    """moto writes logEvents[].id as a JSON integer (0, 1, 2, ...); AWS writes a string."""
+    document = data()
+    for number, item in enumerate(document["logEvents"]):
+        item["id"] = [0, 2**64 - 1, 7][number % 3]
+    for _how, call in all_inputs(document):
+        result = call()
+        message = result[0] if isinstance(result, list) else result
+        assert [event.id for event in message.log_events][:3] == ["0", str(2**64 - 1), "7"]
+    # In a dict any integer is exact; in JSON text the parser reads one beyond 64 bits as a
+    # float, which is refused rather than rounded.
+    document["logEvents"][0]["id"] = 2**200
+    assert parse_message(document).log_events[0].id == str(2**200)
+    raw = json.dumps(document).encode()
+    assert envelope_error(lambda: parse_message(raw)).field == "logEvents[0].id"
 
 
 def test_bool_is_not_a_timestamp() -> None:
