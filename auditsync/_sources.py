@@ -27,8 +27,7 @@ from ._auditlog import parse_line
 from ._envelope import next_document
 from ._errors import EnvelopeError, LineError
 from ._events import Origin
-from ._native import INFLATE_ERRORS, new_inflater
-from ._payload import reserved_gzip_flags
+from ._gzip import GZIP_MAGIC, MemberReader
 from ._pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
@@ -42,8 +41,6 @@ __all__ = [
     "subscription_inputs",
 ]
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
 #: Longer than any document of a JSON input: a Lambda event is at most 6 MB, a CloudWatch
@@ -147,7 +144,7 @@ def open_input(raw: Readable, layers: list[_GzipMembers] | None = None) -> io.Bu
     Firehose writes when its own compression wraps CloudWatch's) or plain."""
     stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Raw(raw))
     for _ in range(3):
-        if stream.peek(2)[:2] != _GZIP_MAGIC:
+        if stream.peek(2)[:2] != GZIP_MAGIC:
             break
         layer = _GzipMembers(stream)
         if layers is not None:
@@ -157,79 +154,34 @@ def open_input(raw: Readable, layers: list[_GzipMembers] | None = None) -> io.Bu
 
 
 class _GzipMembers:
-    """Inflates gzip members back to back as a stream, like ``gzip.GzipFile`` — except that
+    """A file's gzip members inflated as a stream, like ``gzip.GzipFile`` — except that
     damage (junk after the last member, a cut or corrupt member) ends the stream quietly
     and is kept in :attr:`failure`: the reader first gets every good byte, then the
-    source says what was lost (:func:`read_file`)."""
+    source says what was lost (:func:`read_file`). The rules are :class:`MemberReader`'s,
+    in its tolerant mode."""
 
     def __init__(self, raw: Readable):
         self.raw = raw
-        self.inflater = new_inflater(_GZIP_WBITS)
-        self.pending = b""
-        self.consumed = 0
-        self.member_start = 0
-        self.failure: str | None = None
+        self.reader = MemberReader("gzip", strict=False)
+
+    @property
+    def failure(self) -> str | None:
+        """What ended the stream early, with its offset; ``None`` if nothing did."""
+        failure = self.reader.failure
+        return None if failure is None else str(failure)
 
     def read(self, size: int = -1, /) -> bytes:
+        reader = self.reader
         want = size if size > 0 else _CHUNK
-        while self.failure is None:
-            if not self.pending:
-                self.pending = self.raw.read(_CHUNK)
-                if not self.pending:
-                    if self.consumed == self.member_start:
-                        return b""  # the end, between members
-                    # Cut short: first what the inflater still holds (ISA-L reads ahead).
-                    data = self._inflate(b"", want)
-                    if data or self.consumed == self.member_start:
-                        return data
-                    self._fail(f"the gzip member at offset {self.member_start} is cut short")
-                    return b""
-            if self.consumed == self.member_start:
-                # Between members: NUL padding is allowed, anything else must be a member.
-                self.pending = self._skip_padding(self.pending)
-                if not self.pending:
-                    continue
-                if not _GZIP_MAGIC.startswith(self.pending[:2]):
-                    self._fail(f"unexpected bytes after the gzip data at offset {self.consumed}")
-                    return b""
-                while len(self.pending) < 4 and (more := self.raw.read(_CHUNK)):
-                    self.pending += more
-                if reserved_gzip_flags(self.pending):
-                    self._fail(f"corrupt gzip member at offset {self.member_start}: reserved flags")
-                    return b""
-            data = self._inflate(self.pending, want)
-            if data:
+        while True:
+            data = reader.read(want)
+            if data or reader.finished:
                 return data
-        return b""
-
-    def _inflate(self, data: bytes, want: int) -> bytes:
-        """Inflate ``data`` (up to ``want`` bytes out), keeping the books: what is left of
-        the input, how much was consumed, where the next member starts."""
-        inflater = self.inflater
-        try:
-            out = inflater.decompress(data, want)
-        except INFLATE_ERRORS as error:
-            self._fail(f"corrupt gzip member at offset {self.member_start}: {error}")
-            return b""
-        # At a member's end the input left over is unused_data alone: unconsumed_tail
-        # may still hold a copy of it when an earlier call stopped at ``want``.
-        rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
-        self.consumed += len(data) - len(rest)
-        self.pending = rest
-        if inflater.eof:
-            self.inflater = new_inflater(_GZIP_WBITS)
-            self.member_start = self.consumed
-        return out
-
-    def _skip_padding(self, data: bytes) -> bytes:
-        rest = data.lstrip(b"\0")
-        self.consumed += len(data) - len(rest)
-        self.member_start = self.consumed
-        return rest
-
-    def _fail(self, reason: str) -> None:
-        self.failure = reason
-        self.pending = b""
+            more = self.raw.read(_CHUNK)
+            if more:
+                reader.feed(more)
+            else:
+                reader.feed_eof()
 
 
 class _Raw(io.RawIOBase):

@@ -30,7 +30,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import AuditSyncError, PayloadError, decode_payload, iter_messages, parse_message
-from auditsync import _payload as payload_module
+from auditsync import _gzip as gzip_module
 from auditsync.testing import mutations
 
 MIB = 1 << 20
@@ -612,8 +612,8 @@ needs_isal = pytest.mark.skipif(
 def _decoded_with(inflater: Any, errors: tuple[type[Exception], ...], data: bytes) -> object:
     """decode_payload with this inflater: the bytes, or (offset) of the PayloadError."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(payload_module, "new_inflater", inflater)
-        patch.setattr(payload_module, "INFLATE_ERRORS", errors)
+        patch.setattr(gzip_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "INFLATE_ERRORS", errors)
         try:
             return decode_payload(data, max_size=4 * MIB)
         except PayloadError as error:
@@ -649,7 +649,7 @@ def test_the_fast_inflater_is_taken_where_installed() -> None:
 
     pure = os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0")
     expected = zlib.decompressobj if pure else isal_zlib.decompressobj
-    assert payload_module.new_inflater is expected
+    assert gzip_module.new_inflater is expected
 
 
 def _with_flag(member: bytes, flag: int) -> bytes:

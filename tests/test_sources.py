@@ -31,6 +31,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import Origin, parse_line
+from auditsync import _gzip as gzip_module
 from auditsync import _sources as sources_module
 from auditsync._auditlog import parse_lines
 from auditsync._events import DeadLetter
@@ -218,7 +219,7 @@ def test_gzip_members_read_in_any_sizes_give_each_byte_once(
     # A read that stopped inside a member once counted the input after that member
     # twice: zlib had left it in both unconsumed_tail and unused_data.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "new_inflater", inflater)
         members = sources_module._GzipMembers(io.BytesIO(b"".join(map(gzip.compress, parts))))
         got = [members.read(size) for size in sizes * 40]
         got += iter(members.read, b"")
@@ -239,7 +240,7 @@ def test_a_gzip_member_cut_short_gives_every_byte_before_the_cut(
     data = whole[: cut % len(whole)]
     good = zlib.decompressobj(31).decompress(data)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "new_inflater", inflater)
         members = sources_module._GzipMembers(io.BytesIO(data))
         got = b"".join(iter(lambda: members.read(size), b""))
     assert good.startswith(got)
@@ -254,10 +255,10 @@ def test_a_gzip_member_with_reserved_flags_ends_the_file_whichever_inflates(
     first, second = gzip.compress(log_bytes(MARIADB)), gzip.compress(log_bytes(AURORA))
     flagged = second[:3] + bytes([second[3] | 0x20]) + second[4:]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "new_inflater", inflater)
         members = sources_module._GzipMembers(ShortReads(first + flagged, 2))
         assert b"".join(iter(members.read, b"")) == log_bytes(MARIADB)
-    assert members.failure == f"corrupt gzip member at offset {len(first)}: reserved flags"
+    assert members.failure == f"corrupt gzip stream: reserved header flags set (at offset {len(first)})"
 
 
 def test_a_read_error_ends_the_log_after_its_last_whole_line() -> None:
