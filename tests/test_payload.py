@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from auditsync import AuditSyncError, PayloadError, decode_payload, iter_messages, parse_message
 from auditsync import _gzip as gzip_module
 from auditsync.testing import mutations
+from bombs import zero_bomb
 
 MIB = 1 << 20
 MESSAGE = (
@@ -68,34 +69,6 @@ def raises_payload_error(data: bytes | str, **kwargs: Any) -> PayloadError:
     assert isinstance(error, ValueError)
     assert str(error)
     return error
-
-
-def zero_bomb(mebibytes: int, *, wbits: int = 31) -> bytes:
-    """A single gzip (wbits 31) or zlib (wbits 15) member inflating to ``mebibytes`` MiB of NULs.
-
-    Built by streaming compression in chunks: after a full flush, compressing another MiB
-    of NULs yields the very same block, so the stream is the first block, that block
-    repeated, and a trailer -- built in milliseconds, a few hundred times smaller than its
-    output.
-    """
-    zeros = bytes(MIB)
-    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
-    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    assert block == compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    final_block = compressor.flush()[:2]  # an empty final block; its trailer is rebuilt below
-    size = mebibytes * MIB
-    if wbits > 15:
-        crc = 0
-        if mebibytes == 1024:
-            crc = 1533330096  # zlib.crc32(bytes(1 << 30)), precomputed: it takes 0.3 s
-        else:
-            for _ in range(mebibytes):
-                crc = zlib.crc32(zeros, crc)
-        trailer = crc.to_bytes(4, "little") + (size % (1 << 32)).to_bytes(4, "little")
-    else:
-        trailer = ((size % 65521) << 16 | 1).to_bytes(4, "big")  # adler32 of NULs
-    return first + block * (mebibytes - 1) + final_block + trailer
 
 
 def peak_memory(call: Callable[[], object]) -> tuple[int, BaseException | None]:

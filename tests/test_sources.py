@@ -258,7 +258,10 @@ def test_a_gzip_member_with_reserved_flags_ends_the_file_whichever_inflates(
         patch.setattr(gzip_module, "new_inflater", inflater)
         members = sources_module._GzipMembers(ShortReads(first + flagged, 2))
         assert b"".join(iter(members.read, b"")) == log_bytes(MARIADB)
-    assert members.failure == f"corrupt gzip stream: reserved header flags set (at offset {len(first)})"
+    assert (
+        members.failure
+        == f"corrupt gzip stream: reserved header flags set (at offset {len(first)})"
+    )
 
 
 def test_a_read_error_ends_the_log_after_its_last_whole_line() -> None:
@@ -306,14 +309,33 @@ def test_open_input_of_an_empty_stream_is_empty() -> None:
 
 def test_log_lines_carry_path_and_physical_line_number() -> None:
     data = log_bytes(MARIADB, "", AURORA) + RDS_QUERY.encode() + b"\r\n" + RDS_CONNECT.encode()
-    items = list(read_inputs(reader(data), "logs/server_audit.log"))
+    items = list(read_inputs(reader(data + b"\n"), "logs/server_audit.log"))
     assert lines_of(items) == [
         (MARIADB.encode(), 1),
         (AURORA.encode(), 3),
         (RDS_QUERY.encode(), 4),  # CRLF taken off
-        (RDS_CONNECT.encode(), 5),  # no final newline
+        (RDS_CONNECT.encode(), 5),
     ]
     assert {item.origin.path for item in items if item.origin} == {"logs/server_audit.log"}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_last_line_without_its_newline_is_incomplete_not_a_record(compressed: bool) -> None:
+    # It reads as a query the server truncated: run while a writer is mid-line, then again
+    # once it finished, the same record was stored twice.
+    cut = b"20240131 14:02:09,db1,app,10.0.0.7,42,1003,QUERY,shop,'delete from orders where id = 4"
+    data = log_bytes(MARIADB) + cut
+    items = list(read_file(io.BytesIO(gzip.compress(data) if compressed else data), "a.log"))
+    assert lines_of(items[:-1]) == [(MARIADB.encode(), 1)]
+    assert items[-1] == Unreadable(
+        "a.log: line 2 has no newline at its end: incomplete, not a record",
+        cut,
+        Origin(path="a.log", line_number=2),
+    )
+    assert lines_of(list(read_file(io.BytesIO(data + b"\n"), "a.log"))) == [
+        (MARIADB.encode(), 1),
+        (cut, 2),
+    ]
 
 
 @pytest.mark.parametrize("line", [MARIADB, AURORA, RDS_CONNECT, SYSLOG_BSD, SYSLOG_DATAGRAM])
@@ -388,11 +410,12 @@ def test_a_stray_junk_line_is_its_own_dead_letter() -> None:
     ]
 
 
-def test_a_run_of_junk_lines_is_not_glued_into_one_unbounded_record() -> None:
+@pytest.mark.parametrize("form", [InputFormat.LOG, InputFormat.EXPORT])
+def test_a_run_of_junk_lines_is_not_glued_into_one_unbounded_record(form: InputFormat) -> None:
     # No name in a record holds more than a few newlines; a file of junk must not become
-    # one record the size of the file.
+    # one record the size of the file — in an export, lines without its timestamp alike.
     data = log_bytes(*(f"{JUNK} number {n}" for n in range(2000)))
-    items = list(read_inputs(reader(data), "f"))
+    items = list(read_inputs(reader(data), "f", form))
     assert max(len(text) for item in items if isinstance(item, Lines) for text in item.texts) < (
         64 * 1024
     )
@@ -425,6 +448,43 @@ def test_export_message_holding_a_newline_is_rejoined() -> None:
     data = log_bytes(f"2023-05-01T10:02:19.000Z {record}", f"2023-05-01T10:02:20.000Z {AURORA}")
     items = list(read_inputs(reader(data), "export"))
     assert lines_of(items) == [(record.encode(), 1), (AURORA.encode(), 3)]
+
+
+def test_export_junk_after_a_table_event_is_not_glued_to_it() -> None:
+    # A table event ends in a comma, so junk glued to it read as its database:
+    # database='shop,orders,\nTHIS IS', object 'junk', and no dead letter.
+    data = log_bytes(f"2023-05-01T10:02:19.000Z {MARIADB_WRITE}", "THIS IS,junk,")
+    items = list(read_inputs(reader(data), "export"))
+    assert lines_of(items) == [(MARIADB_WRITE.encode(), 1), (b"THIS IS,junk,", 2)]
+    sink, letters = MemorySink(), MemorySink()
+    report = Pipeline(sink, dead_letter=letters).process(read_inputs(reader(data), "export"))
+    assert [(event.database, event.object) for event in sink.items] == [("shop", "orders")]
+    assert (report.delivered, report.dead_lettered) == (1, 1)
+
+
+def test_a_raw_log_read_as_an_export_is_split_into_its_records() -> None:
+    # With no export timestamp on any line, every line after the first once continued it:
+    # one record, and one event whose database was the whole file.
+    data = (Path(__file__).parents[1] / "examples" / "server_audit.log").read_bytes()
+    as_log = lines_of(list(read_inputs(reader(data), "f", InputFormat.LOG)))
+    assert len(as_log) > 300
+    assert lines_of(list(read_inputs(reader(data), "f", InputFormat.EXPORT))) == as_log
+
+
+@pytest.mark.parametrize("form", [InputFormat.LOG, InputFormat.EXPORT])
+def test_one_rule_joins_a_split_record_in_a_log_and_an_export(form: InputFormat) -> None:
+    # The continuation joins a record that does not read alone, at most three times.
+    stamp = "2023-05-01T10:02:19.000Z " if form is InputFormat.EXPORT else ""
+    split = "20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,shop,a\nb\nc\nd,"
+    too_split = "20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,shop,a\nb\nc\nd\ne,"
+    data = log_bytes(stamp + split, stamp + too_split, stamp + AURORA)
+    items = list(read_inputs(reader(data), "f", form))
+    assert lines_of(items) == [
+        (split.encode(), 1),
+        (too_split.encode()[:-3], 5),  # joined three times, then the rest stands alone
+        (b"e,", 9),
+        (AURORA.encode(), 10),
+    ]
 
 
 _PHYSICAL_LINES = st.lists(
@@ -460,12 +520,20 @@ def test_records_read_a_chunk_at_a_time_are_those_read_line_by_line(
     physical = data.split(b"\n")
     if final_newline and lines:
         physical.pop()
+    last = physical.pop() if data and not (final_newline and lines) else b""
     reference.take_lines(physical if data else [], 1)
     reference.finish()
     expected = list(zip(reference.texts, reference.numbers, strict=True))
     for size in (chunk, 1 << 20):
         stream = io.BytesIO(data)
         blocks = list(sources_module._log_lines(stream, "a.log", export=export, chunk=size))
+        if last.rstrip(b"\r"):  # a last line without its newline is no record
+            incomplete = blocks.pop()
+            assert isinstance(incomplete, Unreadable)
+            assert (incomplete.raw, incomplete.origin) == (
+                last,
+                Origin(path="a.log", line_number=len(physical) + 1),
+            )
         assert lines_of(blocks) == expected
         assert all(0 < len(block.texts) <= LINES_PER_BLOCK for block in blocks)
 
@@ -707,7 +775,7 @@ def test_documents_property(
 
 def small_windows(window: int, *, patience: int) -> Any:
     """Reads of ``window`` bytes, and ``patience`` bytes before a stretch is judged bad."""
-    return mock.patch.multiple(sources_module, _CHUNK=window, _LONGEST_DOCUMENT=patience)
+    return mock.patch.multiple(sources_module, _CHUNK=window, LONGEST_RECORD=patience)
 
 
 def test_a_bad_stretch_longer_than_any_document_is_cut_before_the_stream_ends() -> None:
