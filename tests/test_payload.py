@@ -26,13 +26,13 @@ from typing import Any
 
 import orjson
 import pytest
+from bombs import zero_bomb
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import AuditSyncError, PayloadError, decode_payload, iter_messages, parse_message
 from auditsync import _gzip as gzip_module
 from auditsync.testing import mutations
-from bombs import zero_bomb
 
 MIB = 1 << 20
 MESSAGE = (
