@@ -566,6 +566,87 @@ def test_forced_export_format_reads_an_object_whose_first_line_is_junk() -> None
     assert lines_of(items) == [(JUNK.encode(), 1), (MARIADB.encode(), 2)]
 
 
+# --- records longer than any record ----------------------------------------------------------
+
+
+def bounded(longest: int) -> Any:
+    """A smaller :data:`LONGEST_RECORD`, so that tests need not make megabytes."""
+    return mock.patch.object(sources_module, "LONGEST_RECORD", longest)
+
+
+@given(
+    lengths=st.lists(st.sampled_from([0, 1, 99, 100, 101, 250, 9000]), min_size=1, max_size=12),
+    chunk=st.integers(1, 300),
+    final_newline=st.booleans(),
+)
+def test_a_line_longer_than_any_record_is_a_dead_letter_of_its_start_and_length(
+    lengths: list[int], chunk: int, final_newline: bool
+) -> None:
+    # A gzip bomb of NULs is one endless line: it was held whole, then parsed.
+    longest, kept = 100, sources_module._KEPT
+    lines = [MARIADB.encode() + b"x" * n for n in lengths]
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    with bounded(longest):
+        items = list(
+            sources_module._log_lines(io.BytesIO(data), "a.log", export=False, chunk=chunk)
+        )
+    records = lines_of([item for item in items if isinstance(item, Lines)])
+    letters = [item for item in items if isinstance(item, Unreadable)]
+    numbered = list(enumerate(lines, 1))
+    if not final_newline:
+        *numbered, (last_number, last) = numbered
+    assert records == [(line, n) for n, line in numbered if len(line) <= longest]
+    expected = [(line[:kept], n, len(line)) for n, line in numbered if len(line) > longest]
+    if not final_newline:
+        expected.append((last[:kept], last_number, len(last)))
+    assert [(letter.raw, letter.origin.line_number) for letter in letters if letter.origin] == [
+        (raw, n) for raw, n, _ in expected
+    ]
+    for letter, (_, number, length) in zip(letters, expected, strict=True):
+        if length > longest:
+            assert f"line {number} is {length} bytes long" in letter.error
+        else:
+            assert "no newline" in letter.error
+
+
+def test_records_around_an_overlong_line_keep_their_order() -> None:
+    data = log_bytes(MARIADB, b"\0" * 5000, AURORA)
+    with bounded(1000):
+        items = list(read_inputs(reader(gzip.compress(data)), "bomb.gz"))
+    assert [type(item) for item in items] == [Lines, Unreadable, Lines]
+    assert lines_of(items[::2]) == [(MARIADB.encode(), 1), (AURORA.encode(), 3)]
+    assert items[1] == Unreadable(
+        "bomb.gz: line 2 is 5000 bytes long, longer than any record (1000 bytes); "
+        "its first 4096 bytes are kept",
+        bytes(4096),
+        Origin(path="bomb.gz", line_number=2),
+    )
+
+
+def test_continuations_are_not_joined_past_the_longest_record() -> None:
+    start = "20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,shop,a"
+    end = "c" * 400 + ","
+    data = log_bytes(start, "b" * 600, end)
+    with bounded(1000):
+        items = list(read_inputs(reader(data), "f"))
+    assert lines_of(items) == [(f"{start}\n{'b' * 600}".encode(), 1), (end.encode(), 3)]
+
+
+def test_a_document_longer_than_any_record_is_a_dead_letter_of_its_start() -> None:
+    huge = message(["x" * 3000])
+    data = message([MARIADB]) + b"\n" + huge + b"\n" + message([AURORA], 1)
+    with bounded(2000):
+        items = list(read_inputs(reader(data), "f.json"))
+    assert items[0] == Payload(message([MARIADB]), Origin(path="f.json", line_number=1))
+    assert items[1] == Unreadable(
+        f"f.json: document 2 is {len(huge)} bytes long, longer than any record (2000 bytes); "
+        f"its first {len(huge)} bytes are kept",
+        huge,
+        Origin(path="f.json", line_number=2),
+    )
+    assert items[2] == Payload(message([AURORA], 1), Origin(path="f.json", line_number=3))
+
+
 # --- read_inputs: JSON ----------------------------------------------------------------------
 
 
