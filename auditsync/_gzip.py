@@ -108,6 +108,7 @@ class MemberReader:
         "finished",
         "kind",
         "max_size",
+        "needs_input",
     )
 
     def __init__(self, kind: Kind = "gzip", *, strict: bool = True, max_size: int | None = None):
@@ -116,6 +117,8 @@ class MemberReader:
         #: What ended a tolerant reader early; ``None`` while all is well.
         self.failure: PayloadError | None = None
         self.finished = False
+        #: Whether :meth:`read` can go no further without more input.
+        self.needs_input = False
         self._strict = strict
         self._wbits = _WBITS[kind]
         self._room = sys.maxsize if max_size is None else max_size
@@ -130,16 +133,6 @@ class MemberReader:
         self._members = 0
         self._slice = _FIRST_SLICE
 
-    @property
-    def needs_input(self) -> bool:
-        """Whether :meth:`read` can go no further without more input."""
-        return (
-            not self.finished
-            and not self._ended
-            and not self._pending
-            and self._position >= len(self._buffer)
-        )
-
     def feed(self, data: bytes) -> None:
         """More compressed input."""
         # Keep what the inflater has not consumed yet: it ends at _position.
@@ -150,10 +143,12 @@ class MemberReader:
         self._position -= keep
         self._buffer = data
         self._view = memoryview(data)
+        self.needs_input = False
 
     def feed_eof(self) -> None:
         """The input has ended: a member not finished by now is cut short."""
         self._ended = True
+        self.needs_input = False
 
     def read(self, size: int) -> bytes:
         """Up to ``size`` inflated bytes; ``b""`` when more input is needed or at the end."""
@@ -167,6 +162,7 @@ class MemberReader:
                     self._position = position + len(self._pending)
                     self._slice = min(2 * self._slice, _LONGEST_SLICE)
                 elif not self._ended:
+                    self.needs_input = True
                     return b""
             out = self._inflate(size)
             if out:
@@ -182,6 +178,7 @@ class MemberReader:
             if found is None:
                 self._position = len(buffer)
                 self.finished = self._ended
+                self.needs_input = not self._ended
                 return False
             start = self._position = found.start()
         offset = self._base + start
@@ -193,6 +190,7 @@ class MemberReader:
                 what = "after the gzip data" if self._members else "where a gzip member begins"
                 return self._fail(f"unexpected bytes {what}", offset)
             if len(header) < 4 and not self._ended:
+                self.needs_input = True
                 return False
             if len(header) >= 4 and header[3] & 0xE0:
                 return self._fail("corrupt gzip stream: reserved header flags set", offset)

@@ -183,6 +183,15 @@ def test_every_gzip_member_is_kept_through_base64() -> None:
     assert decode_payload(b64(data, lines=True).decode()) == b"".join(parts)
 
 
+def test_nul_padding_between_and_after_gzip_members_is_accepted() -> None:
+    # The rule of gzip.GzipFile, and of the files the command line reads: one reader, one
+    # rule (payloads refused a member after padding, files read it).
+    parts = [b'{"a":1}', b'{"b":2}']
+    data = gz(parts[0]) + bytes(5) + gz(parts[1]) + bytes(3)
+    assert decode_payload(data) == b"".join(parts)
+    assert decode_payload(b64(data)) == b"".join(parts)
+
+
 def test_many_gzip_members() -> None:
     parts = [b'{"n":%d}' % i for i in range(500)]
     assert decode_payload(b"".join(gz(part) for part in parts)) == b"".join(parts)
