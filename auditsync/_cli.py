@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import filters
+from . import __version__, _native, filters
 from ._events import AuditEvent, Dialect, Origin
 from ._pipeline import Lines, Payload, Pipeline, Report, Unreadable
 from ._sources import InputFormat, iter_paths, read_file
@@ -63,6 +63,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         prog="auditsync",
         description="Decode MariaDB/MySQL server_audit logs as AWS and MariaDB write them.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     decode = commands.add_parser(
         "decode",
@@ -110,6 +111,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     stats.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
     stats.set_defaults(run=_stats)
     return parser, {"decode": decode, "stats": stats}
+
+
+def _version() -> str:
+    """The version, and which line reader and inflater run: a build without a compiler
+    falls back to pure Python, about five times slower, and this is where a user sees it."""
+    reader = "C extension" if _native.parse_line is not None else "pure Python"
+    inflater = "ISA-L" if _native.new_inflater.__module__.startswith("isal") else "zlib"
+    return f"auditsync {__version__} (line reader: {reader}; inflater: {inflater})"
 
 
 def _add_input_options(command: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import importlib.metadata
 import io
 import os
 import random
@@ -33,7 +34,8 @@ import orjson
 import pytest
 from bombs import zero_bomb
 
-from auditsync import AuditEvent, Origin, parse_line
+import auditsync
+from auditsync import AuditEvent, Origin, _native, parse_line
 from auditsync import _cli as cli_module
 from auditsync.sinks import event_to_dict
 from auditsync.testing import kinesis_event, to_payload
@@ -1231,3 +1233,25 @@ def test_postgres_output_and_a_second_run_adds_nothing(tmp_path: Path, postgres_
     second = run(tmp_path, *args, "server_audit.log", "firehose")
     assert second.returncode == 1
     assert rows() == stored
+
+
+# --- --version ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pure", "reader", "inflater"),
+    [("1", "pure Python", "zlib"), ("", "C extension", None)],
+)
+def test_version_names_the_reader_and_inflater(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: str, reader: str, inflater: str | None
+) -> None:
+    monkeypatch.setenv("AUDITSYNC_PURE_PYTHON", pure)
+    if not pure and _native.parse_line is None:
+        pytest.skip("the C extension was not built here")
+    result = run(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert text.startswith(f"auditsync {auditsync.__version__} (line reader: {reader}; inflater: ")
+    if inflater is not None:
+        assert f"inflater: {inflater})" in text
+    assert auditsync.__version__ == importlib.metadata.version("auditsync")
