@@ -86,8 +86,10 @@ class MemberReader:
     """Compressed bytes in (:meth:`feed`, :meth:`feed_eof`), inflated bytes out (:meth:`read`).
 
     :meth:`read` returns ``b""`` when it needs more input (:attr:`needs_input`) or has
-    finished (:attr:`finished`). ``max_size`` bounds the whole output while inflating: a
-    decompression bomb is refused after about that many bytes.
+    finished (:attr:`finished`). ``strict`` raises a :class:`PayloadError` at the first
+    damage; otherwise the reader finishes there and keeps the error in :attr:`failure`.
+    ``max_size`` bounds the whole output while inflating: a decompression bomb is refused
+    after about that many bytes. Offsets in errors count every byte fed.
     """
 
     __slots__ = (
