@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import __version__, _native, filters
+from . import __version__, _gzip, _native, filters
 from ._events import AuditEvent, Dialect, Origin
 from ._pipeline import Lines, Payload, Pipeline, Report, Unreadable
 from ._sources import InputFormat, iter_paths, read_file
@@ -118,7 +118,7 @@ def _version() -> str:
     """The version, and which line reader and inflater run: a build without a compiler
     falls back to pure Python, about five times slower, and this is where a user sees it."""
     reader = "C extension" if _native.parse_line is not None else "pure Python"
-    inflater = "ISA-L" if _native.new_inflater.__module__.startswith("isal") else "zlib"
+    inflater = "ISA-L" if _gzip.new_inflater.__module__.startswith("isal") else "zlib"
     return f"auditsync {__version__} (line reader: {reader}; inflater: {inflater})"
 
 

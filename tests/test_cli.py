@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from bombs import zero_bomb
 
 import auditsync
 from auditsync import AuditEvent, Origin, _native, parse_line
@@ -1081,6 +1082,94 @@ def test_memory_stays_flat_however_large_the_input(tmp_path: Path) -> None:
     assert max(peak_small, peak_large, peak_gzip) < 150, (peak_small, peak_large, peak_gzip)
     assert peak_large < peak_small + 16, (peak_small, peak_large)
     assert peak_gzip < peak_small + 16, (peak_small, peak_gzip)
+
+
+def write_bomb(path: Path, shape: str, mebibytes: int) -> tuple[int, int]:
+    """A file inflating to ``mebibytes`` MiB in one line; the records it holds, and events."""
+    bomb = zero_bomb(mebibytes)
+    if shape == "gzip":
+        path.write_bytes(bomb)
+        return 1, 0
+    if shape == "gzip-of-gzip":
+        path.write_bytes(gzip.compress(bomb))
+        return 1, 0
+    # An endless line of text between two good records: gzip members back to back.
+    endless = zero_bomb(mebibytes, fill=ord("x"))
+    head, tail = (line.encode() + b"\n" for line in MARIADB[:2])
+    path.write_bytes(gzip.compress(head) + endless + gzip.compress(b"\n" + tail))
+    return 3, 2
+
+
+@NEEDS_PROC_STATUS
+@pytest.mark.parametrize("shape", ["gzip", "gzip-of-gzip", "endless-line"])
+def test_a_gzip_bomb_or_an_endless_line_takes_bounded_memory(tmp_path: Path, shape: str) -> None:
+    """128 and 512 MiB in one line (a 1 GiB gzip of NULs took 8.2 GiB): a dead letter of its
+    first bytes and its length, and the child's peak RSS under 256 MiB, the same for both."""
+    peaks = []
+    for mebibytes in (128, 512):
+        records, events = write_bomb(tmp_path / "bomb.gz", shape, mebibytes)
+        dead = tmp_path / "dead.jsonl"
+        dead.unlink(missing_ok=True)
+        peak, status, counts = peak_rss_mib(
+            tmp_path, ["decode", "--dead-letter", str(dead), "bomb.gz"]
+        )
+        assert peak < 256, (mebibytes, peak)
+        (letter,) = read_json_lines(dead)
+        line = 2 if events else 1
+        assert (status, counts["records"], counts["delivered"]) == (1, records, events)
+        assert f"line {line} is {mebibytes << 20} bytes long" in letter["error"]
+        assert letter["origin"]["line_number"] == line
+        assert base64.b64decode(letter["raw_base64"]) == (b"x" if events else b"\0") * 4096
+        peaks.append(peak)
+    assert peaks[1] < peaks[0] + 16, peaks
+
+
+def test_junk_after_a_table_event_in_an_export_is_a_dead_letter(tmp_path: Path) -> None:
+    # It was glued on: database='shop,orders,\nTHIS IS', exit 0, no dead letter.
+    write_log(tmp_path / "000000", [f"2023-05-01T10:02:19.000Z {MARIADB[1]}", "THIS IS,junk,"])
+    result = run(tmp_path, "decode", "000000")
+    (event,) = output(result)
+    assert (event["database"], event["object"]) == ("shop", "t")
+    assert result.returncode == 1
+    assert summary(result)["dead_lettered"] == 1
+
+
+def test_a_raw_log_forced_as_an_export_gives_the_events_of_the_log(tmp_path: Path) -> None:
+    # It was one event whose database was the whole 40 KB file, exit 0.
+    example = Path(__file__).parents[1] / "examples" / "server_audit.log"
+    (tmp_path / "server_audit.log").write_bytes(example.read_bytes())
+    as_export = run(tmp_path, "decode", "--format", "export", "server_audit.log")
+    as_log = run(tmp_path, "decode", "--format", "log", "server_audit.log")
+    assert len(output(as_export)) > 300
+    assert as_export.stdout == as_log.stdout
+    assert as_export.returncode == as_log.returncode == 0
+
+
+def test_a_line_the_writer_has_not_finished_is_not_stored_twice(tmp_path: Path) -> None:
+    # It was read as a query the server truncated: run mid-line and again once the line was
+    # finished, the database held one row more than the log has records.
+    log = tmp_path / "server_audit.log"
+    last = (
+        "20240131 14:02:11,db1,app,10.0.0.7,42,1003,QUERY,shop,'delete from orders where id = 4',0"
+    )
+    write_log(log, MARIADB)
+    with log.open("ab") as file:
+        file.write(last.encode()[:-3])
+    first = run(
+        tmp_path, "decode", "--to", "sqlite:audit.db", "--dead-letter", "dead.jsonl", log.name
+    )
+    assert first.returncode == 1
+    assert summary(first)["delivered"] == len(MARIADB)
+    (letter,) = read_json_lines(tmp_path / "dead.jsonl")
+    assert "no newline at its end" in letter["error"]
+    assert letter["origin"]["line_number"] == len(MARIADB) + 1
+    with log.open("ab") as file:
+        file.write(last.encode()[-3:] + b"\n")
+    assert run(tmp_path, "decode", "--to", "sqlite:audit.db", log.name).returncode == 0
+    with sqlite3.connect(tmp_path / "audit.db") as connection:
+        rows = connection.execute("SELECT object, truncated FROM audit_events").fetchall()
+    assert len(rows) == len(MARIADB) + 1
+    assert ("delete from orders where id = 4", 0) in rows
 
 
 @NEEDS_PROC_STATUS
