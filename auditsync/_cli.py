@@ -229,18 +229,24 @@ def _expand(name: str) -> Iterator[str]:
     way on every run (docs/cli.md).
     """
     if name == "-":
+        if sys.stdin is None:
+            raise UsageError("-: standard input is closed")
         yield name
         return
     try:
         path = Path(name)
         if not path.exists():
             raise UsageError(f"{name}: no such file or directory")
-        for found in iter_paths([name]):
+        for found in iter_paths([name], _skipping):
             with found.open("rb"):
                 pass
             yield str(found)
     except OSError as error:
         raise UsageError(f"{name}: {error.strerror or error}") from None
+
+
+def _skipping(path: Path, reason: str) -> None:
+    print(f"auditsync: skipping {path}: {reason}", file=sys.stderr)
 
 
 def _open(name: str) -> tuple[IO[bytes], int | None]:
@@ -282,7 +288,10 @@ def _filter(arguments: argparse.Namespace) -> filters.Predicate | None:
     for name in _VALUE_FILTERS:
         values = getattr(arguments, name)
         if values:
-            parts.append(getattr(filters, name)(*values))
+            try:
+                parts.append(getattr(filters, name)(*values))
+            except ValueError as error:
+                raise UsageError(f"--{name.replace('_', '-')}: {error}") from None
     parts.extend(getattr(filters, name)() for name in _FLAG_FILTERS if getattr(arguments, name))
     if arguments.since or arguments.until:
         parts.append(filters.between(_time(arguments.since), _time(arguments.until)))

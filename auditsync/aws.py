@@ -13,10 +13,10 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
-from ._errors import DeliveryError, EnvelopeError
+from ._errors import DeliveryError
 from ._events import AuditEvent, Origin
 from ._pipeline import Pipeline, Report
-from ._sources import firehose_inputs, kinesis_inputs, subscription_inputs
+from ._sources import firehose_inputs, kinesis_inputs, lambda_event_kind, subscription_inputs
 from .sinks._jsonlines import to_json
 from .sinks._memory import MemorySink
 
@@ -105,13 +105,12 @@ def lambda_handler(pipeline: Pipeline | Callable[[], Pipeline]) -> Callable[[Eve
         return made[0]
 
     def handler(event: Event, context: Any) -> Any:
-        if "awslogs" in event:
+        kind = lambda_event_kind(event)
+        if kind == "subscription":
             return handle_subscription_event(event, get()).summary()
-        if "deliveryStreamArn" in event or "records" in event:
+        if kind == "firehose":
             return handle_firehose_event(event, get())
-        if "Records" in event:
-            return handle_kinesis_event(event, get())
-        raise EnvelopeError("not a Kinesis, subscription filter or Firehose event")
+        return handle_kinesis_event(event, get())
 
     return handler
 

@@ -354,3 +354,36 @@ def test_a_lambda_event_that_is_no_object_is_an_envelope_error(event: object) ->
 
     with pytest.raises(EnvelopeError, match="JSON object"):
         lambda_inputs(event)  # type: ignore[arg-type]
+
+
+# --- hostile and unlucky events (issue 16) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("event", [None, 5, [1], "text"])
+def test_the_handler_refuses_an_event_that_is_no_object_with_an_envelope_error(
+    event: object,
+) -> None:
+    handler = lambda_handler(Pipeline(StoreSink()))
+    with pytest.raises(EnvelopeError, match="JSON object"):
+        handler(event, None)  # type: ignore[arg-type]
+
+
+def test_a_kinesis_record_without_its_kinesis_object_is_dead_lettered_with_its_position() -> None:
+    line = audit_line(random.Random(5), 3)
+    payload = to_payload(
+        SubscriptionMessage("DATA_MESSAGE", "1", GROUP, "s", ("f",), (LogEvent("7", 1, line),))
+    )
+    event = kinesis_event([payload, payload])
+    broken = event["Records"][1]
+    del broken["kinesis"]
+    store, letters = StoreSink(), LetterBox()
+    pipeline = Pipeline(store, dead_letter=letters)
+    assert handle_kinesis_event(event, pipeline) == {"batchItemFailures": []}
+    assert list(store.rows) == ["7"]
+    [letter] = letters.letters
+    assert letter.stage == "source"
+    assert "Records[1]" in letter.error
+    assert "no kinesis object" in letter.error
+    assert orjson.loads(letter.raw) == broken
+    assert letter.origin is not None
+    assert letter.origin.shard_id == broken["eventID"].partition(":")[0]

@@ -75,8 +75,6 @@ def events(count: int, start: int = 1) -> list[AuditEvent]:
     return [event(number) for number in range(start, start + count)]
 
 
-
-
 def letter(
     stage: str = "line", raw: bytes = b"not \xff an audit line", **kwargs: Any
 ) -> DeadLetter:
@@ -161,7 +159,7 @@ PINNED_KEYS = {
             sequence_number="49590338271490256608559692538361571095921575989136588898",
         ),
     ),
-    "quoted path": (LINE, Origin(path="caf\u00e9 \"it's\" \udc80.log")),
+    "quoted path": (LINE, Origin(path='caf\u00e9 "it\'s" \udc80.log')),
     "aurora": (AURORA_LINE, Origin(path="a.log", line_number=1)),
     "non-utf8": (NON_UTF8_LINE, Origin(path="b.log", line_number=2)),
 }
@@ -948,3 +946,26 @@ def test_postgres_sink_rejects_bad_table_names(name: str) -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(ValueError, match=r"'schema\.table'"):
         PostgresSink("dbname=unused", table=name, create=False)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_sqlite_sink_fails_when_its_file_is_deleted_or_replaced(
+    tmp_path: Path, replace: bool
+) -> None:
+    path = tmp_path / "audit.db"
+    sink = SQLiteSink(path)
+    sink.write([event(1)])
+    path.unlink()
+    if replace:
+        SQLiteSink(path).close()
+    with pytest.raises(sqlite3.OperationalError, match="deleted or replaced"):
+        sink.write([event(2)])
+    sink.close()
+
+
+def test_sqlite_sink_in_memory_or_on_a_given_connection_is_not_checked() -> None:
+    for sink in (SQLiteSink(":memory:"), SQLiteSink(sqlite3.connect(":memory:"))):
+        sink.write([event(1)])
+        sink.write([event(2)])
+        assert sink.connection.execute("SELECT count(*) FROM audit_events").fetchone() == (2,)
+        sink.close()
