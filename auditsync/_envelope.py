@@ -19,6 +19,7 @@ from ._errors import EnvelopeError
 __all__ = [
     "CONTROL_MESSAGE",
     "DATA_MESSAGE",
+    "MAX_LOG_EVENTS",
     "LogEvent",
     "SubscriptionMessage",
     "data_message_parts",
@@ -33,6 +34,10 @@ __all__ = [
 
 DATA_MESSAGE = "DATA_MESSAGE"
 CONTROL_MESSAGE = "CONTROL_MESSAGE"
+#: CloudWatch Logs puts at most 10,000 log events in one batch, and so in one
+#: subscription message. A message with more was not written by CloudWatch: it is
+#: refused whole, before an event or a dead letter is made for any of its lines.
+MAX_LOG_EVENTS = 10_000
 
 
 @attrs.frozen(slots=True)
@@ -166,6 +171,7 @@ def data_message_parts(document: Any) -> tuple[str, str, list[Any]] | None:
         or type(group) is not str
         or type(stream) is not str
         or type(events) is not list
+        or len(events) > MAX_LOG_EVENTS
         or type(filters) is not list
         or not all(type(name) is str for name in filters)
     ):
@@ -298,6 +304,12 @@ def _from_mapping(document: Any) -> SubscriptionMessage:
             f"a subscription message is a JSON object, not {type(document).__name__}"
         )
     events = _field(document, "logEvents", list)
+    if len(events) > MAX_LOG_EVENTS:
+        raise EnvelopeError(
+            f"logEvents holds {len(events):,} log events; CloudWatch Logs writes at most "
+            f"{MAX_LOG_EVENTS:,} in one message, so this one is refused whole",
+            field="logEvents",
+        )
     policy_level = document.get("policyLevel")
     return SubscriptionMessage(
         message_type=_field(document, "messageType", str),

@@ -152,6 +152,10 @@ class _Batch:
     #: With a sort window: how many of ``events`` were released from it already.
     released: int = 0
 
+    def reset(self) -> None:
+        """Empty, for the next batch."""
+        self.events, self.letters, self.first_input, self.released = [], [], None, 0
+
 
 class Pipeline:
     """Turn payloads and lines into events and deliver them to ``sink``.
@@ -201,40 +205,38 @@ class Pipeline:
         self._redaction = _redaction(redact)
 
     def process(self, inputs: Iterable[Payload | Line | Lines | Unreadable]) -> Report:
-        """Run every input through; stop at the first batch the sink fails to take."""
+        """Run every input through; stop at the first batch the sink fails to take.
+
+        A batch goes to the sink as soon as it is full, also in the middle of a payload:
+        one payload may hold many messages, and its events are not all held at once.
+        """
         report = Report()
         started = time.perf_counter()
         batch = _Batch()
         held: list[_Held] | None = [] if self.sort_window else None
+        delivering = True
         for index, item in enumerate(inputs):
-            if batch.first_input is None:
-                batch.first_input = index
-            if isinstance(item, Lines):
-                self._take_lines(item, batch, report)
-            elif isinstance(item, Line):
-                self._take_line(item, batch, report)
-            elif isinstance(item, Payload):
-                self._take_payload(item, batch, report)
-            else:
-                report.records += 1
-                batch.letters.append(DeadLetter("source", item.error, item.raw, item.origin))
-            if held is not None:
-                self._hold(batch, held, index, self.sort_window)
-            if len(batch.events) + len(batch.letters) >= self.batch_size:
-                if not self._flush(batch, report):
-                    break
-                batch = _Batch()
-        else:
-            delivering = True
-            while held and delivering:
-                # Release what is held a batch at a time, not all at once.
-                room = max(1, self.batch_size - len(batch.events) - len(batch.letters))
-                self._hold(batch, held, -1, max(0, len(held) - room))
-                if held:
+            for _ in self._take(item, batch, report):
+                if batch.first_input is None:
+                    batch.first_input = index
+                if held is not None:
+                    self._hold(batch, held, index, self.sort_window)
+                if len(batch.events) + len(batch.letters) >= self.batch_size:
                     delivering = self._flush(batch, report)
-                    batch = _Batch()
-            if delivering:
-                self._flush(batch, report)
+                    if not delivering:
+                        break
+                    batch.reset()  # in place: the input being taken holds it
+            if not delivering:
+                break
+        while held and delivering:
+            # Release what is held a batch at a time, not all at once.
+            room = max(1, self.batch_size - len(batch.events) - len(batch.letters))
+            self._hold(batch, held, -1, max(0, len(held) - room))
+            if held:
+                delivering = self._flush(batch, report)
+                batch = _Batch()
+        if delivering:
+            self._flush(batch, report)
         if held:
             # The sink failed with events still held back for ordering: not delivered.
             report.failed += len(held)
@@ -243,6 +245,22 @@ class Pipeline:
             report.failed_input = earliest if failed is None else min(earliest, failed)
         report.elapsed = time.perf_counter() - started
         return report
+
+    def _take(
+        self, item: Payload | Line | Lines | Unreadable, batch: _Batch, report: Report
+    ) -> Iterator[None]:
+        """Take one input into ``batch``, pausing wherever the batch may be delivered."""
+        if isinstance(item, Lines):
+            self._take_lines(item, batch, report)
+        elif isinstance(item, Line):
+            self._take_line(item, batch, report)
+        elif isinstance(item, Payload):
+            yield from self._take_payload(item, batch, report)
+            return
+        else:
+            report.records += 1
+            batch.letters.append(DeadLetter("source", item.error, item.raw, item.origin))
+        yield
 
     @staticmethod
     def _hold(batch: _Batch, held: list[_Held], index: int, window: int) -> None:
@@ -306,16 +324,21 @@ class Pipeline:
             return
         self._keep(event, batch, report)
 
-    def _take_payload(self, item: Payload, batch: _Batch, report: Report) -> None:
+    def _take_payload(self, item: Payload, batch: _Batch, report: Report) -> Iterator[None]:
+        """A payload's messages, pausing after each (so at most one message, 10,000 log
+        events, beyond a full batch), where the batch may be delivered."""
         base = item.origin or Origin()
         try:
             decoded = decode_payload(item.data, max_size=self.max_payload_size)
         except PayloadError as error:
             report.records += 1
             batch.letters.append(_letter("payload", error, _raw(item.data), item.origin))
+            yield
             return
         seen = False
         for start, end, document in iter_json(decoded):
+            if seen:
+                yield
             seen = True
             if not isinstance(document, EnvelopeError) and self._take_data_message(
                 document, base, batch, report
@@ -348,6 +371,7 @@ class Pipeline:
             report.records += 1
             empty = PayloadError("payload holds no subscription message")
             batch.letters.append(_letter("payload", empty, _raw(item.data), item.origin))
+        yield
 
     def _take_data_message(
         self, document: object, base: Origin, batch: _Batch, report: Report
@@ -399,23 +423,29 @@ class Pipeline:
     # --- delivering -------------------------------------------------------------------------
 
     def _flush(self, batch: _Batch, report: Report) -> bool:
-        """Deliver one batch; on a sink failure count it failed and return False."""
+        """Deliver one batch; on a sink failure count it failed and return False.
+
+        The batch may have grown past ``batch_size`` by the last input or message taken;
+        each sink is still handed at most ``batch_size`` items in one call.
+        """
         letters = batch.letters
-        refused: Sequence[AuditEvent] = ()
+        refused = 0
+        size = self.batch_size
         try:
-            if batch.events:
+            for begin in range(0, len(batch.events), size):
                 try:
-                    self.sink.write(batch.events)
+                    self.sink.write(batch.events[begin : begin + size])
                 except Refused as refusal:
-                    refused = refusal.events
+                    refused += len(refusal.events)
                     reasons = refusal.reasons
                     letters = letters + [
-                        _refused(event, reasons.get(event.key, refusal.reason)) for event in refused
+                        _refused(event, reasons.get(event.key, refusal.reason))
+                        for event in refusal.events
                     ]
-            if letters:
-                # Should this fail after the sink took the events, the whole batch counts
-                # as failed and its events come again: harmless, sinks are idempotent.
-                self._dead_letter(letters)
+            # Should this fail after the sink took the events, the whole batch counts
+            # as failed and its events come again: harmless, sinks are idempotent.
+            for begin in range(0, len(letters), size):
+                self._dead_letter(letters[begin : begin + size])
         except Exception as error:  # any sink failure is retryable
             report.failed += len(batch.events) + len(batch.letters)
             report.failed_input = batch.first_input
@@ -427,7 +457,7 @@ class Pipeline:
                 error,
             )
             return False
-        report.delivered += len(batch.events) - len(refused)
+        report.delivered += len(batch.events) - refused
         report.dead_lettered += len(letters)
         report.dead_letters.extend(letters[: _KEPT_DEAD_LETTERS - len(report.dead_letters)])
         return True

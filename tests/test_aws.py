@@ -207,16 +207,20 @@ def test_reports_balance_and_control_messages_are_skipped() -> None:
 
 
 def test_sink_failure_reports_only_the_first_undelivered_record() -> None:
-    class DownAfterFirstWrite(StoreSink):
+    class DownAfterFirstRecord(StoreSink):
+        """Takes the events of the first record it sees (one at a time), then is down."""
+
         def write(self, events: Sequence[AuditEvent]) -> None:
-            if self.writes >= 1:
+            assert len(events) == 1
+            [taken] = events
+            sequences = {event.origin.sequence_number for event in self.rows.values()}
+            if sequences and taken.origin.sequence_number not in sequences:
                 raise ConnectionError("gone")
             super().write(events)
-            self.writes += 1
 
     shard = Shard(10, 11)
     good = [i for i in range(10) if i not in shard.poison and i not in shard.controls]
-    pipeline = Pipeline(DownAfterFirstWrite(), batch_size=1)
+    pipeline = Pipeline(DownAfterFirstRecord(), batch_size=1)
     event = kinesis_event(shard.payloads)
     response = handle_kinesis_event(event, pipeline)
     failed = response["batchItemFailures"]

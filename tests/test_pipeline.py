@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,12 +15,16 @@ from hypothesis import strategies as st
 from auditsync import (
     AuditEvent,
     DeadLetter,
+    EnvelopeError,
     Line,
+    Lines,
+    LogEvent,
     Origin,
     Payload,
     Pipeline,
     SubscriptionMessage,
     parse_line,
+    parse_message,
 )
 from auditsync.filters import operation
 from auditsync.sinks import MemorySink, Refused
@@ -253,3 +259,126 @@ def test_each_refused_event_gets_its_own_reason_when_the_sink_gives_one() -> Non
     letters = MemorySink()
     Pipeline(Picky(), dead_letter=letters).process([Line(query(1)), Line(query(2))])
     assert [letter.error for letter in letters.dead_letters] == ["connection 1", "connection 2"]
+
+
+# --- bounded batches (issue 16) -----------------------------------------------------------------
+
+
+class Recorder:
+    """Keeps what it is given and the size of each write."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.sizes: list[int] = []
+
+    def write(self, items: Sequence[Any]) -> None:
+        self.sizes.append(len(items))
+        self.items.extend(items)
+
+    def close(self) -> None:
+        pass
+
+
+def message_of(lines: Sequence[str], first_id: int = 0) -> SubscriptionMessage:
+    events = tuple(LogEvent(str(first_id + n), 0, line) for n, line in enumerate(lines))
+    return SubscriptionMessage("DATA_MESSAGE", "1", "g", "s", ("f",), events)
+
+
+def payload_of(*messages: SubscriptionMessage) -> str:
+    """One payload holding several messages back to back, as a Firehose object does."""
+    return to_payload(b"".join(orjson.dumps(message.to_dict()) for message in messages))
+
+
+@pytest.mark.parametrize(("batch_size", "count"), [(10, 1_000), (25, 10_000), (1, 30)])
+def test_a_sink_never_takes_more_than_batch_size_events_at_once(
+    batch_size: int, count: int
+) -> None:
+    sink = Recorder()
+    lines = [query(n) for n in range(count)]
+    report = Pipeline(sink, batch_size=batch_size).process([Payload(payload_of(message_of(lines)))])
+    assert report.delivered == count
+    assert max(sink.sizes) == batch_size
+    assert len(sink.items) == count
+
+
+@pytest.mark.parametrize("sort_window", [0, 50])
+def test_lines_and_dead_letters_also_go_in_batches_of_at_most_batch_size(
+    sort_window: int,
+) -> None:
+    sink, letters = Recorder(), Recorder()
+    texts: list[str | bytes] = [query(n) if n % 3 else "junk" for n in range(1_000)]
+    pipeline = Pipeline(sink, dead_letter=letters, batch_size=7, sort_window=sort_window)
+    report = pipeline.process([Lines(texts, Origin(path="a.log"), list(range(1, 1_001)))])
+    assert report.balanced
+    assert (report.delivered, report.dead_lettered) == (666, 334)
+    assert max(sink.sizes) <= 7
+    assert max(letters.sizes) <= 7
+
+
+@given(
+    st.lists(st.lists(st.one_of(audit_lines(), st.just("junk")), max_size=12), max_size=5),
+    st.integers(1, 5),
+    st.sampled_from([0, 4]),
+)
+def test_batch_size_bounds_every_write_of_any_payloads(
+    messages: list[list[str]], batch_size: int, sort_window: int
+) -> None:
+    sink, letters = Recorder(), Recorder()
+    pipeline = Pipeline(sink, dead_letter=letters, batch_size=batch_size, sort_window=sort_window)
+    payloads = [
+        Payload(payload_of(message_of(lines, 100 * n), message_of(lines, 100 * n + 50)))
+        for n, lines in enumerate(messages)
+        if lines
+    ]
+    report = pipeline.process(payloads)
+    assert report.balanced
+    assert report.records == 2 * sum(len(lines) for lines in messages)
+    assert all(size <= batch_size for size in sink.sizes + letters.sizes)
+    assert len(sink.items) == report.delivered
+
+
+def test_events_stream_out_of_a_payload_in_bounded_batches() -> None:
+    """The sink is written to while a payload of many messages is still being read."""
+    made: list[int] = []
+    taken_before_first_write: list[int] = []
+
+    def count(event: AuditEvent) -> AuditEvent:
+        made.append(1)
+        return event
+
+    class Watcher(Recorder):
+        def write(self, items: Sequence[Any]) -> None:
+            if not self.sizes:
+                taken_before_first_write.append(len(made))
+            super().write(items)
+
+    messages = [message_of([query(n) for n in range(1_000)], 1_000 * m) for m in range(30)]
+    sink = Watcher()
+    report = Pipeline(sink, transform=count, batch_size=100).process(
+        [Payload(payload_of(*messages))]
+    )
+    assert report.delivered == 30_000
+    # One message (1,000 events) read when the first batch filled, not all 30.
+    assert taken_before_first_write == [1_000]
+    assert max(sink.sizes) == 100
+
+
+def test_a_message_of_more_than_10000_log_events_is_refused_whole() -> None:
+    junk = message_of(["junk"] * 10_001)
+    letters = Recorder()
+    report = Pipeline(Recorder(), dead_letter=letters).process([Payload(payload_of(junk))])
+    assert (report.records, report.dead_lettered, report.events) == (1, 1, 0)
+    [letter] = letters.items
+    assert letter.stage == "envelope"
+    assert "10,001 log events" in letter.error
+    assert "at most 10,000" in letter.error
+    with pytest.raises(EnvelopeError, match="at most 10,000") as caught:
+        parse_message(junk.to_dict())
+    assert caught.value.field == "logEvents"
+
+
+def test_a_message_of_10000_log_events_is_read() -> None:
+    sink = Recorder()
+    lines = [query(n) for n in range(10_000)]
+    report = Pipeline(sink).process([Payload(payload_of(message_of(lines)))])
+    assert report.delivered == 10_000
