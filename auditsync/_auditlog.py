@@ -336,7 +336,7 @@ def _complete(
         try:
             events.append(_parse_declined(_decoded(text), wanted, tz, result, year))
         except LineError as error:
-            failures.append((text, result, error))
+            failures.append((text, result, error.with_traceback(None)))
     return events, failures
 
 

@@ -32,9 +32,16 @@ __all__ = ["Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
 
 logger = logging.getLogger("auditsync")
 
-#: A report keeps the first dead letters for the caller to look at; the count is exact
-#: and the dead-letter sink gets them all, but a report's memory stays bounded.
-_KEPT_DEAD_LETTERS = 1000
+#: A report keeps the first dead letters for the caller to look at, as long as they fit
+#: in this many bytes; the count is exact and the dead-letter sink gets them all, but a
+#: report's memory stays bounded however large the letters are (a count alone did not:
+#: a thousand 256 KiB lines held 256 MiB for the whole run).
+KEPT_DEAD_LETTER_BYTES = 4 << 20
+#: A batch holding dead letters of this many raw bytes is delivered before it is full:
+#: a thousand large letters are not held at once.
+_BATCH_LETTER_BYTES = 8 << 20
+#: What a kept letter costs beyond its raw bytes, error and refused query: its objects.
+_LETTER_OVERHEAD = 1024
 #: Without a dead-letter sink, a log line shows this much of the raw bytes.
 _LOGGED_RAW_BYTES = 4096
 
@@ -90,9 +97,10 @@ class Report:
 
     A record is a log line (a CloudWatch log event, or a line of a file); a payload or
     JSON document that could not be read at all counts as one record, as does a control
-    message. ``dead_letters`` keeps the first 1,000 dead letters. ``failed_input`` is
-    the index of the first input not delivered because the sink failed, and ``error``
-    what it raised; inputs after it were not processed.
+    message. ``dead_letters`` keeps the first dead letters, as many as fit in
+    :data:`KEPT_DEAD_LETTER_BYTES` (:meth:`keep`). ``failed_input`` is the index of the
+    first input not delivered because the sink failed, and ``error`` what it raised;
+    inputs after it were not processed.
     """
 
     records: int = 0
@@ -106,6 +114,7 @@ class Report:
     failed_input: int | None = None
     error: BaseException | None = None
     elapsed: float = 0.0
+    _kept_bytes: int = attrs.field(default=0, init=False, repr=False, eq=False)
 
     @property
     def balanced(self) -> bool:
@@ -120,11 +129,25 @@ class Report:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dead_lettered += other.dead_lettered
         self.failed += other.failed
-        room = _KEPT_DEAD_LETTERS - len(self.dead_letters)
-        self.dead_letters.extend(other.dead_letters[:room])
+        self.keep(other.dead_letters)
         self.elapsed += other.elapsed
         if self.error is None and other.error is not None:
             self.error = other.error
+
+    def keep(self, letters: Sequence[DeadLetter]) -> None:
+        """Add ``letters`` to :attr:`dead_letters` while they fit in
+        :data:`KEPT_DEAD_LETTER_BYTES`; from the first that does not, keep no more."""
+        for letter in letters:
+            if self._kept_bytes >= KEPT_DEAD_LETTER_BYTES:
+                return
+            cost = _LETTER_OVERHEAD + len(letter.raw) + len(letter.error)
+            if letter.event is not None:
+                cost += len(letter.event.object)
+            if self._kept_bytes + cost > KEPT_DEAD_LETTER_BYTES:
+                self._kept_bytes = KEPT_DEAD_LETTER_BYTES
+                return
+            self._kept_bytes += cost
+            self.dead_letters.append(letter)
 
     def summary(self) -> str:
         """One line for logs and the command line."""
@@ -151,10 +174,17 @@ class _Batch:
     first_input: int | None = None
     #: With a sort window: how many of ``events`` were released from it already.
     released: int = 0
+    #: The raw bytes of ``letters``: a batch of large ones is delivered before it is full.
+    letter_bytes: int = 0
+
+    def letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+        self.letter_bytes += len(letter.raw)
 
     def reset(self) -> None:
         """Empty, for the next batch."""
         self.events, self.letters, self.first_input, self.released = [], [], None, 0
+        self.letter_bytes = 0
 
 
 class Pipeline:
@@ -221,7 +251,10 @@ class Pipeline:
                     batch.first_input = index
                 if held is not None:
                     self._hold(batch, held, index, self.sort_window)
-                if len(batch.events) + len(batch.letters) >= self.batch_size:
+                if (
+                    len(batch.events) + len(batch.letters) >= self.batch_size
+                    or batch.letter_bytes >= _BATCH_LETTER_BYTES
+                ):
                     delivering = self._flush(batch, report)
                     if not delivering:
                         break
@@ -259,7 +292,7 @@ class Pipeline:
             return
         else:
             report.records += 1
-            batch.letters.append(DeadLetter("source", item.error, item.raw, item.origin))
+            batch.letter(DeadLetter("source", item.error, item.raw, item.origin))
         yield
 
     @staticmethod
@@ -320,7 +353,7 @@ class Pipeline:
                 text, dialect=self.dialect, tz=self.tz, origin=origin, year=self.year
             )
         except LineError as error:
-            batch.letters.append(_letter("line", error, _raw(text), origin))
+            batch.letter(_letter("line", error, _raw(text), origin))
             return
         self._keep(event, batch, report)
 
@@ -332,7 +365,7 @@ class Pipeline:
             decoded = decode_payload(item.data, max_size=self.max_payload_size)
         except PayloadError as error:
             report.records += 1
-            batch.letters.append(_letter("payload", error, _raw(item.data), item.origin))
+            batch.letter(_letter("payload", error, _raw(item.data), item.origin))
             yield
             return
         seen = False
@@ -351,7 +384,7 @@ class Pipeline:
             )
             if isinstance(message, EnvelopeError):
                 report.records += 1
-                batch.letters.append(_letter("envelope", message, decoded[start:end], base))
+                batch.letter(_letter("envelope", message, decoded[start:end], base))
                 continue
             if message.is_control:
                 report.records += 1
@@ -370,7 +403,7 @@ class Pipeline:
         if not seen:
             report.records += 1
             empty = PayloadError("payload holds no subscription message")
-            batch.letters.append(_letter("payload", empty, _raw(item.data), item.origin))
+            batch.letter(_letter("payload", empty, _raw(item.data), item.origin))
         yield
 
     def _take_data_message(
@@ -401,7 +434,7 @@ class Pipeline:
         """Lines read together: each a record, its event kept or its failure dead-lettered."""
         report.records += len(events) + len(failures)
         for text, origin, error in failures:
-            batch.letters.append(_letter("line", error, _raw(text), origin))
+            batch.letter(_letter("line", error, _raw(text), origin))
         if self.filter is None and self._redaction is None and self.transform is None:
             report.events += len(events)
             batch.events.extend(events)
@@ -459,7 +492,7 @@ class Pipeline:
             return False
         report.delivered += len(batch.events) - refused
         report.dead_lettered += len(letters)
-        report.dead_letters.extend(letters[: _KEPT_DEAD_LETTERS - len(report.dead_letters)])
+        report.keep(letters)
         return True
 
     def _dead_letter(self, letters: list[DeadLetter]) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +25,12 @@ from auditsync import (
     Origin,
     Payload,
     Pipeline,
+    Report,
     SubscriptionMessage,
     parse_line,
     parse_message,
 )
+from auditsync._pipeline import KEPT_DEAD_LETTER_BYTES
 from auditsync.filters import operation
 from auditsync.sinks import MemorySink, Refused
 from auditsync.testing import audit_lines, subscription_messages, to_payload
@@ -382,3 +387,77 @@ def test_a_message_of_10000_log_events_is_read() -> None:
     lines = [query(n) for n in range(10_000)]
     report = Pipeline(sink).process([Payload(payload_of(message_of(lines)))])
     assert report.delivered == 10_000
+
+
+# --- what a report keeps (issue 16) -------------------------------------------------------------
+
+#: Runs a pipeline over 1,000 dead letters of 256 KiB each, made one at a time, into a
+#: dead-letter sink that keeps nothing, in batches of 10; prints the process's own peak
+#: RSS (VmHWM, KiB) and how many letters the report kept.
+_MANY_LARGE_LETTERS = """
+import sys
+from auditsync import Line, Pipeline
+from auditsync.sinks import Refused
+
+class Nowhere:
+    def write(self, items):
+        pass
+    def close(self):
+        pass
+
+class Refuses(Nowhere):
+    def write(self, items):
+        raise Refused(items, "refused")
+
+big = "x" * (256 * 1024)
+if sys.argv[1] == "refused":
+    lines = (f"20240131 14:02:07,db1,app,h,1,{n},QUERY,shop,'{big}',0" for n in range(1000))
+else:
+    lines = (big for _ in range(1000))
+sink = Refuses() if sys.argv[1] == "refused" else Nowhere()
+pipeline = Pipeline(sink, dead_letter=Nowhere(), batch_size=10)
+report = pipeline.process(Line(line) for line in lines)
+assert report.dead_lettered == 1000, report.summary()
+with open("/proc/self/status") as status:
+    print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+print(len(report.dead_letters))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+@pytest.mark.parametrize("kind", ["line", "refused"])
+def test_a_report_keeps_dead_letters_within_a_bound_in_bytes(kind: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _MANY_LARGE_LETTERS, kind],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    peak_kib, kept = map(int, result.stdout.split())
+    # 1,000 letters of 256 KiB would hold 250 MiB (and, refused, twice that).
+    assert peak_kib < 100 * 1024
+    assert kept * 256 * 1024 <= KEPT_DEAD_LETTER_BYTES
+    assert kept >= 1
+
+
+def test_a_report_keeps_the_first_dead_letters_that_fit() -> None:
+    small = [Line(f"junk {n}") for n in range(5_000)]
+    report = Pipeline(MemorySink(), dead_letter=MemorySink()).process(small)
+    assert report.dead_lettered == 5_000
+    kept = len(report.dead_letters)
+    assert 1_000 <= kept < 5_000
+    assert [letter.raw for letter in report.dead_letters] == [
+        f"junk {n}".encode() for n in range(kept)
+    ]
+    merged = Report()
+    merged.add(report)
+    merged.add(report)
+    assert merged.dead_letters == report.dead_letters
+
+
+def test_a_batch_of_large_dead_letters_is_delivered_before_it_is_full() -> None:
+    letters = Recorder()
+    big = [Line("x" * (1 << 20)) for _ in range(40)]
+    report = Pipeline(MemorySink(), dead_letter=letters).process(big)
+    assert report.dead_lettered == 40
+    assert max(letters.sizes) == 8
