@@ -496,19 +496,27 @@ class Pipeline:
         return True
 
     def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        """To the dead-letter sink, or else to the log. A pipeline that redacts logs no
+        raw bytes: a line that could not be read may still hold a query's literals, and
+        logs travel further than a dead-letter store."""
         if self.dead_letter is not None:
             self.dead_letter.write(letters)
             return
         for letter in letters:
             shown = letter.raw[:_LOGGED_RAW_BYTES]
             more = len(letter.raw) - len(shown)
+            raw = (
+                f"{len(letter.raw)} raw bytes withheld (the pipeline redacts)"
+                if self._redaction is not None
+                else f"raw base64 {base64.b64encode(shown).decode('ascii')}"
+                + (f" (and {more} more bytes)" if more else "")
+            )
             logger.error(
-                "dead letter (%s): %s; from %s; raw base64 %s%s",
+                "dead letter (%s): %s; from %s; %s",
                 letter.stage,
                 letter.error,
                 letter.origin.describe() if letter.origin else "unknown origin",
-                base64.b64encode(shown).decode("ascii"),
-                f" (and {more} more bytes)" if more else "",
+                raw,
             )
 
 

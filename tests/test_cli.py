@@ -1344,3 +1344,48 @@ def test_a_sqlite_database_deleted_mid_run_fails_the_run(tmp_path: Path) -> None
     text = process.stderr.read().decode()
     assert process.wait(timeout=120) == 3, text
     assert "deleted or replaced" in text
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "postgresql://alice:S3cr3t-pw@127.0.0.1:1/audit",
+        "postgres://alice:S3cr3t-pw@127.0.0.1:1/audit",
+        "postgresql://alice:S3cr3t%2Dpw@127.0.0.1:1/audit",
+        "postgresql://127.0.0.1:1/audit?user=alice&password=S3cr3t-pw",
+        "postgresql://127.0.0.1:1/audit?user=alice&pass%77ord=S3cr3t-pw",
+        "postgresql://alice:S3cr3t-pw@[::1:5432/audit",
+        "host=127.0.0.1 port=1 user=alice password=S3cr3t-pw dbname=audit",
+        "host=127.0.0.1 port=1 user=alice password='S3cr3t pw' dbname=audit",
+        "postgresq://alice:S3cr3t-pw@127.0.0.1/audit",
+    ],
+)
+def test_no_password_of_a_conninfo_is_printed(tmp_path: Path, target: str) -> None:
+    pytest.importorskip("psycopg")
+    write_log(tmp_path / "a.log", MARIADB)
+    result = run(tmp_path, "decode", "a.log", "--to", target)
+    text = assert_usage_error(result)
+    assert "S3cr3t" not in text
+    assert "***" in text
+
+
+def test_redact_warns_that_dead_letters_keep_what_they_hold(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", [*MARIADB, JUNK])
+    result = run(tmp_path, "decode", "a.log", "--redact", "--dead-letter", "letters.jsonl")
+    text = result.stderr.decode()
+    assert result.returncode == 1, text
+    assert "warning: --redact does not reach letters.jsonl" in text
+
+
+def test_redact_keeps_raw_bytes_out_of_the_log(tmp_path: Path) -> None:
+    # Not a record (the ids are not numbers), so a dead letter: it still holds the query.
+    secret = (
+        b"20240131 14:02:07,db1,app,h,one,two,QUERY,shop,"
+        b"'SET PASSWORD = PASSWORD(\\'Hunter22\\')',0"
+    )
+    write_log(tmp_path / "a.log", [*MARIADB, secret])
+    result = run(tmp_path, "decode", "a.log", "--redact")
+    text = result.stderr.decode()
+    assert result.returncode == 1, text
+    assert "raw bytes withheld" in text
+    assert base64.b64encode(secret)[:20].decode() not in text
