@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
+import logging
 import random
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +20,7 @@ from auditsync import AuditEvent, DeadLetter, Dialect, LogEvent, SubscriptionMes
 from auditsync._errors import DeliveryError, EnvelopeError
 from auditsync._pipeline import Payload, Pipeline
 from auditsync.aws import (
+    FIREHOSE_MAX_RESPONSE,
     handle_firehose_event,
     handle_kinesis_event,
     handle_subscription_event,
@@ -298,7 +301,9 @@ def test_firehose_results_per_record() -> None:
     assert [orjson.loads(line)["key"] for line in lines] == ["1", "2"]
     assert results["r2"]["result"] == "Dropped"
     assert results["r3"]["result"] == "ProcessingFailed"
-    assert results["r3"]["data"] == "not base64!"
+    # Firehose keeps a failed record as it came (rawData under its error prefix): echoing
+    # it back would only take room in the response.
+    assert results["r3"]["data"] == ""
     assert [letter.stage for letter in letters.letters] == ["payload"]
 
 
@@ -391,3 +396,55 @@ def test_a_kinesis_record_without_its_kinesis_object_is_dead_lettered_with_its_p
     assert orjson.loads(letter.raw) == broken
     assert letter.origin is not None
     assert letter.origin.shard_id == broken["eventID"].partition(":")[0]
+
+
+def firehose_batch(records: int, lines: int, seed: int = 7) -> dict[str, Any]:
+    """A Firehose event of ``records`` records, each a message of ``lines`` audit lines."""
+    rng = random.Random(seed)
+    batch = []
+    for number in range(records):
+        events = tuple(
+            LogEvent(f"{number:06d}{line:06d}", 1, audit_line(rng, number * lines + line))
+            for line in range(lines)
+        )
+        message = SubscriptionMessage("DATA_MESSAGE", "1", GROUP, "s", ("f",), events)
+        batch.append({"recordId": f"record-{number}", "data": to_payload(message)})
+    return {"deliveryStreamArn": "arn:aws:firehose:eu-west-1:1:deliverystream/x", "records": batch}
+
+
+def test_a_firehose_response_stays_within_lambdas_limit(caplog: pytest.LogCaptureFixture) -> None:
+    event = firehose_batch(300, 40)
+    given_bytes = len(orjson.dumps(event))
+    with caplog.at_level(logging.ERROR, logger="auditsync"):
+        response = handle_firehose_event(event, Pipeline(StoreSink()))
+    # What Lambda's Python runtime sends back (json.dumps, default separators).
+    sent = len(json.dumps(response))
+    assert given_bytes < 1_000_000
+    assert sent <= FIREHOSE_MAX_RESPONSE
+    results = response["records"]
+    assert [r["recordId"] for r in results] == [r["recordId"] for r in event["records"]]
+    kinds = [r["result"] for r in results]
+    assert "Ok" in kinds
+    failed = [r["recordId"] for r in results if r["result"] == "ProcessingFailed"]
+    assert failed
+    assert all(r["data"] == "" for r in results if r["result"] == "ProcessingFailed")
+    assert failed[0] in caplog.text
+    assert "past 6000000 bytes" in caplog.text
+
+
+@pytest.mark.parametrize("limit", [3_000, 20_000, 200_000])
+def test_every_record_is_answered_within_any_response_limit(limit: int) -> None:
+    event = firehose_batch(30, 5)
+    event["records"].append({"recordId": "poison", "data": "not base64!"})
+    response = handle_firehose_event(event, Pipeline(StoreSink()), max_response_size=limit)
+    assert len(json.dumps(response)) <= limit
+    results = response["records"]
+    assert [r["recordId"] for r in results] == [r["recordId"] for r in event["records"]]
+    delivered = [
+        orjson.loads(line)["key"]
+        for r in results
+        if r["result"] == "Ok"
+        for line in base64.b64decode(r["data"]).splitlines()
+    ]
+    assert len(delivered) == 5 * sum(r["result"] == "Ok" for r in results)
+    assert results[-1]["result"] == "ProcessingFailed"
