@@ -37,9 +37,10 @@ logger = logging.getLogger("auditsync")
 #: report's memory stays bounded however large the letters are (a count alone did not:
 #: a thousand 256 KiB lines held 256 MiB for the whole run).
 KEPT_DEAD_LETTER_BYTES = 4 << 20
-#: A batch holding dead letters of this many raw bytes is delivered before it is full:
-#: a thousand large letters are not held at once.
-_BATCH_LETTER_BYTES = 8 << 20
+#: A batch whose input — lines, documents, dead letters' raw bytes — reaches this many
+#: bytes is delivered before it is full: a thousand long statements, or large dead
+#: letters, are not held at once. Counted per block and per document, not per event.
+_BATCH_BYTES = 8 << 20
 #: What a kept letter costs beyond its raw bytes, error and refused query: its objects.
 _LETTER_OVERHEAD = 1024
 #: Without a dead-letter sink, a log line shows this much of the raw bytes.
@@ -174,17 +175,17 @@ class _Batch:
     first_input: int | None = None
     #: With a sort window: how many of ``events`` were released from it already.
     released: int = 0
-    #: The raw bytes of ``letters``: a batch of large ones is delivered before it is full.
-    letter_bytes: int = 0
+    #: The bytes of the input taken into it, about: see :data:`_BATCH_BYTES`.
+    size: int = 0
 
     def letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
-        self.letter_bytes += len(letter.raw)
+        self.size += len(letter.raw)
 
     def reset(self) -> None:
         """Empty, for the next batch."""
         self.events, self.letters, self.first_input, self.released = [], [], None, 0
-        self.letter_bytes = 0
+        self.size = 0
 
 
 class Pipeline:
@@ -253,7 +254,7 @@ class Pipeline:
                     self._hold(batch, held, index, self.sort_window)
                 if (
                     len(batch.events) + len(batch.letters) >= self.batch_size
-                    or batch.letter_bytes >= _BATCH_LETTER_BYTES
+                    or batch.size >= _BATCH_BYTES
                 ):
                     delivering = self._flush(batch, report)
                     if not delivering:
@@ -335,6 +336,7 @@ class Pipeline:
     # --- taking inputs apart ----------------------------------------------------------------
 
     def _take_lines(self, item: Lines, batch: _Batch, report: Report) -> None:
+        batch.size += sum(map(len, item.texts))
         events, failures = parse_lines(
             item.texts, item.origin, item.numbers, dialect=self.dialect, tz=self.tz, year=self.year
         )
@@ -348,6 +350,7 @@ class Pipeline:
     ) -> None:
         """One audit line, from a file or a CloudWatch log event: an event or a dead letter."""
         report.records += 1
+        batch.size += len(text)
         try:
             event = parse_line(
                 text, dialect=self.dialect, tz=self.tz, origin=origin, year=self.year
@@ -373,6 +376,7 @@ class Pipeline:
             if seen:
                 yield
             seen = True
+            batch.size += end - start
             if not isinstance(document, EnvelopeError) and self._take_data_message(
                 document, base, batch, report
             ):
@@ -522,18 +526,25 @@ class Pipeline:
 
 #: Lines per :class:`Lines` block when the pipeline or a source makes the blocks.
 LINES_PER_BLOCK = 1000
+#: A block ends early once its lines hold this many bytes (characters, for text): a block
+#: is read at once, with a copy of each line (and of each failure's), so a thousand long
+#: lines held together cost gigabytes.
+BLOCK_BYTES = 8 << 20
 
 
 def _blocks(lines: Iterable[str | bytes], origin: Origin | None) -> Iterator[Lines]:
-    """``lines`` numbered from 1, in blocks of :data:`LINES_PER_BLOCK`."""
+    """``lines`` numbered from 1, in blocks of :data:`LINES_PER_BLOCK` or
+    :data:`BLOCK_BYTES`, whichever comes first."""
     texts: list[str | bytes] = []
+    size = 0
     first = 1
     for text in lines:
         texts.append(text)
-        if len(texts) == LINES_PER_BLOCK:
+        size += len(text)
+        if len(texts) == LINES_PER_BLOCK or size >= BLOCK_BYTES:
             yield Lines(texts, origin, list(range(first, first + len(texts))))
             first += len(texts)
-            texts = []
+            texts, size = [], 0
     if texts:
         yield Lines(texts, origin, list(range(first, first + len(texts))))
 

@@ -28,7 +28,7 @@ from ._envelope import next_document
 from ._errors import EnvelopeError, LineError
 from ._events import Origin
 from ._gzip import GZIP_MAGIC, MemberReader
-from ._pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
+from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
     "InputFormat",
@@ -557,10 +557,12 @@ class _Records:
         return self.blocks(origin, final=True)
 
     def blocks(self, origin: Origin, *, final: bool = False) -> Iterator[Lines]:
-        """Every full block of :data:`LINES_PER_BLOCK` records taken so far; with
-        ``final`` (after :meth:`finish`) the rest too."""
+        """Every full block of :data:`LINES_PER_BLOCK` records taken so far; all of them
+        once they hold :data:`BLOCK_BYTES` (long records are not held a thousand at a
+        time), or with ``final`` (after :meth:`finish`)."""
         size = LINES_PER_BLOCK
-        end = len(self.texts) if final else len(self.texts) // size * size
+        whole = final or sum(map(len, self.texts)) >= BLOCK_BYTES
+        end = len(self.texts) if whole else len(self.texts) // size * size
         for start in range(0, end, size):
             yield Lines(
                 self.texts[start : start + size], origin, self.numbers[start : start + size]

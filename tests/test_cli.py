@@ -1389,3 +1389,24 @@ def test_redact_keeps_raw_bytes_out_of_the_log(tmp_path: Path) -> None:
     assert result.returncode == 1, text
     assert "raw bytes withheld" in text
     assert base64.b64encode(secret)[:20].decode() not in text
+
+
+@NEEDS_PROC_STATUS
+@pytest.mark.parametrize("kind", ["junk", "queries"])
+def test_many_long_lines_take_bounded_memory(tmp_path: Path, kind: str) -> None:
+    """500 lines of 256 KiB, junk (dead letters) or queries (events): neither a block of
+    lines, nor a batch, nor the report holds them all (that peaked at 0.5 to 1 GiB)."""
+    size = 256 * 1024
+    with (tmp_path / "long.log").open("wb") as log:
+        for number in range(500):
+            if kind == "junk":
+                log.write(b"20240131 14:02:07," + b"x" * size + b"\n")
+            else:
+                head = b"20240131 14:02:07,db1,app,h,1,%d,QUERY,shop,'" % number
+                log.write(head + "é".encode() * (size // 2) + b"',0\n")
+    peak, status, counts = peak_rss_mib(
+        tmp_path, ["decode", "long.log", "--to", "jsonl:/dev/null", "--dead-letter", "/dev/null"]
+    )
+    assert counts["records"] == 500
+    assert status == (1 if kind == "junk" else 0)
+    assert peak < 160, f"peak {peak:.0f} MiB"

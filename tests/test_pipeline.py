@@ -460,4 +460,22 @@ def test_a_batch_of_large_dead_letters_is_delivered_before_it_is_full() -> None:
     big = [Line("x" * (1 << 20)) for _ in range(40)]
     report = Pipeline(MemorySink(), dead_letter=letters).process(big)
     assert report.dead_lettered == 40
-    assert max(letters.sizes) == 8
+    assert max(letters.sizes) <= 8
+
+
+def test_a_batch_of_long_statements_is_delivered_before_it_is_full() -> None:
+    sink = Recorder()
+    long_query = "select " + "x" * (1 << 20)
+    inputs = [Lines([query(n, long_query)], Origin(path="a.log")) for n in range(40)]
+    report = Pipeline(sink).process(inputs)
+    assert report.delivered == 40
+    assert max(sink.sizes) <= 8
+
+
+def test_process_lines_makes_blocks_of_at_most_8_mib() -> None:
+    from auditsync._pipeline import BLOCK_BYTES, _blocks
+
+    long_line = "x" * (1 << 20)
+    blocks = list(_blocks([long_line] * 40, Origin(path="a.log")))
+    assert all(sum(map(len, block.texts)) <= BLOCK_BYTES for block in blocks)
+    assert [n for block in blocks for n in block.numbers or []] == list(range(1, 41))
