@@ -25,7 +25,7 @@ from ._auditlog import Dialect, format_line, parse_line, parse_lines, parse_log_
 from ._envelope import data_message_parts, iter_json, message_or_error
 from ._errors import AuditSyncError, EnvelopeError, LineError, PayloadError
 from ._events import AuditEvent, DeadLetter, Origin, exact_bytes
-from ._payload import DEFAULT_MAX_SIZE, decode_payload
+from ._payload import DEFAULT_MAX_SIZE, KEPT_OF_TOO_LONG, LONGEST_RECORD, decode_payload
 from .sinks._base import DeadLetterSink, Refused, Sink
 
 __all__ = ["Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
@@ -372,7 +372,7 @@ class Pipeline:
             yield
             return
         seen = False
-        for start, end, document in iter_json(decoded):
+        for start, end, document in iter_json(decoded, longest=LONGEST_RECORD):
             if seen:
                 yield
             seen = True
@@ -388,7 +388,7 @@ class Pipeline:
             )
             if isinstance(message, EnvelopeError):
                 report.records += 1
-                batch.letter(_letter("envelope", message, decoded[start:end], base))
+                batch.letter(_envelope_letter(message, decoded, start, end, base))
                 continue
             if message.is_control:
                 report.records += 1
@@ -555,6 +555,18 @@ def _raw(data: str | bytes) -> bytes:
 
 def _letter(stage: str, error: AuditSyncError, raw: bytes, origin: Origin | None) -> DeadLetter:
     return DeadLetter(stage, str(error), raw, origin)
+
+
+def _envelope_letter(
+    error: EnvelopeError, decoded: bytes, start: int, end: int, origin: Origin
+) -> DeadLetter:
+    """A stretch of a payload that is no message; past :data:`LONGEST_RECORD` bytes only
+    its first bytes are kept, with its length (as a file's too-long record is)."""
+    if end - start <= LONGEST_RECORD:
+        return _letter("envelope", error, decoded[start:end], origin)
+    kept = decoded[start : start + KEPT_OF_TOO_LONG]
+    reason = f"{error}; {end - start} bytes, the first {len(kept)} kept"
+    return DeadLetter("envelope", reason, kept, origin)
 
 
 def _refused(event: AuditEvent, reason: str) -> DeadLetter:

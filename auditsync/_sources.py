@@ -28,6 +28,8 @@ from ._envelope import next_document
 from ._errors import EnvelopeError, LineError
 from ._events import Origin
 from ._gzip import GZIP_MAGIC, MemberReader
+from ._payload import KEPT_OF_TOO_LONG as _KEPT
+from ._payload import LONGEST_RECORD
 from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
@@ -43,16 +45,6 @@ __all__ = [
 
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
-#: The longest record a file may hold — a line of a log, a document of a JSON file — so
-#: that what is held at a time stays bounded, whatever the input (a gzip bomb of NULs is
-#: one endless line). The audit plugin cuts queries at server_audit_query_log_limit, 1 KiB
-#: by default; a Lambda event is at most 6 MB, a CloudWatch message a few. Reading one
-#: record of this size takes the command up to about 170 MiB (measured; the worst is 8 MiB
-#: of bytes that are not UTF-8: 32 MiB of text, twice, and 48 MiB of JSON), under 256. A
-#: longer record is a dead letter holding its first ``_KEPT`` bytes and its length; a JSON
-#: stretch this long that does not parse is judged bad before its end.
-LONGEST_RECORD = 8 << 20
-_KEPT = 4096
 #: No name in a record holds more raw newlines than this (see :meth:`_Records.continues`).
 _MAX_CONTINUATIONS = 3
 _WHITESPACE = frozenset(b" \t\r\n")

@@ -502,3 +502,55 @@ def test_a_million_events_in_one_record_stream_out_in_bounded_memory() -> None:
     # The payload inflates to 100 MB and is held whole; its events are not (held all at
     # once, they took about 1 GiB).
     assert peak_kib < 400 * 1024
+
+
+#: One Kinesis record of 0.2 MB whose message holds 2,000,000 empty log events (74 MB of
+#: JSON); prints the dead letters' stages and errors, and the peak RSS (VmHWM, KiB).
+_EMPTY_EVENTS_BOMB = """
+import base64, zlib
+from auditsync import Pipeline
+from auditsync.aws import handle_kinesis_event
+from auditsync.testing import kinesis_event
+
+class Letters:
+    def __init__(self):
+        self.items = []
+    def write(self, letters):
+        self.items.extend(letters)
+    def close(self):
+        pass
+
+packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+head = (b'{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s",'
+        b'"subscriptionFilters":["f"],"logEvents":[')
+parts = [packer.compress(head)]
+chunk = b'{"id":"","timestamp":0,"message":""},' * 10_000
+for _ in range(200):
+    parts.append(packer.compress(chunk))
+parts.append(packer.compress(b'{"id":"","timestamp":0,"message":""}]}'))
+parts.append(packer.flush())
+payload = base64.b64encode(b"".join(parts)).decode()
+del parts, chunk
+letters = Letters()
+assert handle_kinesis_event(kinesis_event([payload]), Pipeline(Letters(), dead_letter=letters)) == {
+    "batchItemFailures": []
+}
+with open("/proc/self/status") as status:
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+print(len(payload), len(letters.items), letters.items[0].stage, len(letters.items[0].raw), peak)
+print(letters.items[0].error)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_small_record_of_two_million_empty_log_events_takes_bounded_memory() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _EMPTY_EVENTS_BOMB], capture_output=True, check=True, timeout=300
+    )
+    numbers, error = result.stdout.decode().splitlines()
+    size, letters, stage, kept, peak_kib = numbers.split()
+    assert int(size) < 300_000
+    # One dead letter for the whole message (it took 4.3 GiB and 37 s, one per event).
+    assert (int(letters), stage, int(kept)) == (1, "envelope", 4096)
+    assert "runs past" in error
+    assert int(peak_kib) < 256 * 1024

@@ -838,3 +838,21 @@ def test_junk_made_of_unfinished_documents_costs_linear_work(
     assert found[-1][1] == len(blob)
     assert work.parsed <= 8 * len(blob)
     assert work.scanned <= 8 * len(blob)
+
+
+def test_a_document_longer_than_longest_is_refused_after_parsing_only_that_much(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    longest = 2_000
+    good = orjson.dumps(data())
+    huge = orjson.dumps(data(logEvents=[{"id": "", "timestamp": 0, "message": ""}] * 5_000))
+    for blob in (huge, huge + good, good + huge + good, good + huge[:-2] + b"\n" + good):
+        work = Work(monkeypatch)
+        found = list(envelope.iter_json(blob, longest=longest))
+        [error] = [value for _, _, value in found if isinstance(value, EnvelopeError)]
+        assert "runs past 2000 bytes" in str(error)
+        goods = [value for _, _, value in found if not isinstance(value, EnvelopeError)]
+        assert goods == [orjson.loads(good)] * blob.count(good)
+        assert found[-1][1] == len(blob)
+        # The long document is never parsed whole: a few windows of ``longest`` bytes.
+        assert work.parsed < 8 * (longest + len(good)) < len(huge)

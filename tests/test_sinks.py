@@ -76,8 +76,6 @@ def events(count: int, start: int = 1) -> list[AuditEvent]:
     return [event(number) for number in range(start, start + count)]
 
 
-
-
 def letter(
     stage: str = "line", raw: bytes = b"not \xff an audit line", **kwargs: Any
 ) -> DeadLetter:
