@@ -856,3 +856,21 @@ def test_a_document_longer_than_longest_is_refused_after_parsing_only_that_much(
         assert found[-1][1] == len(blob)
         # The long document is never parsed whole: a few windows of ``longest`` bytes.
         assert work.parsed < 8 * (longest + len(good)) < len(huge)
+
+
+@given(
+    documents=st.lists(
+        message_documents(st.text(st.sampled_from(list('}{"\\[] \n,:a')), max_size=16)),
+        min_size=1,
+        max_size=5,
+    ),
+    gaps=st.lists(separators, max_size=4),
+    serializer=st.sampled_from(sorted(SERIALIZERS)),
+)
+def test_a_bound_every_document_keeps_within_changes_nothing(
+    documents: list[dict[str, Any]], gaps: list[str], serializer: str
+) -> None:
+    blob = concatenate(documents, gaps, serializer)
+    longest = max(len(SERIALIZERS[serializer](document)) for document in documents) + 8
+    bounded = list(envelope.iter_json(blob, longest=longest))
+    assert bounded == list(envelope.iter_json(blob))
