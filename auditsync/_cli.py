@@ -169,6 +169,13 @@ def _decode(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     sink = _open_sink(arguments.to)
     dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
+    if dead_letter is not None and arguments.redact:
+        print(
+            f"auditsync: warning: --redact does not reach {arguments.dead_letter}: a dead "
+            "letter keeps what could not be read byte for byte, queries and their literals "
+            "included; guard it like the audit log itself",
+            file=sys.stderr,
+        )
     window = arguments.sort_window if arguments.sort else 0
     pipeline = Pipeline(
         sink,
@@ -183,7 +190,10 @@ def _decode(arguments: argparse.Namespace) -> int:
         pipeline.close()
     print(report.summary(), file=sys.stderr)
     if report.error is not None:
-        print(f"auditsync: the sink failed: {report.error}", file=sys.stderr)
+        from .sinks._postgres import redact_conninfo
+
+        problem = redact_conninfo(str(report.error), arguments.to)
+        print(f"auditsync: the sink failed: {problem}", file=sys.stderr)
         return EXIT_DELIVERY
     return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
 
@@ -229,18 +239,24 @@ def _expand(name: str) -> Iterator[str]:
     way on every run (docs/cli.md).
     """
     if name == "-":
+        if sys.stdin is None:
+            raise UsageError("-: standard input is closed")
         yield name
         return
     try:
         path = Path(name)
         if not path.exists():
             raise UsageError(f"{name}: no such file or directory")
-        for found in iter_paths([name]):
+        for found in iter_paths([name], _skipping):
             with found.open("rb"):
                 pass
             yield str(found)
     except OSError as error:
         raise UsageError(f"{name}: {error.strerror or error}") from None
+
+
+def _skipping(path: Path, reason: str) -> None:
+    print(f"auditsync: skipping {path}: {reason}", file=sys.stderr)
 
 
 def _open(name: str) -> tuple[IO[bytes], int | None]:
@@ -282,7 +298,10 @@ def _filter(arguments: argparse.Namespace) -> filters.Predicate | None:
     for name in _VALUE_FILTERS:
         values = getattr(arguments, name)
         if values:
-            parts.append(getattr(filters, name)(*values))
+            try:
+                parts.append(getattr(filters, name)(*values))
+            except ValueError as error:
+                raise UsageError(f"--{name.replace('_', '-')}: {error}") from None
     parts.extend(getattr(filters, name)() for name in _FLAG_FILTERS if getattr(arguments, name))
     if arguments.since or arguments.until:
         parts.append(filters.between(_time(arguments.since), _time(arguments.until)))
@@ -300,12 +319,18 @@ def _time(text: str | None) -> datetime | None:
 
 
 def _open_sink(spec: str) -> Sink:
+    """The sink ``--to`` names; whatever goes wrong is told without a password in it."""
+    from .sinks._postgres import redact_conninfo
+
     try:
         return _sink_for(spec)
+    except UsageError as error:
+        problem = str(error)
     except OSError as error:
-        raise UsageError(f"cannot open {spec}: {error.strerror or error}") from None
+        problem = f"cannot open {spec}: {error.strerror or error}"
     except sqlite3.Error as error:
-        raise UsageError(f"cannot open {spec}: {error}") from None
+        problem = f"cannot open {spec}: {error}"
+    raise UsageError(redact_conninfo(problem, spec))
 
 
 def _sink_for(spec: str) -> Sink:

@@ -14,11 +14,22 @@ import re
 from ._errors import PayloadError
 from ._gzip import GZIP_MAGIC, inflate
 
-__all__ = ["DEFAULT_MAX_SIZE", "decode_payload"]
+__all__ = ["DEFAULT_MAX_SIZE", "KEPT_OF_TOO_LONG", "LONGEST_RECORD", "decode_payload"]
 
 #: Far above any real CloudWatch message (Kinesis caps a record at 1 MiB compressed,
 #: Firehose buffers at most 128 MiB), far below what would take a machine down.
 DEFAULT_MAX_SIZE = 256 * 1024 * 1024
+#: The longest record — a line of a log, a JSON document of a file or of a payload — so
+#: that what is held at a time stays bounded, whatever the input (a gzip bomb of NULs is
+#: one endless line; 2,000,000 empty log events are one 74 MB document). The audit plugin
+#: cuts queries at server_audit_query_log_limit, 1 KiB by default; a Lambda event is at
+#: most 6 MB, a CloudWatch message a few. Reading one record of this size takes the
+#: command up to about 170 MiB (measured; the worst is 8 MiB of bytes that are not UTF-8:
+#: 32 MiB of text, twice, and 48 MiB of JSON), under 256. A longer record is a dead letter
+#: holding its first :data:`KEPT_OF_TOO_LONG` bytes and its length; a JSON stretch this
+#: long that does not parse is judged bad before its end.
+LONGEST_RECORD = 8 << 20
+KEPT_OF_TOO_LONG = 4096
 
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
 _LINE_BREAKS = re.compile(rb"[\r\n]+")

@@ -16,7 +16,7 @@ import enum
 import io
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -28,7 +28,9 @@ from ._envelope import next_document
 from ._errors import EnvelopeError, LineError
 from ._events import Origin
 from ._gzip import GZIP_MAGIC, MemberReader
-from ._pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
+from ._payload import KEPT_OF_TOO_LONG as _KEPT
+from ._payload import LONGEST_RECORD
+from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
     "InputFormat",
@@ -43,16 +45,6 @@ __all__ = [
 
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
-#: The longest record a file may hold — a line of a log, a document of a JSON file — so
-#: that what is held at a time stays bounded, whatever the input (a gzip bomb of NULs is
-#: one endless line). The audit plugin cuts queries at server_audit_query_log_limit, 1 KiB
-#: by default; a Lambda event is at most 6 MB, a CloudWatch message a few. Reading one
-#: record of this size takes the command up to about 170 MiB (measured; the worst is 8 MiB
-#: of bytes that are not UTF-8: 32 MiB of text, twice, and 48 MiB of JSON), under 256. A
-#: longer record is a dead letter holding its first ``_KEPT`` bytes and its length; a JSON
-#: stretch this long that does not parse is judged bad before its end.
-LONGEST_RECORD = 8 << 20
-_KEPT = 4096
 #: No name in a record holds more raw newlines than this (see :meth:`_Records.continues`).
 _MAX_CONTINUATIONS = 3
 _WHITESPACE = frozenset(b" \t\r\n")
@@ -80,16 +72,23 @@ class InputFormat(enum.StrEnum):
 # --- Lambda events --------------------------------------------------------------------------
 
 
-def kinesis_inputs(event: dict[str, Any]) -> list[Payload]:
-    """One payload per Kinesis record, with its shard and sequence number."""
-    inputs = []
+def kinesis_inputs(event: dict[str, Any]) -> list[Payload | Unreadable]:
+    """One payload per Kinesis record, with its shard and sequence number.
+
+    A record without its ``kinesis`` object is one :class:`Unreadable` (the record as
+    JSON, its position in the error): one bad record must not fail the batch around it.
+    """
+    inputs: list[Payload | Unreadable] = []
     for index, record in enumerate(_records(event, "Records")):
         kinesis = record.get("kinesis") if isinstance(record, dict) else None
-        if not isinstance(kinesis, dict):
-            raise EnvelopeError(f"Records[{index}] has no kinesis object", field="kinesis")
-        data = kinesis.get("data")
-        event_id = record.get("eventID")
+        event_id = record.get("eventID") if isinstance(record, dict) else None
         shard = event_id.partition(":")[0] if isinstance(event_id, str) else None
+        if not isinstance(kinesis, dict):
+            raw = orjson.dumps(record, default=repr)
+            error = f"Records[{index}] of the Kinesis event has no kinesis object"
+            inputs.append(Unreadable(error, raw, Origin(shard_id=shard or None)))
+            continue
+        data = kinesis.get("data")
         sequence = kinesis.get("sequenceNumber")
         origin = Origin(shard_id=shard or None, sequence_number=sequence)
         inputs.append(Payload(data if isinstance(data, (str, bytes)) else b"", origin))
@@ -118,17 +117,28 @@ def firehose_inputs(event: dict[str, Any]) -> list[Payload]:
     return inputs
 
 
-def lambda_inputs(event: dict[str, Any]) -> list[Payload]:
-    """The inputs of any of the three Lambda events auditsync handles."""
+def lambda_event_kind(event: object) -> str:
+    """Which of the three Lambda events auditsync handles ``event`` is: ``"subscription"``,
+    ``"firehose"`` or ``"kinesis"``; an :class:`EnvelopeError` for anything else."""
     if not isinstance(event, dict):
         raise EnvelopeError(f"a Lambda event is a JSON object, not {type(event).__name__}")
     if "awslogs" in event:
-        return subscription_inputs(event)
-    if "records" in event:
-        return firehose_inputs(event)
+        return "subscription"
+    if "records" in event or "deliveryStreamArn" in event:
+        return "firehose"
     if "Records" in event:
-        return kinesis_inputs(event)
+        return "kinesis"
     raise EnvelopeError("not a Kinesis, subscription filter or Firehose event")
+
+
+def lambda_inputs(event: dict[str, Any]) -> Sequence[Payload | Unreadable]:
+    """The inputs of any of the three Lambda events auditsync handles."""
+    kind = lambda_event_kind(event)
+    if kind == "subscription":
+        return subscription_inputs(event)
+    if kind == "firehose":
+        return firehose_inputs(event)
+    return kinesis_inputs(event)
 
 
 def _records(event: dict[str, Any], name: str) -> list[Any]:
@@ -288,7 +298,11 @@ def _json_inputs(
             yield Payload(document, Origin(path=path, line_number=number))
             continue
         for item in inputs:
-            yield Payload(item.data, _at(item.origin or Origin(), path, number))
+            where = _at(item.origin or Origin(), path, number)
+            if isinstance(item, Unreadable):
+                yield Unreadable(item.error, item.raw, where)
+            else:
+                yield Payload(item.data, where)
 
 
 def _is_lambda_event(document: bytes) -> bool:
@@ -535,10 +549,12 @@ class _Records:
         return self.blocks(origin, final=True)
 
     def blocks(self, origin: Origin, *, final: bool = False) -> Iterator[Lines]:
-        """Every full block of :data:`LINES_PER_BLOCK` records taken so far; with
-        ``final`` (after :meth:`finish`) the rest too."""
+        """Every full block of :data:`LINES_PER_BLOCK` records taken so far; all of them
+        once they hold :data:`BLOCK_BYTES` (long records are not held a thousand at a
+        time), or with ``final`` (after :meth:`finish`)."""
         size = LINES_PER_BLOCK
-        end = len(self.texts) if final else len(self.texts) // size * size
+        whole = final or sum(map(len, self.texts)) >= BLOCK_BYTES
+        end = len(self.texts) if whole else len(self.texts) // size * size
         for start in range(0, end, size):
             yield Lines(
                 self.texts[start : start + size], origin, self.numbers[start : start + size]
@@ -588,11 +604,36 @@ def _documents(stream: IO[bytes]) -> Iterator[bytes]:
         start = 0
 
 
-def iter_paths(paths: Iterable[str]) -> Iterator[Path]:
-    """Files named, and the files below directories named, in a stable order."""
+def iter_paths(
+    paths: Iterable[str], skipped: Callable[[Path, str], None] | None = None
+) -> Iterator[Path]:
+    """Files named, and the files below directories named, in a stable order.
+
+    Below a directory, what is neither a regular file nor a directory (a broken symbolic
+    link, a FIFO, a socket, a device) is not read: a FIFO would block, a device never
+    ends. Each one goes to ``skipped`` with the reason, so that it is not passed over in
+    silence.
+    """
     for name in paths:
         path = Path(name)
-        if path.is_dir():
-            yield from sorted(child for child in path.rglob("*") if child.is_file())
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        for child in sorted(path.rglob("*")):
+            if child.is_file():
+                yield child
+            elif skipped is not None and not child.is_dir():
+                skipped(child, _not_a_file(child))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, found below a directory, is not read."""
+    if path.is_symlink() and not path.exists():
+        return "a broken symbolic link"
+    if path.is_fifo():
+        return "a FIFO, not a regular file"
+    if path.is_socket():
+        return "a socket, not a regular file"
+    if path.is_block_device() or path.is_char_device():
+        return "a device, not a regular file"
+    return "not a regular file"
