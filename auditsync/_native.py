@@ -1,31 +1,25 @@
-"""The optional compiled parts, chosen once: the C extension and a faster inflater.
+"""The optional compiled part, chosen once: the C extension.
 
 The C extension (auditsync/_speedups.c) reads the common server_audit line shapes and
 writes the JSON form of plain events, and declines everything else — then the Python
 code, the reference, does the work; its functions are None where it was not built.
-ISA-L's inflater (the ``fast`` extra, ``isal``) takes the place of zlib's where it is
-installed: the same interface, 1.7 to 2.7 times as fast on CloudWatch payloads.
-``AUDITSYNC_PURE_PYTHON=1`` turns both off.
+``AUDITSYNC_PURE_PYTHON=1`` turns it off (and ISA-L's inflater, chosen in ``_gzip``).
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import Any, Protocol, cast
+from typing import Any
 
 import attrs
 
 from ._events import AuditEvent, Dialect, Origin
 
 __all__ = [
-    "INFLATE_ERRORS",
-    "Inflater",
     "event_json",
     "json_lines",
-    "new_inflater",
     "parse_line",
     "read_lines",
     "read_log_events",
@@ -108,32 +102,3 @@ def _load() -> tuple[ParseLine, ReadLogEvents, ReadLines, EventJson, JsonLines] 
 
 
 parse_line, read_log_events, read_lines, event_json, json_lines = _load() or (None,) * 5
-
-
-class Inflater(Protocol):
-    """What auditsync uses of ``zlib.decompressobj()``, which ISA-L's mirrors."""
-
-    @property
-    def unconsumed_tail(self) -> bytes: ...
-    @property
-    def unused_data(self) -> bytes: ...
-    @property
-    def eof(self) -> bool: ...
-    def decompress(self, data: bytes | memoryview, /, max_length: int = 0) -> bytes: ...
-
-
-def _inflater() -> tuple[Callable[[int], Inflater], tuple[type[Exception], ...]]:
-    if _wanted():
-        try:
-            from isal import isal_zlib
-        except ImportError:
-            pass
-        else:
-            # Its stub types the exception class as an instance.
-            return isal_zlib.decompressobj, (zlib.error, cast(type[Exception], isal_zlib.error))
-    return zlib.decompressobj, (zlib.error,)
-
-
-#: A new inflater for ``wbits`` (as zlib's), and what its ``decompress`` raises on
-#: corrupt input.
-new_inflater, INFLATE_ERRORS = _inflater()

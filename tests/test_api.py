@@ -18,8 +18,11 @@ import auditsync
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_MODULES = {
     "auditsync",
+    "auditsync.arrow",
     "auditsync.aws",
+    "auditsync.ecs",
     "auditsync.filters",
+    "auditsync.ocsf",
     "auditsync.sinks",
     "auditsync.sql",
     "auditsync.testing",

@@ -78,14 +78,22 @@ def private_server() -> Iterator[private_mariadb.PrivateMariaDB]:
         yield server
 
 
-#: Test modules whose printed figures are their result.
-FIGURES = ("test_replay_mariadb", "test_binlog_oracle", "test_changes_binlog")
+#: The proofs whose printed figures are their result: the replay (events applied, refused,
+#: the checksums), the workload's transactions and the binlog's, the change feed against
+#: the binlog, the data lake read by DuckDB, the AWS chain and the Lambda runtime.
+FIGURES = (
+    "test_replay_mariadb",
+    "test_binlog_oracle",
+    "test_changes_binlog",
+    "test_lake",
+    "test_moto_chain",
+    "test_lambda_runtime",
+)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Show what the proofs printed — events applied, refused, the checksums, the
-    workload's transactions and the binlog's: those figures are their result, so they
-    belong in the test output, not only in -s runs."""
+    """Show what the proofs printed: those figures are their result, so they belong in
+    the test output, not only in -s runs."""
     for report in terminalreporter.stats.get("passed", []):
         if any(name in report.nodeid for name in FIGURES) and report.capstdout.strip():
             terminalreporter.write_sep("-", f"figures of {report.nodeid}")
