@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import auditsync
 from auditsync import AuditEvent, Dialect, LogEvent, Pipeline, SubscriptionMessage
 from auditsync.aws import handle_kinesis_event
 from auditsync.changes import (
@@ -41,7 +42,6 @@ from auditsync.sql._values import (
 )
 from auditsync.testing import kinesis_event, to_payload
 
-ROOT = Path(__file__).resolve().parent.parent
 
 # --- events -------------------------------------------------------------------------------------
 
@@ -639,7 +639,8 @@ def test_a_transaction_begun_in_one_process_is_delivered_whole_by_another(tmp_pa
         "20240131 14:02:08,db1,app,10.0.0.7,42,6,QUERY,shop,'ROLLBACK TO s',0",
         "20240131 14:02:09,db1,app,10.0.0.7,42,7,QUERY,shop,'COMMIT',0",
     ]
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The auditsync this test imported, whether the source tree or an installed one.
+    environment = {**os.environ, "PYTHONPATH": str(Path(auditsync.__file__).parent.parent)}
 
     def process(lines: list[str]) -> list[dict[str, Any]]:
         done = subprocess.run(
