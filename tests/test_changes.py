@@ -42,7 +42,6 @@ from auditsync.sql._values import (
 )
 from auditsync.testing import kinesis_event, to_payload
 
-
 # --- events -------------------------------------------------------------------------------------
 
 _query_ids = itertools.count(1000)
