@@ -264,6 +264,19 @@ def test_values_written_as_literals_read_back(value: object, style: str) -> None
     assert literal(lexed.text[start:end]) == value
 
 
+def test_long_hostile_statements_take_time_linear_in_their_length() -> None:
+    import time
+
+    where = " AND ".join(f"c{n} IN ({n}, {n + 1})" for n in range(20_000))
+    long_name = "x" * 200_000
+    started = time.perf_counter()
+    assert len(where_pins(Lexed.of(f"DELETE FROM t WHERE {where}")) or {}) == 20_000
+    assert one_change(f"INSERT INTO orders (id) VALUES (1), ({long_name}").keys is None
+    with pytest.raises(Refused, match="truncated"):
+        ChangeFeed(None).write([event(f"INSERT INTO {long_name}", truncated=True)])
+    assert time.perf_counter() - started < 10
+
+
 # --- what a statement's text decides ------------------------------------------------------------
 
 

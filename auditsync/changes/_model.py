@@ -175,17 +175,21 @@ class FeedPolicy:
         return Take(Write(event, ours, _sql_mode(session)))
 
 
+_NAME_ROOM: Final = 512
 #: The word a text ends with: a name, maybe qualified, maybe in an unclosed backquote.
 _LAST_WORD: Final = re.compile(r"(?:`(?:[^`]|``)*`?|[0-9A-Za-z_$\u0080-\uffff.])+\Z")
 
 
 def _cut_in_name(event: AuditEvent, statement: Statement) -> bool:
     """Whether a cut text ends in the name of a table it writes: that name may be longer."""
-    last = _LAST_WORD.search(event.object)
+    # A name is at most a few hundred characters: searching a bounded tail keeps a long
+    # run of name characters from costing the square of its length.
+    last = _LAST_WORD.search(event.object[-_NAME_ROOM:])
     if last is None:
         return False
     word = last.group().replace("`", "").rsplit(".", 1)[-1]
-    return any(name.rsplit(".", 1)[-1] == word for name in statement.writes)
+    # The word ends the name (``endswith``: a name longer than the tail searched).
+    return bool(word) and any(name.rsplit(".", 1)[-1].endswith(word) for name in statement.writes)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:

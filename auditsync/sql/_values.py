@@ -394,8 +394,9 @@ def where_pins(lexed: Lexed) -> dict[str, tuple[Value, ...]] | None:
         start = match.end()
     conjuncts.append((start, end))
     pins: dict[str, tuple[Value, ...]] = {}
+    closing = lexed.closing()  # once: a WHERE may hold thousands of IN lists
     for first, last in conjuncts:
-        pin = _pin(lexed, bare, first, last)
+        pin = _pin(lexed, bare, closing, first, last)
         if pin is None:
             continue
         column, values = pin
@@ -404,7 +405,9 @@ def where_pins(lexed: Lexed) -> dict[str, tuple[Value, ...]] | None:
     return pins
 
 
-def _pin(lexed: Lexed, bare: str, start: int, end: int) -> tuple[str, tuple[Value, ...]] | None:
+def _pin(
+    lexed: Lexed, bare: str, closing: dict[int, int], start: int, end: int
+) -> tuple[str, tuple[Value, ...]] | None:
     """``column = literal`` or ``column IN (literals)`` spanning ``start:end``, or ``None``."""
     match = _PIN.match(bare, start, end)
     if match is None:
@@ -414,7 +417,7 @@ def _pin(lexed: Lexed, bare: str, start: int, end: int) -> tuple[str, tuple[Valu
         value = literal(lexed.text[match.end() : end])
         return None if isinstance(value, NotLiteral) else (name, (value,))
     opened = match.end() - 1
-    closed = lexed.closing().get(opened, end)
+    closed = closing.get(opened, end)
     if bare[closed + 1 : end].strip() or closed >= end:
         return None
     values: list[Value] = []
