@@ -184,12 +184,15 @@ def _cut_in_name(event: AuditEvent, statement: Statement) -> bool:
     """Whether a cut text ends in the name of a table it writes: that name may be longer."""
     # A name is at most a few hundred characters: searching a bounded tail keeps a long
     # run of name characters from costing the square of its length.
-    last = _LAST_WORD.search(event.object[-_NAME_ROOM:])
+    tail = event.object[-_NAME_ROOM:]
+    last = _LAST_WORD.search(tail)
     if last is None:
         return False
     word = last.group().replace("`", "").rsplit(".", 1)[-1]
-    # The word ends the name (``endswith``: a name longer than the tail searched).
-    return bool(word) and any(name.rsplit(".", 1)[-1].endswith(word) for name in statement.writes)
+    # A word that fills the whole tail may be the end of a longer name.
+    longer = last.start() == 0 and len(tail) == _NAME_ROOM
+    parts = [name.rsplit(".", 1)[-1] for name in statement.writes]
+    return bool(word) and any(part == word or (longer and part.endswith(word)) for part in parts)
 
 
 def _matches(name: str, patterns: tuple[str, ...]) -> bool:
