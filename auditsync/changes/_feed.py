@@ -260,15 +260,23 @@ class ChangeFeed:
         key, session = work.session(event)
         before = session.copy()
         held = work.held[key]
-        kept = dict(held)
+        # What to put back should a handler fail: the held writes as they were before the
+        # first action that removes some (copied then, once per transaction, not per event).
+        kept: dict[int, Write | str] | None = None
+        added: list[int] = []
         step = self._machine.step(session, event)
         ready: list[list[Write | str]] = []
         for action in step.actions:
             if isinstance(action, Run):
                 ready.append([action.value])
-            elif isinstance(action, Hold):
+                continue
+            if isinstance(action, Hold):
                 held[action.seq] = action.value
-            elif isinstance(action, Commit):
+                added.append(action.seq)
+                continue
+            if kept is None:
+                kept = dict(held)
+            if isinstance(action, Commit):
                 ready.append([held[seq] for seq in sorted(held)])
                 held.clear()
             elif isinstance(action, Discard):
@@ -286,8 +294,11 @@ class ChangeFeed:
             except Exception as error:
                 # Not recorded: put the connection back as it was before this event, keep
                 # everything before it, and let the retry offer the transaction again.
+                restored = held if kept is None else kept
+                for seq in added:
+                    restored.pop(seq, None)
                 work.sessions[key] = before
-                work.held[key] = kept
+                work.held[key] = restored
                 work.gone.discard(key)
                 work.checkpoint()
                 raise HandlerError(transaction, error) from error
