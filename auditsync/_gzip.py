@@ -196,6 +196,15 @@ class MemberReader:
                 return False
             if len(header) >= 4 and header[3] & 0xE0:
                 return self._fail("corrupt gzip stream: reserved header flags set", offset)
+        else:
+            header = buffer[start : start + 2]
+            if len(header) < 2 and not self._ended:
+                self.needs_input = True
+                return False
+            if len(header) == 2 and header[1] & 0x20:
+                # FDICT: zlib and ISA-L each word the refusal their own way, and ISA-L
+                # differently by how the stream is fed; nothing AWS writes sets it.
+                return self._fail("corrupt zlib stream: it needs a preset dictionary", offset)
         self._start = offset
         self._inflater = new_inflater(self._wbits)
         self._slice = _FIRST_SLICE

@@ -154,3 +154,21 @@ def test_the_offset_of_a_member_counts_what_was_fed_before_it() -> None:
         pass
     assert reader.failure is not None
     assert reader.failure.offset == len(first)
+
+
+@pytest.mark.parametrize("inflater", _inflaters())
+@pytest.mark.parametrize("pieces", [[], [1]])
+def test_a_zlib_stream_that_needs_a_dictionary_is_refused_alike(
+    inflater: Any, pieces: list[int]
+) -> None:
+    """Found by Hypothesis: ISA-L words this refusal differently by how it is fed."""
+    compressor = zlib.compressobj(zdict=b"select insert update")
+    raw = compressor.compress(b"select 1;\n" * 50) + compressor.flush()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gzip_module, "new_inflater", inflater[0])
+        patch.setattr(gzip_module, "INFLATE_ERRORS", inflater[1])
+        with pytest.raises(PayloadError, match="needs a preset dictionary") as info:
+            read_all(raw, pieces, [], strict=True, kind="zlib")
+        _, tolerant = read_all(raw, pieces, [], strict=False, kind="zlib")
+    assert info.value.offset == 0
+    assert str(tolerant.failure) == str(info.value)
