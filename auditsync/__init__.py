@@ -5,12 +5,21 @@ are an implementation detail. The Lambda adapters live in :mod:`auditsync.aws`, 
 sinks in :mod:`auditsync.sinks`, the Hypothesis strategies in :mod:`auditsync.testing`.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _installed_version
+
 from ._auditlog import format_line, parse_line
 from ._envelope import LogEvent, SubscriptionMessage, iter_messages, parse_message
 from ._errors import AuditSyncError, DeliveryError, EnvelopeError, LineError, PayloadError
 from ._events import AuditEvent, DeadLetter, Dialect, Origin
 from ._payload import decode_payload
 from ._pipeline import Line, Lines, Payload, Pipeline, Report
+from ._sources import InputFormat, read_file
+
+try:
+    __version__ = _installed_version("auditsync")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AuditEvent",
@@ -19,6 +28,7 @@ __all__ = [
     "DeliveryError",
     "Dialect",
     "EnvelopeError",
+    "InputFormat",
     "Line",
     "LineError",
     "Lines",
@@ -29,9 +39,11 @@ __all__ = [
     "Pipeline",
     "Report",
     "SubscriptionMessage",
+    "__version__",
     "decode_payload",
     "format_line",
     "iter_messages",
     "parse_line",
     "parse_message",
+    "read_file",
 ]

@@ -56,9 +56,12 @@ _AUTO, _MARIADB, _AURORA, _RDS_MYSQL = (
 # operation this module does not know yet. The user is the shortest run that lets the
 # numeric ids and the operation line up: names are far likelier to hold commas than the
 # ids are to be forged inside a name.
-_HEAD = re.compile(
-    r"([^,\s]*),(.*?),([^,]*),(\d{1,20}),(\d{1,20}),([A-Z][A-Z_]*),", re.ASCII | re.DOTALL
-)
+_AFTER_USER_PATTERN = r",([^,]*),(\d{1,20}),(\d{1,20}),([A-Z][A-Z_]*),"
+_HEAD = re.compile(r"([^,\s]*),(.*?)" + _AFTER_USER_PATTERN, re.ASCII | re.DOTALL)
+#: :data:`_HEAD` in two parts, for the record inside a syslog message: a space, the
+#: server host and its comma; then, after the user name, the rest of the head.
+_SPACE_SERVERHOST = re.compile(r" [^,\s]*,", re.ASCII)
+_AFTER_USER = re.compile(_AFTER_USER_PATTERN, re.ASCII)
 #: The server's ids are unsigned 64-bit numbers: 20 digits at most. The cap also keeps
 #: ``int()`` away from Python's limit on converting long digit strings.
 _MAX_ID_DIGITS = 20
@@ -331,7 +334,7 @@ def _complete(
         try:
             events.append(_parse_declined(_decoded(text), wanted, tz, result, year))
         except LineError as error:
-            failures.append((text, result, error))
+            failures.append((text, result, error.with_traceback(None)))
     return events, failures
 
 
@@ -532,15 +535,19 @@ def _local_time(year: int, month: int, day: str, hms: str, tz: tzinfo) -> dateti
 
 
 def _record_start(text: str, message_start: int) -> int:
-    """Find the record inside ``<syslog_info> <record>``; the info may be empty or hold spaces."""
+    """Find the record inside ``<syslog_info> <record>``; the info may be empty or hold spaces.
+
+    The record starts after the first space that a server host (no comma, no space) and
+    its comma follow, if a head can be read from there: a later space could only start
+    one with a later comma, so it cannot do better. Two searches, linear in the line
+    (trying the whole head after every space cost time quadratic in a line of junk).
+    """
     if text.startswith(" ", message_start):
         return message_start + 1
-    position = text.find(" ", message_start)
-    while position != -1:
-        if _HEAD.match(text, position + 1):
-            return position + 1
-        position = text.find(" ", position + 1)
-    return message_start
+    host = _SPACE_SERVERHOST.search(text, message_start)
+    if host is None or _AFTER_USER.search(text, host.end()) is None:
+        return message_start
+    return host.start() + 1
 
 
 # --- the head: serverhost, username, host, connection id, query id, operation ---------------

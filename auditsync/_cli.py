@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import filters
+from . import __version__, _gzip, _native, filters
 from ._events import AuditEvent, Dialect, Origin
 from ._pipeline import Lines, Payload, Pipeline, Report, Unreadable
 from ._sources import InputFormat, iter_paths, read_file
@@ -63,6 +63,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         prog="auditsync",
         description="Decode MariaDB/MySQL server_audit logs as AWS and MariaDB write them.",
     )
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     decode = commands.add_parser(
         "decode",
@@ -74,7 +75,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         "--to",
         default="jsonl",
         metavar="SINK",
-        help="jsonl (standard output), jsonl:PATH, sqlite:PATH or postgresql://… (default: jsonl)",
+        help="jsonl (standard output), jsonl:PATH, sqlite:PATH, parquet:DIR, ocsf[:PATH],"
+        " ecs[:PATH] or postgresql://… (default: jsonl)",
     )
     decode.add_argument(
         "--dead-letter",
@@ -109,7 +111,50 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     _add_input_options(stats)
     stats.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
     stats.set_defaults(run=_stats)
-    return parser, {"decode": decode, "stats": stats}
+    changes = commands.add_parser(
+        "changes",
+        help="committed transactions and what they changed, as JSON Lines",
+        description="Follow each connection's transactions and write each committed one"
+        " that changed rows as a line of JSON (docs/changes.md).",
+    )
+    _add_input_options(changes)
+    changes.add_argument(
+        "--to", default="jsonl", metavar="SINK", help="jsonl (standard output) or jsonl:PATH"
+    )
+    changes.add_argument(
+        "--dead-letter",
+        metavar="PATH",
+        help="write what cannot be decoded or placed in a table to PATH as JSON Lines",
+    )
+    changes.add_argument(
+        "--keys",
+        action="append",
+        default=[],
+        metavar="DB.TABLE=COL[,COL…]",
+        help="a table's key columns, so that changes carry the keys of the rows they target",
+    )
+    changes.add_argument(
+        "--query-log-limit",
+        type=int,
+        metavar="BYTES",
+        help="the source's server_audit_query_log_limit: statements that long decide nothing",
+    )
+    changes.add_argument("--ddl", action="store_true", help="deliver DDL changes too")
+    changes.add_argument(
+        "--state",
+        metavar="PATH",
+        help="keep open transactions in this SQLite file, for a later run to finish",
+    )
+    changes.set_defaults(run=_changes)
+    return parser, {"decode": decode, "stats": stats, "changes": changes}
+
+
+def _version() -> str:
+    """The version, and which line reader and inflater run: a build without a compiler
+    falls back to pure Python, about five times slower, and this is where a user sees it."""
+    reader = "C extension" if _native.parse_line is not None else "pure Python"
+    inflater = "ISA-L" if _gzip.new_inflater.__module__.startswith("isal") else "zlib"
+    return f"auditsync {__version__} (line reader: {reader}; inflater: {inflater})"
 
 
 def _add_input_options(command: argparse.ArgumentParser) -> None:
@@ -159,6 +204,13 @@ def _decode(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     sink = _open_sink(arguments.to)
     dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
+    if dead_letter is not None and arguments.redact:
+        print(
+            f"auditsync: warning: --redact does not reach {arguments.dead_letter}: a dead "
+            "letter keeps what could not be read byte for byte, queries and their literals "
+            "included; guard it like the audit log itself",
+            file=sys.stderr,
+        )
     window = arguments.sort_window if arguments.sort else 0
     pipeline = Pipeline(
         sink,
@@ -173,7 +225,10 @@ def _decode(arguments: argparse.Namespace) -> int:
         pipeline.close()
     print(report.summary(), file=sys.stderr)
     if report.error is not None:
-        print(f"auditsync: the sink failed: {report.error}", file=sys.stderr)
+        from .sinks._postgres import redact_conninfo
+
+        problem = redact_conninfo(str(report.error), arguments.to)
+        print(f"auditsync: the sink failed: {problem}", file=sys.stderr)
         return EXIT_DELIVERY
     return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
 
@@ -184,6 +239,30 @@ def _stats(arguments: argparse.Namespace) -> int:
     report = _run(pipeline, arguments)
     counter.print(sys.stdout, arguments.top)
     print(report.summary(), file=sys.stderr)
+    return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
+
+
+def _changes(arguments: argparse.Namespace) -> int:
+    from .changes._command import open_feed
+
+    settings = _settings(arguments)
+    # --database and --table choose what the feed follows: as event filters they would
+    # drop the BEGIN and COMMIT that decide what committed.
+    settings["filter"] = _filter(arguments, skip=("database", "table"))
+    try:
+        feed = open_feed(arguments)
+    except (OSError, ValueError, sqlite3.Error) as error:
+        raise UsageError(str(error)) from None
+    dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
+    pipeline = Pipeline(feed, dead_letter=dead_letter, **settings)
+    try:
+        report = _run(pipeline, arguments)
+    finally:
+        pipeline.close()
+    print(report.summary(), file=sys.stderr)
+    if report.error is not None:
+        print(f"auditsync: the sink failed: {report.error}", file=sys.stderr)
+        return EXIT_DELIVERY
     return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
 
 
@@ -219,18 +298,24 @@ def _expand(name: str) -> Iterator[str]:
     way on every run (docs/cli.md).
     """
     if name == "-":
+        if sys.stdin is None:
+            raise UsageError("-: standard input is closed")
         yield name
         return
     try:
         path = Path(name)
         if not path.exists():
             raise UsageError(f"{name}: no such file or directory")
-        for found in iter_paths([name]):
+        for found in iter_paths([name], _skipping):
             with found.open("rb"):
                 pass
             yield str(found)
     except OSError as error:
         raise UsageError(f"{name}: {error.strerror or error}") from None
+
+
+def _skipping(path: Path, reason: str) -> None:
+    print(f"auditsync: skipping {path}: {reason}", file=sys.stderr)
 
 
 def _open(name: str) -> tuple[IO[bytes], int | None]:
@@ -267,12 +352,17 @@ _VALUE_FILTERS = ("operation", "database", "user", "exclude_user", "table", "kin
 _FLAG_FILTERS = ("writes_only", "failed")
 
 
-def _filter(arguments: argparse.Namespace) -> filters.Predicate | None:
+def _filter(arguments: argparse.Namespace, skip: tuple[str, ...] = ()) -> filters.Predicate | None:
     parts: list[filters.Predicate] = []
     for name in _VALUE_FILTERS:
+        if name in skip:
+            continue
         values = getattr(arguments, name)
         if values:
-            parts.append(getattr(filters, name)(*values))
+            try:
+                parts.append(getattr(filters, name)(*values))
+            except ValueError as error:
+                raise UsageError(f"--{name.replace('_', '-')}: {error}") from None
     parts.extend(getattr(filters, name)() for name in _FLAG_FILTERS if getattr(arguments, name))
     if arguments.since or arguments.until:
         parts.append(filters.between(_time(arguments.since), _time(arguments.until)))
@@ -290,12 +380,18 @@ def _time(text: str | None) -> datetime | None:
 
 
 def _open_sink(spec: str) -> Sink:
+    """The sink ``--to`` names; whatever goes wrong is told without a password in it."""
+    from .sinks._postgres import redact_conninfo
+
     try:
         return _sink_for(spec)
+    except UsageError as error:
+        problem = str(error)
     except OSError as error:
-        raise UsageError(f"cannot open {spec}: {error.strerror or error}") from None
+        problem = f"cannot open {spec}: {error.strerror or error}"
     except sqlite3.Error as error:
-        raise UsageError(f"cannot open {spec}: {error}") from None
+        problem = f"cannot open {spec}: {error}"
+    raise UsageError(redact_conninfo(problem, spec))
 
 
 def _sink_for(spec: str) -> Sink:
@@ -308,6 +404,19 @@ def _sink_for(spec: str) -> Sink:
         return JsonLinesSink(target)
     if kind == "sqlite" and target:
         return SQLiteSink(target)
+    if kind in ("ocsf", "ecs"):
+        from . import ecs, ocsf
+        from .sinks import FormSink
+
+        form = ocsf.to_ocsf if kind == "ocsf" else ecs.to_ecs
+        return FormSink(form, target or None)
+    if kind == "parquet" and target:
+        from .sinks import ParquetSink
+
+        try:
+            return ParquetSink(target)
+        except ImportError as error:
+            raise UsageError(str(error)) from None
     if kind in ("postgresql", "postgres"):
         from .sinks import PostgresSink
 
@@ -317,7 +426,10 @@ def _sink_for(spec: str) -> Sink:
             raise UsageError(str(error)) from None
         except Exception as error:  # a connection refused is a usage problem here
             raise UsageError(f"cannot connect to {spec}: {error}") from None
-    raise UsageError(f"unknown sink {spec!r}: use jsonl, jsonl:PATH, sqlite:PATH or postgresql://…")
+    raise UsageError(
+        f"unknown sink {spec!r}: use jsonl, jsonl:PATH, sqlite:PATH, parquet:DIR, ocsf, ecs"
+        " or postgresql://…"
+    )
 
 
 def _open_dead_letter(path: str) -> DeadLetterSink:

@@ -19,6 +19,7 @@ from ._errors import EnvelopeError
 __all__ = [
     "CONTROL_MESSAGE",
     "DATA_MESSAGE",
+    "MAX_LOG_EVENTS",
     "LogEvent",
     "SubscriptionMessage",
     "data_message_parts",
@@ -33,6 +34,10 @@ __all__ = [
 
 DATA_MESSAGE = "DATA_MESSAGE"
 CONTROL_MESSAGE = "CONTROL_MESSAGE"
+#: CloudWatch Logs puts at most 10,000 log events in one batch, and so in one
+#: subscription message. A message with more was not written by CloudWatch: it is
+#: refused whole, before an event or a dead letter is made for any of its lines.
+MAX_LOG_EVENTS = 10_000
 
 
 @attrs.frozen(slots=True)
@@ -118,12 +123,18 @@ def iter_documents(
         yield start, end, value
 
 
-def iter_json(data: bytes) -> Iterator[tuple[int, int, Any]]:
+def iter_json(data: bytes, *, longest: int | None = None) -> Iterator[tuple[int, int, Any]]:
     """Yield ``(start, end, value)`` for each JSON document of ``data``, as :mod:`orjson`
-    reads it; a stretch that is not JSON yields an :class:`EnvelopeError` instead."""
+    reads it; a stretch that is not JSON yields an :class:`EnvelopeError` instead.
+
+    With ``longest``, a document that runs past that many bytes is not parsed (parsing
+    makes objects several times the size of their text: 2,000,000 empty log events fit in
+    0.2 MB of gzip): it is an :class:`EnvelopeError` up to where a good document starts
+    again, found at the cost of parsing ``longest`` bytes of it.
+    """
     end = len(data)
     start = _skip_whitespace(data, 0, end)
-    if start < end:
+    if start < end and (longest is None or end - start <= longest):
         # The usual payload holds one document: one parse, no search for boundaries. (Not
         # repeated for later documents: orjson checks the whole rest of the buffer first.)
         try:
@@ -133,11 +144,25 @@ def iter_json(data: bytes) -> Iterator[tuple[int, int, Any]]:
         else:
             yield start, end, whole
             return
+    structure = _Structure(data, longest)
     while True:
         start = _skip_whitespace(data, start, end)
         if start >= end:
             return
-        following, value = next_document(data, start) or (end, _not_json(data, start))
+        if (
+            longest is not None
+            and end - start > longest
+            and _BOUNDARY.search(data, start, start + longest + 1) is None
+        ):
+            # The first place the document may end lies past ``longest``: see if it does.
+            stop = _past_longest(data, start, longest, structure)
+            if stop is not None:
+                too_long = f"a JSON document runs past {longest} bytes, longer than any record"
+                yield start, stop, EnvelopeError(too_long, offset=start)
+                start = stop
+                continue
+        found = next_document(data, start, structure=structure)
+        following, value = found or (end, _not_json(data, start))
         yield start, following, value
         start = following
 
@@ -166,6 +191,7 @@ def data_message_parts(document: Any) -> tuple[str, str, list[Any]] | None:
         or type(group) is not str
         or type(stream) is not str
         or type(events) is not list
+        or len(events) > MAX_LOG_EVENTS
         or type(filters) is not list
         or not all(type(name) is str for name in filters)
     ):
@@ -174,7 +200,12 @@ def data_message_parts(document: Any) -> tuple[str, str, list[Any]] | None:
 
 
 def next_document(
-    data: bytes, start: int, *, final: bool = True, patience: int = 0
+    data: bytes,
+    start: int,
+    *,
+    final: bool = True,
+    patience: int = 0,
+    structure: _Structure | None = None,
 ) -> tuple[int, Any] | None:
     """Where the document at ``start`` ends, and its value — or the error for a bad one.
 
@@ -185,18 +216,21 @@ def next_document(
     also for a stretch of up to ``patience`` bytes that does not parse yet, since it may
     be a document not read whole, holding what looks like a restart (``}{`` in a string).
     A longer stretch with no restart in it is handed on as far as no restart can begin,
-    to its last brace, so that junk is never held whole.
+    to its last brace, so that junk is never held whole. ``structure`` carries what is
+    known of ``data``'s brackets from one call to the next (:class:`_Structure`).
     """
-    found = read_document(data, start)
+    if structure is None or structure.data is not data:
+        structure = _Structure(data)
+    found = read_document(data, start, structure)
     if found is not None:
         return found[1], found[0]
     if not final and len(data) - start <= patience:
         return None
     for candidate in _RESTART.finditer(data, start + 1):
         restart = candidate.start(1) if candidate.group(1) else candidate.start(2)
-        if read_document(data, restart) is not None:
+        if _document_at(data, restart, structure) is not None:
             stop = data.rfind(b"}", start, restart) + 1 if candidate.group(1) else restart
-            return stop, _not_json(data[:stop], start)
+            return stop, _not_json(data, start, stop)
     if not final:
         return _junk_so_far(data, start)
     return _before_junk(data, start) or (len(data), _not_json(data, start))
@@ -212,7 +246,7 @@ def _junk_so_far(data: bytes, start: int) -> tuple[int, Any]:
         stop = closing + 1
     else:
         stop = len(data)
-    return stop, _not_json(data[:stop], start)
+    return stop, _not_json(data, start, stop)
 
 
 def _before_junk(data: bytes, start: int) -> tuple[int, Any] | None:
@@ -237,29 +271,134 @@ _WHITESPACE = frozenset(b" \t\r\n")
 _RESTART = re.compile(rb'\}[ \t\r\n]*(\{)|(\{[ \t\r\n]*"messageType")')
 
 
-def read_document(data: bytes, start: int = 0) -> tuple[Any, int] | None:
+def read_document(
+    data: bytes, start: int = 0, structure: _Structure | None = None
+) -> tuple[Any, int] | None:
     """The first JSON document at ``start`` and where it ends; ``None`` if there is none.
 
     The candidate ends are the ``}`` of every ``}{`` boundary, then the end of the data;
-    the first candidate that parses is the document's end. A JSON value is complete at
-    exactly one point, so a candidate inside a string or a nested object never parses.
-    Each document is parsed on its own, so the work is linear in the buffer (giving
-    orjson the whole rest of a buffer would validate it again for every document).
+    a JSON value is complete at exactly one point, so a candidate inside a string or a
+    nested object never parses. The first candidate is tried with the parser; if the
+    parser ran off its end, the document goes on past a ``}{`` inside a string (a query
+    can hold any number of them), and its end is found by one scan of its strings and
+    brackets instead of by trying every later candidate, which cost time quadratic in
+    the number of them. Either way each document is parsed at most twice, on its own.
     """
     view = memoryview(data)
-    search = start
-    while True:
-        boundary = _BOUNDARY.search(data, search)
-        end = boundary.start() + 1 if boundary is not None else len(data)
-        try:
-            return orjson.loads(view[start:end]), end
-        except orjson.JSONDecodeError as error:
-            # Only a candidate the parser ran off the end of can parse when longer; any
-            # other fault lies in every longer candidate too (and trying each of them
-            # made one bad document cost time quadratic in what follows it).
-            if boundary is None or not _ran_off_the_end(error, end - start):
-                return None
-            search = boundary.start() + 1
+    boundary = _BOUNDARY.search(data, start)
+    end = boundary.start() + 1 if boundary is not None else len(data)
+    try:
+        return orjson.loads(view[start:end]), end
+    except orjson.JSONDecodeError as error:
+        # Any other fault lies in every longer candidate too.
+        if boundary is None or not _ran_off_the_end(error, end - start):
+            return None
+    return _document_at(data, start, structure or _Structure(data))
+
+
+def _past_longest(data: bytes, start: int, longest: int, structure: _Structure) -> int | None:
+    """Where the document at ``start`` ends as junk if it runs past ``longest`` bytes — the
+    next place a good document starts again — or ``None`` if it ends (well or badly)
+    within them. Only its first ``longest`` bytes are parsed."""
+    cut = start + longest
+    while cut > start and data[cut] & 0xC0 == 0x80:
+        cut -= 1  # not inside a UTF-8 character, which orjson would call invalid
+    try:
+        orjson.loads(memoryview(data)[start:cut])
+    except orjson.JSONDecodeError as error:
+        if not _ran_off_the_end(error, cut - start):
+            return None
+    else:
+        return None
+    for candidate in _RESTART.finditer(data, cut):
+        restart = candidate.start(1) if candidate.group(1) else candidate.start(2)
+        if _document_at(data, restart, structure) is not None:
+            return data.rfind(b"}", start, restart) + 1 if candidate.group(1) else restart
+    return len(data)
+
+
+def _document_at(data: bytes, start: int, structure: _Structure) -> tuple[Any, int] | None:
+    """:func:`read_document` from where the brackets say the document closes, at a cost
+    charged to ``structure``: for a document with ``}{`` inside its strings, and for the
+    places a bad stretch may end (trying each at its first boundary cost time quadratic
+    in them where boundaries are few)."""
+    closed = structure.end(start)
+    if closed is None:
+        return None
+    if _BOUNDARY.match(data, closed - 1) is not None:
+        end = closed
+    elif _skip_whitespace(data, closed, len(data)) == len(data):
+        end = len(data)
+    else:
+        return None  # junk follows the document: no candidate end parses
+    too_long = structure.longest is not None and end - start > structure.longest
+    if too_long or not structure.charge(end - start):
+        return None
+    try:
+        return orjson.loads(memoryview(data)[start:end]), end
+    except orjson.JSONDecodeError:
+        return None
+
+
+#: What a scan for the end of a JSON value looks at: strings (to the end of the data if
+#: unterminated) and brackets; everything else inside a value is left to the parser.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"?|[{}\[\]]', re.DOTALL)
+#: How many bytes the scans and the parses of :func:`_document_at` may read in all, as a
+#: multiple of the buffer's length: a bound on the work junk made to look like many
+#: unfinished documents can cause. Good documents take at most twice their length.
+_SCAN_BUDGET = 4
+
+
+class _Structure:
+    """Where the brackets of one buffer close, learnt by scanning its strings and brackets.
+
+    Each scan notes the close of every bracket it opens, so a later question about one of
+    them costs nothing; and all scans of a buffer, with the parses they lead to, read at
+    most :data:`_SCAN_BUDGET` times its length. Past that, :meth:`end` answers ``None``:
+    what is left is judged bad (a dead letter with its bytes, not a loss) rather than the
+    time spent.
+    """
+
+    def __init__(self, data: bytes, longest: int | None = None):
+        self.data = data
+        #: Documents longer than this are not parsed (:func:`iter_json`).
+        self.longest = longest
+        self.closes: dict[int, int | None] = {}
+        self.budget = _SCAN_BUDGET * len(data)
+
+    def end(self, start: int) -> int | None:
+        """One past the bracket closing the one at ``start``; ``None`` if it never closes."""
+        if start in self.closes:
+            return self.closes[start]
+        if self.budget <= 0:
+            return None
+        opened: list[int] = []
+        stop = len(self.data)
+        for token in _TOKEN.finditer(self.data, start):
+            first = token.group()[:1]
+            if first == b'"':
+                continue
+            if first in b"{[":
+                opened.append(token.start())
+                continue
+            if not opened:
+                stop = token.end()
+                break
+            self.closes[opened.pop()] = token.end()
+            if not opened:
+                stop = token.end()
+                break
+        for position in opened:
+            self.closes[position] = None
+        self.budget -= stop - start
+        return self.closes.get(start)
+
+    def charge(self, size: int) -> bool:
+        """Spend ``size`` bytes of the budget on a parse, if there are that many left."""
+        if size > self.budget:
+            return False
+        self.budget -= size
+        return True
 
 
 def _ran_off_the_end(error: orjson.JSONDecodeError, size: int) -> bool:
@@ -273,10 +412,12 @@ def _skip_whitespace(data: bytes, start: int, end: int) -> int:
     return start
 
 
-def _not_json(data: bytes | str, start: int = 0) -> EnvelopeError:
-    """The parser's complaint about ``data[start:]``, with a byte offset."""
+def _not_json(data: bytes | str, start: int = 0, stop: int | None = None) -> EnvelopeError:
+    """The parser's complaint about ``data[start:stop]``, with a byte offset into ``data``
+    (read through a view: a copy of what comes before would cost time per bad stretch)."""
+    part = memoryview(data)[start:stop] if isinstance(data, bytes) else data[start:stop]
     try:
-        orjson.loads(data[start:])
+        orjson.loads(part)
     except orjson.JSONDecodeError as exc:
         return EnvelopeError(
             f"not JSON: {exc.msg}", offset=start + _byte_offset(data, start, exc.pos)
@@ -285,10 +426,11 @@ def _not_json(data: bytes | str, start: int = 0) -> EnvelopeError:
 
 
 def _byte_offset(data: bytes | str, start: int, characters: int) -> int:
-    """orjson counts characters; offsets into bytes count bytes (error path only)."""
+    """orjson counts characters; offsets into bytes count bytes (error path only). A
+    character is at most four bytes, so no more than that is decoded."""
     if isinstance(data, str):
         return characters
-    text = data[start:].decode("utf-8", "replace")
+    text = data[start : start + 4 * characters + 4].decode("utf-8", "replace")
     return len(text[:characters].encode("utf-8"))
 
 
@@ -298,6 +440,12 @@ def _from_mapping(document: Any) -> SubscriptionMessage:
             f"a subscription message is a JSON object, not {type(document).__name__}"
         )
     events = _field(document, "logEvents", list)
+    if len(events) > MAX_LOG_EVENTS:
+        raise EnvelopeError(
+            f"logEvents holds {len(events):,} log events; CloudWatch Logs writes at most "
+            f"{MAX_LOG_EVENTS:,} in one message, so this one is refused whole",
+            field="logEvents",
+        )
     policy_level = document.get("policyLevel")
     return SubscriptionMessage(
         message_type=_field(document, "messageType", str),
@@ -321,7 +469,11 @@ def _log_event(item: Any, index: int) -> LogEvent:
     except KeyError as missing:
         field = f"{name}.{missing.args[0]}"
         raise EnvelopeError(f"required field {field} is missing", field=field) from None
-    if type(event_id) is not str:
+    if type(event_id) is int:
+        # AWS writes the id as a string of digits; moto, which tests against it, writes a
+        # JSON integer. Its decimal text is the same id, losslessly (any length).
+        event_id = str(event_id)
+    elif type(event_id) is not str:
         raise _ill_typed(f"{name}.id", event_id, str)
     if type(timestamp) is not int:
         raise _ill_typed(f"{name}.timestamp", timestamp, int)

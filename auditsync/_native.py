@@ -1,33 +1,28 @@
-"""The optional compiled parts, chosen once: the C reader and writer, and a faster inflater.
+"""The optional compiled parts, chosen once: the C line reader and the C JSON writer.
 
 The C line reader (auditsync/_c_reader.c) reads the common server_audit line shapes, and
 the C JSON writer (auditsync/_c_json.c) writes the JSON form of plain events; each
 declines everything else, and the Python code, the reference, does the work. Both follow
 the event's table (auditsync/_events.py): the reader is handed it here, the writer by
 the JSON module that owns the JSON form. Their functions are None where they were not
-built. ISA-L's inflater (the ``fast`` extra, ``isal``) takes the place of zlib's where it
-is installed: the same interface, 1.7 to 2.7 times as fast on CloudWatch payloads.
-``AUDITSYNC_PURE_PYTHON=1`` turns all three off.
+built. ``AUDITSYNC_PURE_PYTHON=1`` turns them off (and ISA-L's inflater, chosen in
+``_gzip``).
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from types import ModuleType
-from typing import Any, Protocol, cast
+from typing import Any
 
 import attrs
 
 from ._events import ORIGIN_FIELDS, AuditEvent, Dialect, Origin
 
 __all__ = [
-    "INFLATE_ERRORS",
-    "Inflater",
     "c_json",
-    "new_inflater",
     "parse_line",
     "read_lines",
     "read_log_events",
@@ -103,32 +98,3 @@ def _load_json() -> ModuleType | None:
 parse_line, read_log_events, read_lines = _load_reader() or (None,) * 3
 #: The C JSON writer's module, to be configured by auditsync.sinks._jsonlines; or None.
 c_json = _load_json()
-
-
-class Inflater(Protocol):
-    """What auditsync uses of ``zlib.decompressobj()``, which ISA-L's mirrors."""
-
-    @property
-    def unconsumed_tail(self) -> bytes: ...
-    @property
-    def unused_data(self) -> bytes: ...
-    @property
-    def eof(self) -> bool: ...
-    def decompress(self, data: bytes | memoryview, /, max_length: int = 0) -> bytes: ...
-
-
-def _inflater() -> tuple[Callable[[int], Inflater], tuple[type[Exception], ...]]:
-    if _wanted():
-        try:
-            from isal import isal_zlib
-        except ImportError:
-            pass
-        else:
-            # Its stub types the exception class as an instance.
-            return isal_zlib.decompressobj, (zlib.error, cast(type[Exception], isal_zlib.error))
-    return zlib.decompressobj, (zlib.error,)
-
-
-#: A new inflater for ``wbits`` (as zlib's), and what its ``decompress`` raises on
-#: corrupt input.
-new_inflater, INFLATE_ERRORS = _inflater()

@@ -10,22 +10,27 @@ from __future__ import annotations
 
 import binascii
 import re
-import zlib
 
 from ._errors import PayloadError
-from ._native import INFLATE_ERRORS, new_inflater
+from ._gzip import GZIP_MAGIC, inflate
 
-__all__ = ["DEFAULT_MAX_SIZE", "decode_payload"]
+__all__ = ["DEFAULT_MAX_SIZE", "KEPT_OF_TOO_LONG", "LONGEST_RECORD", "decode_payload"]
 
 #: Far above any real CloudWatch message (Kinesis caps a record at 1 MiB compressed,
 #: Firehose buffers at most 128 MiB), far below what would take a machine down.
 DEFAULT_MAX_SIZE = 256 * 1024 * 1024
+#: The longest record — a line of a log, a JSON document of a file or of a payload — so
+#: that what is held at a time stays bounded, whatever the input (a gzip bomb of NULs is
+#: one endless line; 2,000,000 empty log events are one 74 MB document). The audit plugin
+#: cuts queries at server_audit_query_log_limit, 1 KiB by default; a Lambda event is at
+#: most 6 MB, a CloudWatch message a few. Reading one record of this size takes the
+#: command up to about 170 MiB (measured; the worst is 8 MiB of bytes that are not UTF-8:
+#: 32 MiB of text, twice, and 48 MiB of JSON), under 256. A longer record is a dead letter
+#: holding its first :data:`KEPT_OF_TOO_LONG` bytes and its length; a JSON stretch this
+#: long that does not parse is judged bad before its end.
+LONGEST_RECORD = 8 << 20
+KEPT_OF_TOO_LONG = 4096
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
-_ZLIB_WBITS = zlib.MAX_WBITS
-_CHUNK = 1 << 20
-_FIRST_SLICE = 4096
 _BASE64_JUNK = re.compile(rb"[^A-Za-z0-9+/=\r\n]")
 _LINE_BREAKS = re.compile(rb"[\r\n]+")
 
@@ -40,7 +45,7 @@ def decode_payload(data: bytes | str, *, max_size: int = DEFAULT_MAX_SIZE) -> by
     if max_size < 0:
         raise ValueError(f"max_size must not be negative, not {max_size}")
     raw = _as_bytes(data)
-    if not raw.startswith(_GZIP_MAGIC) and not _is_json(raw) and not _looks_like_zlib(raw):
+    if not raw.startswith(GZIP_MAGIC) and not _is_json(raw) and not _looks_like_zlib(raw):
         raw = _unbase64(raw)
     return _inflate(raw, max_size)
 
@@ -107,10 +112,10 @@ def _unbase64(raw: bytes) -> bytes:
 
 
 def _inflate(raw: bytes, max_size: int) -> bytes:
-    if raw.startswith(_GZIP_MAGIC):
-        return _inflate_members(raw, _GZIP_WBITS, "gzip", max_size)
+    if raw.startswith(GZIP_MAGIC):
+        return inflate(raw, "gzip", max_size)
     if _is_zlib_header(raw):
-        return _inflate_members(raw, _ZLIB_WBITS, "zlib", max_size)
+        return inflate(raw, "zlib", max_size)
     if len(raw) > max_size:
         raise PayloadError(f"payload of {len(raw)} bytes exceeds the limit of {max_size}")
     return raw
@@ -124,65 +129,3 @@ def _is_zlib_header(raw: bytes) -> bool:
         and raw[0] >> 4 <= 7
         and (raw[0] << 8 | raw[1]) % 31 == 0
     )
-
-
-def _inflate_members(raw: bytes, wbits: int, kind: str, max_size: int) -> bytes:
-    """Inflate every member back to back; gzip members may be followed by NUL padding.
-
-    Input goes to zlib in slices that start at 4 KiB and double up to ``_CHUNK``, so the
-    bytes after a member are never copied whole (``unused_data`` of a whole-buffer call
-    copies the rest of the buffer for every member: quadratic in a Firehose object of
-    thousands of small members).
-    """
-    out = bytearray()
-    view = memoryview(raw)
-    position = 0
-    while position < len(raw):
-        position = _inflate_one(view, position, wbits, kind, out, max_size)
-        if position >= len(raw) or not raw[position]:
-            if raw.count(0, position) != len(raw) - position:
-                raise PayloadError(f"unexpected bytes after the {kind} stream", offset=position)
-            break
-        if kind != "gzip" or raw[position : position + 2] != _GZIP_MAGIC:
-            raise PayloadError(f"unexpected bytes after the {kind} stream", offset=position)
-    return bytes(out)
-
-
-def reserved_gzip_flags(header: bytes | memoryview) -> bool:
-    """Whether a gzip header sets a flag bit RFC 1952 reserves: zlib refuses such a member,
-    ISA-L reads it; auditsync refuses it whichever inflates."""
-    return len(header) >= 4 and header[3] & 0xE0 != 0
-
-
-def _inflate_one(
-    view: memoryview, start: int, wbits: int, kind: str, out: bytearray, max_size: int
-) -> int:
-    """Inflate the member at ``start`` into ``out``; return where the next one starts."""
-    if kind == "gzip" and reserved_gzip_flags(view[start : start + 4]):
-        raise PayloadError("corrupt gzip stream: reserved header flags set", offset=start)
-    inflater = new_inflater(wbits)
-    position = start
-    pending: bytes | memoryview = b""
-    # Slices start small and double: a small member then copies little in unused_data.
-    slice_size = _FIRST_SLICE
-    try:
-        while True:
-            if not pending and position < len(view):
-                pending = view[position : position + slice_size]
-                position += len(pending)
-                slice_size = min(2 * slice_size, _CHUNK)
-            chunk = inflater.decompress(pending, min(_CHUNK, max_size - len(out) + 1))
-            out += chunk
-            if len(out) > max_size:
-                raise PayloadError(
-                    f"{kind} data inflates beyond the limit of {max_size} bytes "
-                    "(decompression bomb?)",
-                    offset=start,
-                )
-            pending = inflater.unconsumed_tail
-            if inflater.eof:
-                return position - len(inflater.unused_data)
-            if not chunk and not pending and position >= len(view):
-                raise PayloadError(f"truncated {kind} stream", offset=start)
-    except INFLATE_ERRORS as exc:
-        raise PayloadError(f"corrupt {kind} stream: {exc}", offset=start) from None

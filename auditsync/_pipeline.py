@@ -25,16 +25,24 @@ from ._auditlog import Dialect, format_line, parse_line, parse_lines, parse_log_
 from ._envelope import data_message_parts, iter_json, message_or_error
 from ._errors import AuditSyncError, EnvelopeError, LineError, PayloadError
 from ._events import AuditEvent, DeadLetter, Origin, exact_bytes
-from ._payload import DEFAULT_MAX_SIZE, decode_payload
+from ._payload import DEFAULT_MAX_SIZE, KEPT_OF_TOO_LONG, LONGEST_RECORD, decode_payload
 from .sinks._base import DeadLetterSink, Refused, Sink
 
 __all__ = ["Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
 
 logger = logging.getLogger("auditsync")
 
-#: A report keeps the first dead letters for the caller to look at; the count is exact
-#: and the dead-letter sink gets them all, but a report's memory stays bounded.
-_KEPT_DEAD_LETTERS = 1000
+#: A report keeps the first dead letters for the caller to look at, as long as they fit
+#: in this many bytes; the count is exact and the dead-letter sink gets them all, but a
+#: report's memory stays bounded however large the letters are (a count alone did not:
+#: a thousand 256 KiB lines held 256 MiB for the whole run).
+KEPT_DEAD_LETTER_BYTES = 4 << 20
+#: A batch whose input — lines, documents, dead letters' raw bytes — reaches this many
+#: bytes is delivered before it is full: a thousand long statements, or large dead
+#: letters, are not held at once. Counted per block and per document, not per event.
+_BATCH_BYTES = 8 << 20
+#: What a kept letter costs beyond its raw bytes, error and refused query: its objects.
+_LETTER_OVERHEAD = 1024
 #: Without a dead-letter sink, a log line shows this much of the raw bytes.
 _LOGGED_RAW_BYTES = 4096
 
@@ -90,9 +98,10 @@ class Report:
 
     A record is a log line (a CloudWatch log event, or a line of a file); a payload or
     JSON document that could not be read at all counts as one record, as does a control
-    message. ``dead_letters`` keeps the first 1,000 dead letters. ``failed_input`` is
-    the index of the first input not delivered because the sink failed, and ``error``
-    what it raised; inputs after it were not processed.
+    message. ``dead_letters`` keeps the first dead letters, as many as fit in
+    :data:`KEPT_DEAD_LETTER_BYTES` (:meth:`keep`). ``failed_input`` is the index of the
+    first input not delivered because the sink failed, and ``error`` what it raised;
+    inputs after it were not processed.
     """
 
     records: int = 0
@@ -106,6 +115,7 @@ class Report:
     failed_input: int | None = None
     error: BaseException | None = None
     elapsed: float = 0.0
+    _kept_bytes: int = attrs.field(default=0, init=False, repr=False, eq=False)
 
     @property
     def balanced(self) -> bool:
@@ -120,11 +130,25 @@ class Report:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dead_lettered += other.dead_lettered
         self.failed += other.failed
-        room = _KEPT_DEAD_LETTERS - len(self.dead_letters)
-        self.dead_letters.extend(other.dead_letters[:room])
+        self.keep(other.dead_letters)
         self.elapsed += other.elapsed
         if self.error is None and other.error is not None:
             self.error = other.error
+
+    def keep(self, letters: Sequence[DeadLetter]) -> None:
+        """Add ``letters`` to :attr:`dead_letters` while they fit in
+        :data:`KEPT_DEAD_LETTER_BYTES`; from the first that does not, keep no more."""
+        for letter in letters:
+            if self._kept_bytes >= KEPT_DEAD_LETTER_BYTES:
+                return
+            cost = _LETTER_OVERHEAD + len(letter.raw) + len(letter.error)
+            if letter.event is not None:
+                cost += len(letter.event.object)
+            if self._kept_bytes + cost > KEPT_DEAD_LETTER_BYTES:
+                self._kept_bytes = KEPT_DEAD_LETTER_BYTES
+                return
+            self._kept_bytes += cost
+            self.dead_letters.append(letter)
 
     def summary(self) -> str:
         """One line for logs and the command line."""
@@ -151,6 +175,17 @@ class _Batch:
     first_input: int | None = None
     #: With a sort window: how many of ``events`` were released from it already.
     released: int = 0
+    #: The bytes of the input taken into it, about: see :data:`_BATCH_BYTES`.
+    size: int = 0
+
+    def letter(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+        self.size += len(letter.raw)
+
+    def reset(self) -> None:
+        """Empty, for the next batch."""
+        self.events, self.letters, self.first_input, self.released = [], [], None, 0
+        self.size = 0
 
 
 class Pipeline:
@@ -201,40 +236,41 @@ class Pipeline:
         self._redaction = _redaction(redact)
 
     def process(self, inputs: Iterable[Payload | Line | Lines | Unreadable]) -> Report:
-        """Run every input through; stop at the first batch the sink fails to take."""
+        """Run every input through; stop at the first batch the sink fails to take.
+
+        A batch goes to the sink as soon as it is full, also in the middle of a payload:
+        one payload may hold many messages, and its events are not all held at once.
+        """
         report = Report()
         started = time.perf_counter()
         batch = _Batch()
         held: list[_Held] | None = [] if self.sort_window else None
+        delivering = True
         for index, item in enumerate(inputs):
-            if batch.first_input is None:
-                batch.first_input = index
-            if isinstance(item, Lines):
-                self._take_lines(item, batch, report)
-            elif isinstance(item, Line):
-                self._take_line(item, batch, report)
-            elif isinstance(item, Payload):
-                self._take_payload(item, batch, report)
-            else:
-                report.records += 1
-                batch.letters.append(DeadLetter("source", item.error, item.raw, item.origin))
-            if held is not None:
-                self._hold(batch, held, index, self.sort_window)
-            if len(batch.events) + len(batch.letters) >= self.batch_size:
-                if not self._flush(batch, report):
-                    break
-                batch = _Batch()
-        else:
-            delivering = True
-            while held and delivering:
-                # Release what is held a batch at a time, not all at once.
-                room = max(1, self.batch_size - len(batch.events) - len(batch.letters))
-                self._hold(batch, held, -1, max(0, len(held) - room))
-                if held:
+            for _ in self._take(item, batch, report):
+                if batch.first_input is None:
+                    batch.first_input = index
+                if held is not None:
+                    self._hold(batch, held, index, self.sort_window)
+                if (
+                    len(batch.events) + len(batch.letters) >= self.batch_size
+                    or batch.size >= _BATCH_BYTES
+                ):
                     delivering = self._flush(batch, report)
-                    batch = _Batch()
-            if delivering:
-                self._flush(batch, report)
+                    if not delivering:
+                        break
+                    batch.reset()  # in place: the input being taken holds it
+            if not delivering:
+                break
+        while held and delivering:
+            # Release what is held a batch at a time, not all at once.
+            room = max(1, self.batch_size - len(batch.events) - len(batch.letters))
+            self._hold(batch, held, -1, max(0, len(held) - room))
+            if held:
+                delivering = self._flush(batch, report)
+                batch = _Batch()
+        if delivering:
+            self._flush(batch, report)
         if held:
             # The sink failed with events still held back for ordering: not delivered.
             report.failed += len(held)
@@ -243,6 +279,22 @@ class Pipeline:
             report.failed_input = earliest if failed is None else min(earliest, failed)
         report.elapsed = time.perf_counter() - started
         return report
+
+    def _take(
+        self, item: Payload | Line | Lines | Unreadable, batch: _Batch, report: Report
+    ) -> Iterator[None]:
+        """Take one input into ``batch``, pausing wherever the batch may be delivered."""
+        if isinstance(item, Lines):
+            self._take_lines(item, batch, report)
+        elif isinstance(item, Line):
+            self._take_line(item, batch, report)
+        elif isinstance(item, Payload):
+            yield from self._take_payload(item, batch, report)
+            return
+        else:
+            report.records += 1
+            batch.letter(DeadLetter("source", item.error, item.raw, item.origin))
+        yield
 
     @staticmethod
     def _hold(batch: _Batch, held: list[_Held], index: int, window: int) -> None:
@@ -284,6 +336,7 @@ class Pipeline:
     # --- taking inputs apart ----------------------------------------------------------------
 
     def _take_lines(self, item: Lines, batch: _Batch, report: Report) -> None:
+        batch.size += sum(map(len, item.texts))
         events, failures = parse_lines(
             item.texts, item.origin, item.numbers, dialect=self.dialect, tz=self.tz, year=self.year
         )
@@ -297,26 +350,33 @@ class Pipeline:
     ) -> None:
         """One audit line, from a file or a CloudWatch log event: an event or a dead letter."""
         report.records += 1
+        batch.size += len(text)
         try:
             event = parse_line(
                 text, dialect=self.dialect, tz=self.tz, origin=origin, year=self.year
             )
         except LineError as error:
-            batch.letters.append(_letter("line", error, _raw(text), origin))
+            batch.letter(_letter("line", error, _raw(text), origin))
             return
         self._keep(event, batch, report)
 
-    def _take_payload(self, item: Payload, batch: _Batch, report: Report) -> None:
+    def _take_payload(self, item: Payload, batch: _Batch, report: Report) -> Iterator[None]:
+        """A payload's messages, pausing after each (so at most one message, 10,000 log
+        events, beyond a full batch), where the batch may be delivered."""
         base = item.origin or Origin()
         try:
             decoded = decode_payload(item.data, max_size=self.max_payload_size)
         except PayloadError as error:
             report.records += 1
-            batch.letters.append(_letter("payload", error, _raw(item.data), item.origin))
+            batch.letter(_letter("payload", error, _raw(item.data), item.origin))
+            yield
             return
         seen = False
-        for start, end, document in iter_json(decoded):
+        for start, end, document in iter_json(decoded, longest=LONGEST_RECORD):
+            if seen:
+                yield
             seen = True
+            batch.size += end - start
             if not isinstance(document, EnvelopeError) and self._take_data_message(
                 document, base, batch, report
             ):
@@ -328,7 +388,7 @@ class Pipeline:
             )
             if isinstance(message, EnvelopeError):
                 report.records += 1
-                batch.letters.append(_letter("envelope", message, decoded[start:end], base))
+                batch.letter(_envelope_letter(message, decoded, start, end, base))
                 continue
             if message.is_control:
                 report.records += 1
@@ -347,7 +407,8 @@ class Pipeline:
         if not seen:
             report.records += 1
             empty = PayloadError("payload holds no subscription message")
-            batch.letters.append(_letter("payload", empty, _raw(item.data), item.origin))
+            batch.letter(_letter("payload", empty, _raw(item.data), item.origin))
+        yield
 
     def _take_data_message(
         self, document: object, base: Origin, batch: _Batch, report: Report
@@ -377,7 +438,7 @@ class Pipeline:
         """Lines read together: each a record, its event kept or its failure dead-lettered."""
         report.records += len(events) + len(failures)
         for text, origin, error in failures:
-            batch.letters.append(_letter("line", error, _raw(text), origin))
+            batch.letter(_letter("line", error, _raw(text), origin))
         if self.filter is None and self._redaction is None and self.transform is None:
             report.events += len(events)
             batch.events.extend(events)
@@ -399,23 +460,29 @@ class Pipeline:
     # --- delivering -------------------------------------------------------------------------
 
     def _flush(self, batch: _Batch, report: Report) -> bool:
-        """Deliver one batch; on a sink failure count it failed and return False."""
+        """Deliver one batch; on a sink failure count it failed and return False.
+
+        The batch may have grown past ``batch_size`` by the last input or message taken;
+        each sink is still handed at most ``batch_size`` items in one call.
+        """
         letters = batch.letters
-        refused: Sequence[AuditEvent] = ()
+        refused = 0
+        size = self.batch_size
         try:
-            if batch.events:
+            for begin in range(0, len(batch.events), size):
                 try:
-                    self.sink.write(batch.events)
+                    self.sink.write(batch.events[begin : begin + size])
                 except Refused as refusal:
-                    refused = refusal.events
+                    refused += len(refusal.events)
                     reasons = refusal.reasons
                     letters = letters + [
-                        _refused(event, reasons.get(event.key, refusal.reason)) for event in refused
+                        _refused(event, reasons.get(event.key, refusal.reason))
+                        for event in refusal.events
                     ]
-            if letters:
-                # Should this fail after the sink took the events, the whole batch counts
-                # as failed and its events come again: harmless, sinks are idempotent.
-                self._dead_letter(letters)
+            # Should this fail after the sink took the events, the whole batch counts
+            # as failed and its events come again: harmless, sinks are idempotent.
+            for begin in range(0, len(letters), size):
+                self._dead_letter(letters[begin : begin + size])
         except Exception as error:  # any sink failure is retryable
             report.failed += len(batch.events) + len(batch.letters)
             report.failed_input = batch.first_input
@@ -427,42 +494,57 @@ class Pipeline:
                 error,
             )
             return False
-        report.delivered += len(batch.events) - len(refused)
+        report.delivered += len(batch.events) - refused
         report.dead_lettered += len(letters)
-        report.dead_letters.extend(letters[: _KEPT_DEAD_LETTERS - len(report.dead_letters)])
+        report.keep(letters)
         return True
 
     def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        """To the dead-letter sink, or else to the log. A pipeline that redacts logs no
+        raw bytes: a line that could not be read may still hold a query's literals, and
+        logs travel further than a dead-letter store."""
         if self.dead_letter is not None:
             self.dead_letter.write(letters)
             return
         for letter in letters:
             shown = letter.raw[:_LOGGED_RAW_BYTES]
             more = len(letter.raw) - len(shown)
+            raw = (
+                f"{len(letter.raw)} raw bytes withheld (the pipeline redacts)"
+                if self._redaction is not None
+                else f"raw base64 {base64.b64encode(shown).decode('ascii')}"
+                + (f" (and {more} more bytes)" if more else "")
+            )
             logger.error(
-                "dead letter (%s): %s; from %s; raw base64 %s%s",
+                "dead letter (%s): %s; from %s; %s",
                 letter.stage,
                 letter.error,
                 letter.origin.describe() if letter.origin else "unknown origin",
-                base64.b64encode(shown).decode("ascii"),
-                f" (and {more} more bytes)" if more else "",
+                raw,
             )
 
 
 #: Lines per :class:`Lines` block when the pipeline or a source makes the blocks.
 LINES_PER_BLOCK = 1000
+#: A block ends early once its lines hold this many bytes (characters, for text): a block
+#: is read at once, with a copy of each line (and of each failure's), so a thousand long
+#: lines held together cost gigabytes.
+BLOCK_BYTES = 8 << 20
 
 
 def _blocks(lines: Iterable[str | bytes], origin: Origin | None) -> Iterator[Lines]:
-    """``lines`` numbered from 1, in blocks of :data:`LINES_PER_BLOCK`."""
+    """``lines`` numbered from 1, in blocks of :data:`LINES_PER_BLOCK` or
+    :data:`BLOCK_BYTES`, whichever comes first."""
     texts: list[str | bytes] = []
+    size = 0
     first = 1
     for text in lines:
         texts.append(text)
-        if len(texts) == LINES_PER_BLOCK:
+        size += len(text)
+        if len(texts) == LINES_PER_BLOCK or size >= BLOCK_BYTES:
             yield Lines(texts, origin, list(range(first, first + len(texts))))
             first += len(texts)
-            texts = []
+            texts, size = [], 0
     if texts:
         yield Lines(texts, origin, list(range(first, first + len(texts))))
 
@@ -473,6 +555,18 @@ def _raw(data: str | bytes) -> bytes:
 
 def _letter(stage: str, error: AuditSyncError, raw: bytes, origin: Origin | None) -> DeadLetter:
     return DeadLetter(stage, str(error), raw, origin)
+
+
+def _envelope_letter(
+    error: EnvelopeError, decoded: bytes, start: int, end: int, origin: Origin
+) -> DeadLetter:
+    """A stretch of a payload that is no message; past :data:`LONGEST_RECORD` bytes only
+    its first bytes are kept, with its length (as a file's too-long record is)."""
+    if end - start <= LONGEST_RECORD:
+        return _letter("envelope", error, decoded[start:end], origin)
+    kept = decoded[start : start + KEPT_OF_TOO_LONG]
+    reason = f"{error}; {end - start} bytes, the first {len(kept)} kept"
+    return DeadLetter("envelope", reason, kept, origin)
 
 
 def _refused(event: AuditEvent, reason: str) -> DeadLetter:

@@ -16,7 +16,7 @@ import enum
 import io
 import re
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -27,9 +27,10 @@ from ._auditlog import parse_line
 from ._envelope import next_document
 from ._errors import EnvelopeError, LineError
 from ._events import Origin
-from ._native import INFLATE_ERRORS, new_inflater
-from ._payload import reserved_gzip_flags
-from ._pipeline import LINES_PER_BLOCK, Lines, Payload, Unreadable
+from ._gzip import GZIP_MAGIC, MemberReader
+from ._payload import KEPT_OF_TOO_LONG as _KEPT
+from ._payload import LONGEST_RECORD
+from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Lines, Payload, Unreadable
 
 __all__ = [
     "InputFormat",
@@ -42,13 +43,9 @@ __all__ = [
     "subscription_inputs",
 ]
 
-_GZIP_MAGIC = b"\x1f\x8b"
-_GZIP_WBITS = 16 + zlib.MAX_WBITS
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
-#: Longer than any document of a JSON input: a Lambda event is at most 6 MB, a CloudWatch
-#: message a few. A stretch this long that does not parse is judged bad before its end.
-_LONGEST_DOCUMENT = 16 << 20
+#: No name in a record holds more raw newlines than this (see :meth:`_Records.continues`).
 _MAX_CONTINUATIONS = 3
 _WHITESPACE = frozenset(b" \t\r\n")
 
@@ -75,16 +72,23 @@ class InputFormat(enum.StrEnum):
 # --- Lambda events --------------------------------------------------------------------------
 
 
-def kinesis_inputs(event: dict[str, Any]) -> list[Payload]:
-    """One payload per Kinesis record, with its shard and sequence number."""
-    inputs = []
+def kinesis_inputs(event: dict[str, Any]) -> list[Payload | Unreadable]:
+    """One payload per Kinesis record, with its shard and sequence number.
+
+    A record without its ``kinesis`` object is one :class:`Unreadable` (the record as
+    JSON, its position in the error): one bad record must not fail the batch around it.
+    """
+    inputs: list[Payload | Unreadable] = []
     for index, record in enumerate(_records(event, "Records")):
         kinesis = record.get("kinesis") if isinstance(record, dict) else None
-        if not isinstance(kinesis, dict):
-            raise EnvelopeError(f"Records[{index}] has no kinesis object", field="kinesis")
-        data = kinesis.get("data")
-        event_id = record.get("eventID")
+        event_id = record.get("eventID") if isinstance(record, dict) else None
         shard = event_id.partition(":")[0] if isinstance(event_id, str) else None
+        if not isinstance(kinesis, dict):
+            raw = orjson.dumps(record, default=repr)
+            error = f"Records[{index}] of the Kinesis event has no kinesis object"
+            inputs.append(Unreadable(error, raw, Origin(shard_id=shard or None)))
+            continue
+        data = kinesis.get("data")
         sequence = kinesis.get("sequenceNumber")
         origin = Origin(shard_id=shard or None, sequence_number=sequence)
         inputs.append(Payload(data if isinstance(data, (str, bytes)) else b"", origin))
@@ -113,17 +117,28 @@ def firehose_inputs(event: dict[str, Any]) -> list[Payload]:
     return inputs
 
 
-def lambda_inputs(event: dict[str, Any]) -> list[Payload]:
-    """The inputs of any of the three Lambda events auditsync handles."""
+def lambda_event_kind(event: object) -> str:
+    """Which of the three Lambda events auditsync handles ``event`` is: ``"subscription"``,
+    ``"firehose"`` or ``"kinesis"``; an :class:`EnvelopeError` for anything else."""
     if not isinstance(event, dict):
         raise EnvelopeError(f"a Lambda event is a JSON object, not {type(event).__name__}")
     if "awslogs" in event:
-        return subscription_inputs(event)
-    if "records" in event:
-        return firehose_inputs(event)
+        return "subscription"
+    if "records" in event or "deliveryStreamArn" in event:
+        return "firehose"
     if "Records" in event:
-        return kinesis_inputs(event)
+        return "kinesis"
     raise EnvelopeError("not a Kinesis, subscription filter or Firehose event")
+
+
+def lambda_inputs(event: dict[str, Any]) -> Sequence[Payload | Unreadable]:
+    """The inputs of any of the three Lambda events auditsync handles."""
+    kind = lambda_event_kind(event)
+    if kind == "subscription":
+        return subscription_inputs(event)
+    if kind == "firehose":
+        return firehose_inputs(event)
+    return kinesis_inputs(event)
 
 
 def _records(event: dict[str, Any], name: str) -> list[Any]:
@@ -147,7 +162,7 @@ def open_input(raw: Readable, layers: list[_GzipMembers] | None = None) -> io.Bu
     Firehose writes when its own compression wraps CloudWatch's) or plain."""
     stream = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_Raw(raw))
     for _ in range(3):
-        if stream.peek(2)[:2] != _GZIP_MAGIC:
+        if stream.peek(2)[:2] != GZIP_MAGIC:
             break
         layer = _GzipMembers(stream)
         if layers is not None:
@@ -157,79 +172,34 @@ def open_input(raw: Readable, layers: list[_GzipMembers] | None = None) -> io.Bu
 
 
 class _GzipMembers:
-    """Inflates gzip members back to back as a stream, like ``gzip.GzipFile`` — except that
+    """A file's gzip members inflated as a stream, like ``gzip.GzipFile`` — except that
     damage (junk after the last member, a cut or corrupt member) ends the stream quietly
     and is kept in :attr:`failure`: the reader first gets every good byte, then the
-    source says what was lost (:func:`read_file`)."""
+    source says what was lost (:func:`read_file`). The rules are :class:`MemberReader`'s,
+    in its tolerant mode."""
 
     def __init__(self, raw: Readable):
         self.raw = raw
-        self.inflater = new_inflater(_GZIP_WBITS)
-        self.pending = b""
-        self.consumed = 0
-        self.member_start = 0
-        self.failure: str | None = None
+        self.reader = MemberReader("gzip", strict=False)
+
+    @property
+    def failure(self) -> str | None:
+        """What ended the stream early, with its offset; ``None`` if nothing did."""
+        failure = self.reader.failure
+        return None if failure is None else str(failure)
 
     def read(self, size: int = -1, /) -> bytes:
+        reader = self.reader
         want = size if size > 0 else _CHUNK
-        while self.failure is None:
-            if not self.pending:
-                self.pending = self.raw.read(_CHUNK)
-                if not self.pending:
-                    if self.consumed == self.member_start:
-                        return b""  # the end, between members
-                    # Cut short: first what the inflater still holds (ISA-L reads ahead).
-                    data = self._inflate(b"", want)
-                    if data or self.consumed == self.member_start:
-                        return data
-                    self._fail(f"the gzip member at offset {self.member_start} is cut short")
-                    return b""
-            if self.consumed == self.member_start:
-                # Between members: NUL padding is allowed, anything else must be a member.
-                self.pending = self._skip_padding(self.pending)
-                if not self.pending:
-                    continue
-                if not _GZIP_MAGIC.startswith(self.pending[:2]):
-                    self._fail(f"unexpected bytes after the gzip data at offset {self.consumed}")
-                    return b""
-                while len(self.pending) < 4 and (more := self.raw.read(_CHUNK)):
-                    self.pending += more
-                if reserved_gzip_flags(self.pending):
-                    self._fail(f"corrupt gzip member at offset {self.member_start}: reserved flags")
-                    return b""
-            data = self._inflate(self.pending, want)
-            if data:
+        while True:
+            data = reader.read(want)
+            if data or reader.finished:
                 return data
-        return b""
-
-    def _inflate(self, data: bytes, want: int) -> bytes:
-        """Inflate ``data`` (up to ``want`` bytes out), keeping the books: what is left of
-        the input, how much was consumed, where the next member starts."""
-        inflater = self.inflater
-        try:
-            out = inflater.decompress(data, want)
-        except INFLATE_ERRORS as error:
-            self._fail(f"corrupt gzip member at offset {self.member_start}: {error}")
-            return b""
-        # At a member's end the input left over is unused_data alone: unconsumed_tail
-        # may still hold a copy of it when an earlier call stopped at ``want``.
-        rest = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
-        self.consumed += len(data) - len(rest)
-        self.pending = rest
-        if inflater.eof:
-            self.inflater = new_inflater(_GZIP_WBITS)
-            self.member_start = self.consumed
-        return out
-
-    def _skip_padding(self, data: bytes) -> bytes:
-        rest = data.lstrip(b"\0")
-        self.consumed += len(data) - len(rest)
-        self.member_start = self.consumed
-        return rest
-
-    def _fail(self, reason: str) -> None:
-        self.failure = reason
-        self.pending = b""
+            more = self.raw.read(_CHUNK)
+            if more:
+                reader.feed(more)
+            else:
+                reader.feed_eof()
 
 
 class _Raw(io.RawIOBase):
@@ -309,9 +279,14 @@ def read_file(
             yield Unreadable(f"{path}: {layer.failure}", b"", Origin(path=path))
 
 
-def _json_inputs(stream: IO[bytes], path: str, *, lambda_events: bool) -> Iterator[Payload]:
+def _json_inputs(
+    stream: IO[bytes], path: str, *, lambda_events: bool
+) -> Iterator[Payload | Unreadable]:
     """Documents of a JSON file: subscription messages, or Lambda events to take apart."""
     for number, document in enumerate(_documents(stream), 1):
+        if len(document) > LONGEST_RECORD:
+            yield _too_long(path, "document", number, document, len(document))
+            continue
         if number == 1 and not lambda_events:
             lambda_events = _is_lambda_event(document)
         if not lambda_events:
@@ -323,7 +298,11 @@ def _json_inputs(stream: IO[bytes], path: str, *, lambda_events: bool) -> Iterat
             yield Payload(document, Origin(path=path, line_number=number))
             continue
         for item in inputs:
-            yield Payload(item.data, _at(item.origin or Origin(), path, number))
+            where = _at(item.origin or Origin(), path, number)
+            if isinstance(item, Unreadable):
+                yield Unreadable(item.error, item.raw, where)
+            else:
+                yield Payload(item.data, where)
 
 
 def _is_lambda_event(document: bytes) -> bool:
@@ -366,14 +345,19 @@ def _log_lines(
     A chunk whose lines all start a record, none empty, none ending in CR — nearly every
     chunk of a real log — is cut into records by ``bytes.split`` alone; any other chunk
     goes line by line through :class:`_Records`, which rejoins what a raw newline split.
-    A last line the input failed in the middle of (a read error, or ``damaged`` below)
-    is no record: it goes on whole as an :class:`Unreadable`.
+    Three kinds of line are no record and go on as an :class:`Unreadable` instead: a line
+    longer than :data:`LONGEST_RECORD` (only its first bytes are kept, and its length), a
+    last line the input failed in the middle of (a read error, or ``damaged`` below), and
+    a last line without its newline — the server writes whole lines, so one without its
+    end is incomplete input (a writer mid-line, a copy cut short), which could otherwise
+    read as a query the server truncated.
     """
     origin = Origin(path=path)
     records = _Records(export)
     number = 1  # the number of the first physical line not yet taken
-    pieces: list[bytes] = []  # a line longer than a chunk, read so far
+    tail = _Tail()  # a line longer than a chunk, read so far
     failure: Exception | None = None
+    chunk = min(chunk, LONGEST_RECORD)
     while True:
         try:
             data = stream.read1(chunk)
@@ -385,23 +369,75 @@ def _log_lines(
             break
         end = data.rfind(b"\n")
         if end < 0:
-            pieces.append(data)
+            tail.add(data)
             continue
-        body = b"".join((*pieces, data[:end])) if pieces else data[:end]
-        pieces = [data[end + 1 :]] if end + 1 < len(data) else []
-        number += records.take(body, number)
-        yield from records.blocks(origin)
-    tail = b"".join(pieces)
-    cut = bool(tail) and (failure is not None or damaged())  # a line the input failed in
-    if tail and not cut:
-        records.take(tail, number)
-    records.finish()
-    yield from records.blocks(origin, final=True)
-    if cut:
-        where = Origin(path=path, line_number=number)
-        yield Unreadable(f"{path}: line {number} ends where the input fails", tail, where)
+        if tail.length:
+            first = data.find(b"\n")
+            tail.add(data[:first])
+            if tail.too_long:
+                yield from records.flush(origin)
+                yield _too_long(path, "line", number, tail.head, tail.length)
+                number += 1
+                body = data[first + 1 : end] if first < end else None
+            else:
+                body = b"".join((*tail.pieces, data[first:end]))
+            tail = _Tail()
+        else:
+            body = data[:end]
+        if end + 1 < len(data):
+            tail.add(data[end + 1 :])
+        if body is not None:
+            number += records.take(body, number)
+            yield from records.blocks(origin)
+    yield from records.flush(origin)
+    where = Origin(path=path, line_number=number)
+    if tail.too_long:
+        yield _too_long(path, "line", number, tail.head, tail.length)
+    elif failure is not None or damaged():
+        if tail.length:
+            yield Unreadable(f"{path}: line {number} ends where the input fails", tail.head, where)
+    elif tail.head.rstrip(b"\r"):
+        yield Unreadable(
+            f"{path}: line {number} has no newline at its end: incomplete, not a record",
+            tail.head,
+            where,
+        )
     if failure is not None:
         raise failure
+
+
+@attrs.define
+class _Tail:
+    """The start of a line whose newline has not been read yet: held whole up to
+    :data:`LONGEST_RECORD` bytes; past that, only its first bytes, and its length."""
+
+    pieces: list[bytes] = attrs.field(factory=list)
+    length: int = 0
+
+    def add(self, data: bytes) -> None:
+        self.length += len(data)
+        if self.length <= LONGEST_RECORD:
+            self.pieces.append(data)
+        elif len(self.pieces) != 1 or len(self.pieces[0]) < _KEPT:
+            self.pieces = [b"".join((*self.pieces, data[:_KEPT]))[:_KEPT]]
+
+    @property
+    def too_long(self) -> bool:
+        return self.length > LONGEST_RECORD
+
+    @property
+    def head(self) -> bytes:
+        """The line so far; only its first bytes once it is too long."""
+        return b"".join(self.pieces)
+
+
+def _too_long(path: str, what: str, number: int, data: bytes, length: int) -> Unreadable:
+    return Unreadable(
+        f"{path}: {what} {number} is {length} bytes long, longer than any record "
+        f"({LONGEST_RECORD} bytes); its first {min(length, _KEPT)} bytes are kept",
+        data[:_KEPT],
+        Origin(path=path, line_number=number),
+    )
 
 
 #: A newline not followed by the start of a record: where a chunk needs the slow path.
@@ -414,11 +450,11 @@ _EXPORT_LINE_TIME = re.compile(rb"(?m)^" + _EXPORT_TIME.pattern)
 class _Records:
     """Physical lines in, records out, each with the number of its first physical line.
 
-    A physical line that does not start like a record continues the one before it — but
-    only when that one does not read on its own, so a stray line of junk stays a dead
-    letter of its own and never spoils a good record; and at most three times, since no
-    name holds more newlines than that, so a run of junk lines stays separate lines.
-    The last record is held back until the next line shows it is complete.
+    A physical line that does not start a record may continue the one before it (a raw
+    newline in a name splits a record): in a raw log, a line that does not start like a
+    record; in a CloudWatch export, a line without the export's timestamp. Whether it
+    does is one rule for both, :meth:`continues`. The last record is held back until the
+    next line shows it is complete.
     """
 
     export: bool
@@ -470,17 +506,12 @@ class _Records:
                 continue
             if export:
                 stamp = _EXPORT_TIME.match(line)
+                starts = stamp is not None
                 if stamp is not None:
                     line = line[stamp.end() :]
-                elif self.pending is not None:
-                    self.pending += b"\n" + line
-                    continue
-            elif (
-                self.pending is not None
-                and self.joined < _MAX_CONTINUATIONS
-                and not _RECORD_START.match(line)
-                and not _reads(self.pending)
-            ):
+            else:
+                starts = _RECORD_START.match(line) is not None
+            if not starts and self.pending is not None and self.continues(self.pending, line):
                 self.pending += b"\n" + line
                 self.joined += 1
                 continue
@@ -489,6 +520,21 @@ class _Records:
                 self.numbers.append(self.pending_number)
             self.pending, self.pending_number, self.joined = line, number, 0
 
+    def continues(self, pending: bytes, line: bytes) -> bool:
+        """Whether ``line``, which does not start a record, continues ``pending``.
+
+        Only when ``pending`` does not read on its own, so that a stray line of
+        junk stays a dead letter of its own and never spoils a good record (a table
+        event ends in a comma, so junk glued to it would read as its database); at most
+        three times, since no name holds more newlines than that, so that a run of junk
+        stays separate lines; and never past :data:`LONGEST_RECORD`.
+        """
+        return (
+            self.joined < _MAX_CONTINUATIONS
+            and len(pending) + len(line) < LONGEST_RECORD
+            and not _reads(pending)
+        )
+
     def finish(self) -> None:
         """The end of the input: the last record is complete."""
         if self.pending is not None:
@@ -496,11 +542,19 @@ class _Records:
             self.numbers.append(self.pending_number)
             self.pending = None
 
+    def flush(self, origin: Origin) -> Iterator[Lines]:
+        """Every record taken so far, the pending one as complete: a line that is no
+        record (:class:`Unreadable`) comes next, so nothing may continue it."""
+        self.finish()
+        return self.blocks(origin, final=True)
+
     def blocks(self, origin: Origin, *, final: bool = False) -> Iterator[Lines]:
-        """Every full block of :data:`LINES_PER_BLOCK` records taken so far; with
-        ``final`` (after :meth:`finish`) the rest too."""
+        """Every full block of :data:`LINES_PER_BLOCK` records taken so far; all of them
+        once they hold :data:`BLOCK_BYTES` (long records are not held a thousand at a
+        time), or with ``final`` (after :meth:`finish`)."""
         size = LINES_PER_BLOCK
-        end = len(self.texts) if final else len(self.texts) // size * size
+        whole = final or sum(map(len, self.texts)) >= BLOCK_BYTES
+        end = len(self.texts) if whole else len(self.texts) // size * size
         for start in range(0, end, size):
             yield Lines(
                 self.texts[start : start + size], origin, self.numbers[start : start + size]
@@ -533,7 +587,7 @@ def _documents(stream: IO[bytes]) -> Iterator[bytes]:
         while start < len(buffer) and buffer[start] in _WHITESPACE:
             start += 1
         if start < len(buffer):
-            found = next_document(buffer, start, final=exhausted, patience=_LONGEST_DOCUMENT)
+            found = next_document(buffer, start, final=exhausted, patience=LONGEST_RECORD)
             if found is not None:
                 end = found[0]
                 yield buffer[start:end].rstrip()
@@ -545,16 +599,41 @@ def _documents(stream: IO[bytes]) -> Iterator[bytes]:
         more = stream.read(want)
         exhausted = not more
         if start < len(buffer) and not exhausted:
-            want *= 2
+            want = min(2 * want, LONGEST_RECORD)
         buffer = buffer[start:] + more
         start = 0
 
 
-def iter_paths(paths: Iterable[str]) -> Iterator[Path]:
-    """Files named, and the files below directories named, in a stable order."""
+def iter_paths(
+    paths: Iterable[str], skipped: Callable[[Path, str], None] | None = None
+) -> Iterator[Path]:
+    """Files named, and the files below directories named, in a stable order.
+
+    Below a directory, what is neither a regular file nor a directory (a broken symbolic
+    link, a FIFO, a socket, a device) is not read: a FIFO would block, a device never
+    ends. Each one goes to ``skipped`` with the reason, so that it is not passed over in
+    silence.
+    """
     for name in paths:
         path = Path(name)
-        if path.is_dir():
-            yield from sorted(child for child in path.rglob("*") if child.is_file())
-        else:
+        if not path.is_dir():
             yield path
+            continue
+        for child in sorted(path.rglob("*")):
+            if child.is_file():
+                yield child
+            elif skipped is not None and not child.is_dir():
+                skipped(child, _not_a_file(child))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why ``path``, found below a directory, is not read."""
+    if path.is_symlink() and not path.exists():
+        return "a broken symbolic link"
+    if path.is_fifo():
+        return "a FIFO, not a regular file"
+    if path.is_socket():
+        return "a socket, not a regular file"
+    if path.is_block_device() or path.is_char_device():
+        return "a device, not a regular file"
+    return "not a regular file"

@@ -13,6 +13,7 @@ from datetime import datetime
 from fnmatch import fnmatchcase
 
 from ._events import TABLE_OPERATIONS, AuditEvent
+from .sql import KINDS
 
 __all__ = [
     "EXCLUDE_RDSADMIN",
@@ -122,8 +123,18 @@ def between(since: datetime | None = None, until: datetime | None = None) -> Pre
 
 
 def kind(*kinds: str) -> Predicate:
-    """QUERY events whose statement is of one of ``kinds`` (see :data:`auditsync.sql.KINDS`)."""
+    """QUERY events whose statement is of one of ``kinds`` (see :data:`auditsync.sql.KINDS`).
+
+    A kind that is not one of those is a ``ValueError``: a misspelt kind would otherwise
+    match nothing, and a filter that silently drops every event looks like an empty log.
+    """
     wanted = frozenset(name.upper() for name in kinds)
+    unknown = sorted(wanted.difference(KINDS))
+    if unknown:
+        raise ValueError(
+            f"unknown statement kind {', '.join(map(repr, unknown))}: a kind is one of "
+            "auditsync.sql.KINDS, such as INSERT, UPDATE, DELETE, CREATE_TABLE or OTHER"
+        )
 
     def test(event: AuditEvent) -> bool:
         statement = event.statement

@@ -432,6 +432,72 @@ def json_lines() -> None:
     timed("orjson.dumps(the dict)", lambda: orjson.dumps(document))
 
 
+def _bounded_reads(stream: Any, limit: int = 256 << 20) -> bytes:
+    """A GzipFile read a MiB at a time up to ``limit``: how it would refuse a bomb."""
+    chunks, size = [], 0
+    while chunk := stream.read(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("decompression bomb")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _drain(stream: Any) -> int:
+    size = 0
+    while chunk := stream.read1(1 << 20):
+        size += len(chunk)
+    return size
+
+
+def gzip_readers() -> None:
+    """auditsync's gzip member reader against ``GzipFile`` (the standard library's and
+    ISA-L's), on whole payloads and on a file streamed, before choosing one."""
+    import gzip
+    import io
+
+    from auditsync import decode_payload
+    from auditsync._sources import open_input
+
+    event = workloads.standard_event()
+    payloads = [base64.b64decode(record["kinesis"]["data"]) for record in event["Records"]]
+    print(f"  the standard batch's {len(payloads)} gzip payloads, whole, per payload:")
+    timed("decode_payload (auditsync's reader)", lambda: [*map(decode_payload, payloads)], per=200)
+    timed(
+        "gzip.GzipFile, read a MiB at a time",
+        lambda: [_bounded_reads(gzip.GzipFile(fileobj=io.BytesIO(p))) for p in payloads],
+        per=200,
+    )
+    timed(
+        "gzip.decompress (no bound: a bomb is inflated whole)",
+        lambda: [*map(gzip.decompress, payloads)],
+        per=200,
+    )
+    block = workloads.log_block(2000)
+    data = block * (20 * 2**20 // len(block))
+    members = b"".join(gzip.compress(data[at : at + 2**20], 6) for at in range(0, len(data), 2**20))
+    print(f"  a {len(data) >> 20} MiB log in 1 MiB gzip members, streamed, per MiB:")
+    per = len(data) >> 20
+    timed(
+        "open_input (auditsync's reader)", lambda: _drain(open_input(io.BytesIO(members))), per=per
+    )
+    timed("gzip.GzipFile", lambda: _drain(gzip.GzipFile(fileobj=io.BytesIO(members))), per=per)
+    try:
+        from isal import igzip
+    except ImportError:
+        print("    (isal is not installed: no ISA-L GzipFile)")
+        return
+    timed(
+        "isal igzip.GzipFile", lambda: _drain(igzip.GzipFile(fileobj=io.BytesIO(members))), per=per
+    )
+    print("  the payloads again:")
+    timed(
+        "isal igzip.GzipFile, read a MiB at a time",
+        lambda: [_bounded_reads(igzip.GzipFile(fileobj=io.BytesIO(p))) for p in payloads],
+        per=200,
+    )
+
+
 EXPERIMENTS: dict[str, Callable[[], None]] = {
     "classes": value_classes,
     "envelope": envelope,
@@ -439,6 +505,7 @@ EXPERIMENTS: dict[str, Callable[[], None]] = {
     "query": quoted_query,
     "json": json_lines,
     "ceiling": ceiling,
+    "gzip": gzip_readers,
 }
 
 

@@ -393,9 +393,9 @@ def machine() -> dict[str, Any]:
 
 def _inflater() -> str:
     """Which inflater auditsync uses: ISA-L's (the ``fast`` extra) or zlib's."""
-    from auditsync import _native
+    from auditsync import _gzip
 
-    if _native.new_inflater is zlib.decompressobj:
+    if _gzip.new_inflater is zlib.decompressobj:
         return f"zlib {zlib.ZLIB_RUNTIME_VERSION}"
     from isal import __version__ as isal_version
 

@@ -9,21 +9,17 @@ runs measure the same bytes.
 
 from __future__ import annotations
 
-import base64
-import gzip
 import random
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from auditsync import AuditEvent, Dialect, format_line
+from auditsync.testing import data_message, kinesis_event, to_payload
 
 __all__ = [
     "big_statement",
     "big_statement_event",
-    "kinesis_event",
     "log_block",
     "mixed_lines",
     "standard_event",
@@ -170,53 +166,14 @@ def subscription_payload(lines: list[str], record: int, dialect: Dialect) -> str
         group, stream = "/aws/rds/cluster/prod/audit", "prod-instance-1.audit.log.0.2024-03-14"
     else:
         group, stream = "/aws/rds/instance/db-primary/audit", "db-primary.audit.log"
-    base_ms = 1_710_408_413_000 + record * 1000
-    message = {
-        "messageType": "DATA_MESSAGE",
-        "owner": "123456789012",
-        "logGroup": group,
-        "logStream": stream,
-        "subscriptionFilters": ["to-kinesis"],
-        "logEvents": [
-            {
-                "id": f"{37_895_531_123_000_000 + record * 1000 + index:056d}",
-                "timestamp": base_ms + index,
-                "message": line,
-            }
-            for index, line in enumerate(lines)
-        ],
-    }
-    return base64.b64encode(gzip.compress(orjson.dumps(message))).decode("ascii")
-
-
-_FIRST_SEQUENCE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898
-
-
-def kinesis_event(payloads: list[str], shard: str = "shardId-000000000000") -> dict[str, Any]:
-    """A Lambda Kinesis event, shaped like ``auditsync.testing.kinesis_event`` makes it
-    (that module needs Hypothesis; the benchmark needs only the runtime dependencies)."""
-    records = []
-    for index, payload in enumerate(payloads):
-        number = f"{_FIRST_SEQUENCE + index:056d}"
-        records.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": "a" * 32,
-                    "sequenceNumber": number,
-                    "data": payload,
-                    "approximateArrivalTimestamp": 1668093033.744,
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{shard}:{number}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": "arn:aws:iam::123456789012:role/auditsync",
-                "awsRegion": "eu-west-1",
-                "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/audit",
-            }
-        )
-    return {"Records": records}
+    message = data_message(
+        lines,
+        log_group=group,
+        log_stream=stream,
+        first_id=37_895_531_123_000_000 + record * 1000,
+        first_timestamp=1_710_408_413_000 + record * 1000,
+    )
+    return to_payload(message)
 
 
 def standard_event(records: int = 200, lines_per_record: int = 50) -> dict[str, Any]:

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from auditsync import Line, LogEvent, SubscriptionMessage
-from auditsync._sources import InputFormat, open_input, read_inputs
+from auditsync import InputFormat, Lines, LogEvent, SubscriptionMessage, read_file
 from auditsync.testing import kinesis_event, to_payload
 
 HERE = Path(__file__).resolve().parent
@@ -58,8 +57,8 @@ def main() -> None:
     raw = CORPUS.read_bytes()
     (HERE / "server_audit.log").write_bytes(raw)
     with CORPUS.open("rb") as stream:
-        inputs = read_inputs(open_input(stream), str(CORPUS), InputFormat.LOG)
-        records = [item.text for item in inputs if isinstance(item, Line)]
+        inputs = read_file(stream, str(CORPUS), InputFormat.LOG)
+        records = [text for item in inputs if isinstance(item, Lines) for text in item.texts]
     lines = [record if isinstance(record, bytes) else record.encode() for record in records]
     batch = messages(lines)
     event = kinesis_event([to_payload(CONTROL)] + [to_payload(message) for message in batch])

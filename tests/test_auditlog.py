@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,6 +21,7 @@ from auditsync import (
     format_line,
     parse_line,
 )
+from auditsync import _auditlog as auditlog
 from auditsync.testing import audit_events, audit_lines, query_texts
 
 T0 = "20240131 14:02:07"
@@ -183,6 +186,60 @@ def test_syslog_record_cut_at_nul_is_truncated() -> None:
     event = parse_line("<14>Nov 27 05:43:16 mysql-server_auditing:  db1,root,h,5,12,QUERY,s,'ab")
     assert event.truncated
     assert (event.object, event.retcode) == ("ab", None)
+
+
+def _record_start_by_every_space(text: str, message_start: int) -> int:
+    """The reference: try the head after every space (what the reader did, in time
+    quadratic in a line of junk)."""
+    if text.startswith(" ", message_start):
+        return message_start + 1
+    position = text.find(" ", message_start)
+    while position != -1:
+        if auditlog._HEAD.match(text, position + 1):
+            return position + 1
+        position = text.find(" ", position + 1)
+    return message_start
+
+
+@given(st.text(st.sampled_from(list(" ,a1A_\t\n")), max_size=60), st.integers(0, 5))
+@example("x a,b c,d,h,1,2,QUERY,", 0)
+@example("x a b,c,h,1,2,QUERY,s", 0)
+def test_the_record_inside_a_syslog_message_is_found_as_by_every_space(
+    text: str, start: int
+) -> None:
+    start = min(start, len(text))
+    assert auditlog._record_start(text, start) == _record_start_by_every_space(text, start)
+
+
+class CountingPattern:
+    """A compiled pattern that counts what each call may read: from ``pos`` to the end."""
+
+    def __init__(self, pattern: re.Pattern[str], work: list[int]):
+        self.pattern, self.work = pattern, work
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.pattern, name)
+
+        def counted(text: str, pos: int = 0, *args: Any) -> Any:
+            self.work.append(len(text) - pos)
+            return method(text, pos, *args)
+
+        return counted
+
+
+@pytest.mark.parametrize("junk", ["a, ", "x,y ", "a,b,c,1,2 ", " ,", "é, "])
+def test_the_syslog_record_search_is_linear_in_a_line_of_junk(
+    junk: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    work: list[int] = []
+    for name, value in vars(auditlog).items():
+        if isinstance(value, re.Pattern):
+            monkeypatch.setattr(auditlog, name, CountingPattern(value, work))
+    line = "Jan 31 14:02:08 host logger: " + junk * (60_000 // len(junk))
+    with contextlib.suppress(LineError):
+        parse_line(line, year=2025)
+    # A few scans of the line, not one per space in it.
+    assert sum(work) <= 8 * len(line)
 
 
 # --- the quoted query -----------------------------------------------------------------------

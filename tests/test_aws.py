@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import base64
 import gzip
+import json
+import logging
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +23,7 @@ from auditsync import AuditEvent, DeadLetter, Dialect, LogEvent, SubscriptionMes
 from auditsync._errors import DeliveryError, EnvelopeError
 from auditsync._pipeline import Payload, Pipeline
 from auditsync.aws import (
+    FIREHOSE_MAX_RESPONSE,
     handle_firehose_event,
     handle_kinesis_event,
     handle_subscription_event,
@@ -207,16 +213,20 @@ def test_reports_balance_and_control_messages_are_skipped() -> None:
 
 
 def test_sink_failure_reports_only_the_first_undelivered_record() -> None:
-    class DownAfterFirstWrite(StoreSink):
+    class DownAfterFirstRecord(StoreSink):
+        """Takes the events of the first record it sees (one at a time), then is down."""
+
         def write(self, events: Sequence[AuditEvent]) -> None:
-            if self.writes >= 1:
+            assert len(events) == 1
+            [taken] = events
+            sequences = {event.origin.sequence_number for event in self.rows.values()}
+            if sequences and taken.origin.sequence_number not in sequences:
                 raise ConnectionError("gone")
             super().write(events)
-            self.writes += 1
 
     shard = Shard(10, 11)
     good = [i for i in range(10) if i not in shard.poison and i not in shard.controls]
-    pipeline = Pipeline(DownAfterFirstWrite(), batch_size=1)
+    pipeline = Pipeline(DownAfterFirstRecord(), batch_size=1)
     event = kinesis_event(shard.payloads)
     response = handle_kinesis_event(event, pipeline)
     failed = response["batchItemFailures"]
@@ -294,7 +304,9 @@ def test_firehose_results_per_record() -> None:
     assert [orjson.loads(line)["key"] for line in lines] == ["1", "2"]
     assert results["r2"]["result"] == "Dropped"
     assert results["r3"]["result"] == "ProcessingFailed"
-    assert results["r3"]["data"] == "not base64!"
+    # Firehose keeps a failed record as it came (rawData under its error prefix): echoing
+    # it back would only take room in the response.
+    assert results["r3"]["data"] == ""
     assert [letter.stage for letter in letters.letters] == ["payload"]
 
 
@@ -354,3 +366,191 @@ def test_a_lambda_event_that_is_no_object_is_an_envelope_error(event: object) ->
 
     with pytest.raises(EnvelopeError, match="JSON object"):
         lambda_inputs(event)  # type: ignore[arg-type]
+
+
+# --- hostile and unlucky events (issue 16) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("event", [None, 5, [1], "text"])
+def test_the_handler_refuses_an_event_that_is_no_object_with_an_envelope_error(
+    event: object,
+) -> None:
+    handler = lambda_handler(Pipeline(StoreSink()))
+    with pytest.raises(EnvelopeError, match="JSON object"):
+        handler(event, None)  # type: ignore[arg-type]
+
+
+def test_a_kinesis_record_without_its_kinesis_object_is_dead_lettered_with_its_position() -> None:
+    line = audit_line(random.Random(5), 3)
+    payload = to_payload(
+        SubscriptionMessage("DATA_MESSAGE", "1", GROUP, "s", ("f",), (LogEvent("7", 1, line),))
+    )
+    event = kinesis_event([payload, payload])
+    broken = event["Records"][1]
+    del broken["kinesis"]
+    store, letters = StoreSink(), LetterBox()
+    pipeline = Pipeline(store, dead_letter=letters)
+    assert handle_kinesis_event(event, pipeline) == {"batchItemFailures": []}
+    assert list(store.rows) == ["7"]
+    [letter] = letters.letters
+    assert letter.stage == "source"
+    assert "Records[1]" in letter.error
+    assert "no kinesis object" in letter.error
+    assert orjson.loads(letter.raw) == broken
+    assert letter.origin is not None
+    assert letter.origin.shard_id == broken["eventID"].partition(":")[0]
+
+
+def firehose_batch(records: int, lines: int, seed: int = 7) -> dict[str, Any]:
+    """A Firehose event of ``records`` records, each a message of ``lines`` audit lines."""
+    rng = random.Random(seed)
+    batch = []
+    for number in range(records):
+        events = tuple(
+            LogEvent(f"{number:06d}{line:06d}", 1, audit_line(rng, number * lines + line))
+            for line in range(lines)
+        )
+        message = SubscriptionMessage("DATA_MESSAGE", "1", GROUP, "s", ("f",), events)
+        batch.append({"recordId": f"record-{number}", "data": to_payload(message)})
+    return {"deliveryStreamArn": "arn:aws:firehose:eu-west-1:1:deliverystream/x", "records": batch}
+
+
+def test_a_firehose_response_stays_within_lambdas_limit(caplog: pytest.LogCaptureFixture) -> None:
+    event = firehose_batch(300, 40)
+    given_bytes = len(orjson.dumps(event))
+    with caplog.at_level(logging.ERROR, logger="auditsync"):
+        response = handle_firehose_event(event, Pipeline(StoreSink()))
+    # What Lambda's Python runtime sends back (json.dumps, default separators).
+    sent = len(json.dumps(response))
+    assert given_bytes < 1_000_000
+    assert sent <= FIREHOSE_MAX_RESPONSE
+    results = response["records"]
+    assert [r["recordId"] for r in results] == [r["recordId"] for r in event["records"]]
+    kinds = [r["result"] for r in results]
+    assert "Ok" in kinds
+    failed = [r["recordId"] for r in results if r["result"] == "ProcessingFailed"]
+    assert failed
+    assert all(r["data"] == "" for r in results if r["result"] == "ProcessingFailed")
+    assert failed[0] in caplog.text
+    assert "past 6000000 bytes" in caplog.text
+
+
+@pytest.mark.parametrize("limit", [3_000, 20_000, 200_000])
+def test_every_record_is_answered_within_any_response_limit(limit: int) -> None:
+    event = firehose_batch(30, 5)
+    event["records"].append({"recordId": "poison", "data": "not base64!"})
+    response = handle_firehose_event(event, Pipeline(StoreSink()), max_response_size=limit)
+    assert len(json.dumps(response)) <= limit
+    results = response["records"]
+    assert [r["recordId"] for r in results] == [r["recordId"] for r in event["records"]]
+    delivered = [
+        orjson.loads(line)["key"]
+        for r in results
+        if r["result"] == "Ok"
+        for line in base64.b64decode(r["data"]).splitlines()
+    ]
+    assert len(delivered) == 5 * sum(r["result"] == "Ok" for r in results)
+    assert results[-1]["result"] == "ProcessingFailed"
+
+
+#: One Kinesis record holding 100 messages of 10,000 events each (1,000,000 events, as a
+#: Firehose-style concatenation); prints the largest write and the peak RSS (VmHWM, KiB).
+_MILLION_EVENTS = """
+import base64, zlib
+import orjson
+from auditsync import Pipeline
+from auditsync.aws import handle_kinesis_event
+from auditsync.testing import kinesis_event
+
+class Count:
+    def __init__(self):
+        self.count, self.most = 0, 0
+    def write(self, events):
+        self.count += len(events)
+        self.most = max(self.most, len(events))
+    def close(self):
+        pass
+
+head = {"messageType": "DATA_MESSAGE", "owner": "1", "logGroup": "g", "logStream": "s",
+        "subscriptionFilters": ["f"]}
+line = "1706709727000000,prod-1,app,10.0.0.7,42,{0},QUERY,shop,'select {0}',0"
+packer = zlib.compressobj(6, zlib.DEFLATED, 31)
+parts = []
+for m in range(100):
+    events = [{"id": str(m * 10000 + i), "timestamp": 0, "message": line.format(i)}
+              for i in range(10000)]
+    parts.append(packer.compress(orjson.dumps(head | {"logEvents": events})))
+parts.append(packer.flush())
+payload = base64.b64encode(b"".join(parts)).decode()
+del parts, events
+sink = Count()
+assert handle_kinesis_event(kinesis_event([payload]), Pipeline(sink)) == {"batchItemFailures": []}
+assert sink.count == 1_000_000, sink.count
+with open("/proc/self/status") as status:
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+print(sink.most, peak)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_million_events_in_one_record_stream_out_in_bounded_memory() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _MILLION_EVENTS], capture_output=True, check=True, timeout=300
+    )
+    most, peak_kib = map(int, result.stdout.split())
+    assert most == 1000
+    # The payload inflates to 100 MB and is held whole; its events are not (held all at
+    # once, they took about 1 GiB).
+    assert peak_kib < 400 * 1024
+
+
+#: One Kinesis record of 0.2 MB whose message holds 2,000,000 empty log events (74 MB of
+#: JSON); prints the dead letters' stages and errors, and the peak RSS (VmHWM, KiB).
+_EMPTY_EVENTS_BOMB = """
+import base64, zlib
+from auditsync import Pipeline
+from auditsync.aws import handle_kinesis_event
+from auditsync.testing import kinesis_event
+
+class Letters:
+    def __init__(self):
+        self.items = []
+    def write(self, letters):
+        self.items.extend(letters)
+    def close(self):
+        pass
+
+packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+head = (b'{"messageType":"DATA_MESSAGE","owner":"1","logGroup":"g","logStream":"s",'
+        b'"subscriptionFilters":["f"],"logEvents":[')
+parts = [packer.compress(head)]
+chunk = b'{"id":"","timestamp":0,"message":""},' * 10_000
+for _ in range(200):
+    parts.append(packer.compress(chunk))
+parts.append(packer.compress(b'{"id":"","timestamp":0,"message":""}]}'))
+parts.append(packer.flush())
+payload = base64.b64encode(b"".join(parts)).decode()
+del parts, chunk
+letters = Letters()
+assert handle_kinesis_event(kinesis_event([payload]), Pipeline(Letters(), dead_letter=letters)) == {
+    "batchItemFailures": []
+}
+with open("/proc/self/status") as status:
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+print(len(payload), len(letters.items), letters.items[0].stage, len(letters.items[0].raw), peak)
+print(letters.items[0].error)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_small_record_of_two_million_empty_log_events_takes_bounded_memory() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _EMPTY_EVENTS_BOMB], capture_output=True, check=True, timeout=300
+    )
+    numbers, error = result.stdout.decode().splitlines()
+    size, letters, stage, kept, peak_kib = numbers.split()
+    assert int(size) < 300_000
+    # One dead letter for the whole message (it took 4.3 GiB and 37 s, one per event).
+    assert (int(letters), stage, int(kept)) == (1, "envelope", 4096)
+    assert "runs past" in error
+    assert int(peak_kib) < 256 * 1024

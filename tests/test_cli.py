@@ -13,7 +13,9 @@ line and never a traceback; memory stays flat however large the input.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
+import importlib.metadata
 import io
 import os
 import random
@@ -22,6 +24,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Generator, Iterator, Sequence
 from datetime import UTC, tzinfo
@@ -31,8 +34,10 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from bombs import zero_bomb
 
-from auditsync import AuditEvent, Origin, parse_line
+import auditsync
+from auditsync import AuditEvent, Origin, _native, parse_line
 from auditsync import _cli as cli_module
 from auditsync.sinks import event_to_dict
 from auditsync.testing import kinesis_event, to_payload
@@ -1081,6 +1086,94 @@ def test_memory_stays_flat_however_large_the_input(tmp_path: Path) -> None:
     assert peak_gzip < peak_small + 16, (peak_small, peak_gzip)
 
 
+def write_bomb(path: Path, shape: str, mebibytes: int) -> tuple[int, int]:
+    """A file inflating to ``mebibytes`` MiB in one line; the records it holds, and events."""
+    bomb = zero_bomb(mebibytes)
+    if shape == "gzip":
+        path.write_bytes(bomb)
+        return 1, 0
+    if shape == "gzip-of-gzip":
+        path.write_bytes(gzip.compress(bomb))
+        return 1, 0
+    # An endless line of text between two good records: gzip members back to back.
+    endless = zero_bomb(mebibytes, fill=ord("x"))
+    head, tail = (line.encode() + b"\n" for line in MARIADB[:2])
+    path.write_bytes(gzip.compress(head) + endless + gzip.compress(b"\n" + tail))
+    return 3, 2
+
+
+@NEEDS_PROC_STATUS
+@pytest.mark.parametrize("shape", ["gzip", "gzip-of-gzip", "endless-line"])
+def test_a_gzip_bomb_or_an_endless_line_takes_bounded_memory(tmp_path: Path, shape: str) -> None:
+    """128 and 512 MiB in one line (a 1 GiB gzip of NULs took 8.2 GiB): a dead letter of its
+    first bytes and its length, and the child's peak RSS under 256 MiB, the same for both."""
+    peaks = []
+    for mebibytes in (128, 512):
+        records, events = write_bomb(tmp_path / "bomb.gz", shape, mebibytes)
+        dead = tmp_path / "dead.jsonl"
+        dead.unlink(missing_ok=True)
+        peak, status, counts = peak_rss_mib(
+            tmp_path, ["decode", "--dead-letter", str(dead), "bomb.gz"]
+        )
+        assert peak < 256, (mebibytes, peak)
+        (letter,) = read_json_lines(dead)
+        line = 2 if events else 1
+        assert (status, counts["records"], counts["delivered"]) == (1, records, events)
+        assert f"line {line} is {mebibytes << 20} bytes long" in letter["error"]
+        assert letter["origin"]["line_number"] == line
+        assert base64.b64decode(letter["raw_base64"]) == (b"x" if events else b"\0") * 4096
+        peaks.append(peak)
+    assert peaks[1] < peaks[0] + 16, peaks
+
+
+def test_junk_after_a_table_event_in_an_export_is_a_dead_letter(tmp_path: Path) -> None:
+    # It was glued on: database='shop,orders,\nTHIS IS', exit 0, no dead letter.
+    write_log(tmp_path / "000000", [f"2023-05-01T10:02:19.000Z {MARIADB[1]}", "THIS IS,junk,"])
+    result = run(tmp_path, "decode", "000000")
+    (event,) = output(result)
+    assert (event["database"], event["object"]) == ("shop", "t")
+    assert result.returncode == 1
+    assert summary(result)["dead_lettered"] == 1
+
+
+def test_a_raw_log_forced_as_an_export_gives_the_events_of_the_log(tmp_path: Path) -> None:
+    # It was one event whose database was the whole 40 KB file, exit 0.
+    example = Path(__file__).parents[1] / "examples" / "server_audit.log"
+    (tmp_path / "server_audit.log").write_bytes(example.read_bytes())
+    as_export = run(tmp_path, "decode", "--format", "export", "server_audit.log")
+    as_log = run(tmp_path, "decode", "--format", "log", "server_audit.log")
+    assert len(output(as_export)) > 300
+    assert as_export.stdout == as_log.stdout
+    assert as_export.returncode == as_log.returncode == 0
+
+
+def test_a_line_the_writer_has_not_finished_is_not_stored_twice(tmp_path: Path) -> None:
+    # It was read as a query the server truncated: run mid-line and again once the line was
+    # finished, the database held one row more than the log has records.
+    log = tmp_path / "server_audit.log"
+    last = (
+        "20240131 14:02:11,db1,app,10.0.0.7,42,1003,QUERY,shop,'delete from orders where id = 4',0"
+    )
+    write_log(log, MARIADB)
+    with log.open("ab") as file:
+        file.write(last.encode()[:-3])
+    first = run(
+        tmp_path, "decode", "--to", "sqlite:audit.db", "--dead-letter", "dead.jsonl", log.name
+    )
+    assert first.returncode == 1
+    assert summary(first)["delivered"] == len(MARIADB)
+    (letter,) = read_json_lines(tmp_path / "dead.jsonl")
+    assert "no newline at its end" in letter["error"]
+    assert letter["origin"]["line_number"] == len(MARIADB) + 1
+    with log.open("ab") as file:
+        file.write(last.encode()[-3:] + b"\n")
+    assert run(tmp_path, "decode", "--to", "sqlite:audit.db", log.name).returncode == 0
+    with sqlite3.connect(tmp_path / "audit.db") as connection:
+        rows = connection.execute("SELECT object, truncated FROM audit_events").fetchall()
+    assert len(rows) == len(MARIADB) + 1
+    assert ("delete from orders where id = 4", 0) in rows
+
+
 @NEEDS_PROC_STATUS
 def test_sort_memory_is_bounded_by_the_window_not_by_one_huge_batch(tmp_path: Path) -> None:
     lines = [aurora_line(micros=n, query_id=n) for n in range(30_000)]
@@ -1142,3 +1235,178 @@ def test_postgres_output_and_a_second_run_adds_nothing(tmp_path: Path, postgres_
     second = run(tmp_path, *args, "server_audit.log", "firehose")
     assert second.returncode == 1
     assert rows() == stored
+
+
+# --- --version ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pure", "reader", "inflater"),
+    [("1", "pure Python", "zlib"), ("", "C extension", None)],
+)
+def test_version_names_the_reader_and_inflater(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pure: str, reader: str, inflater: str | None
+) -> None:
+    monkeypatch.setenv("AUDITSYNC_PURE_PYTHON", pure)
+    if not pure and _native.parse_line is None:
+        pytest.skip("the C extension was not built here")
+    result = run(tmp_path, "--version")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert text.startswith(f"auditsync {auditsync.__version__} (line reader: {reader}; inflater: ")
+    if inflater is not None:
+        assert f"inflater: {inflater})" in text
+    assert auditsync.__version__ == importlib.metadata.version("auditsync")
+
+
+# --- hostile and unlucky use (issue 16) -------------------------------------------------------
+
+
+def test_closed_standard_input_is_a_usage_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [*CLI, "decode"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        cwd=tmp_path,
+        check=False,
+        preexec_fn=lambda: os.close(0),
+    )
+    assert_usage_error(result, "standard input is closed")
+
+
+@pytest.mark.parametrize("option", [["--kind", "TYPO"], ["--kind", "insert", "--kind", "updat"]])
+def test_an_unknown_statement_kind_is_a_usage_error(tmp_path: Path, option: list[str]) -> None:
+    write_log(tmp_path / "a.log", MARIADB)
+    assert_usage_error(run(tmp_path, "decode", "a.log", *option), "--kind", "unknown")
+
+
+def test_what_is_not_a_file_below_a_directory_is_skipped_with_a_word(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    write_log(logs / "a.log", MARIADB)
+    (logs / "gone.log").symlink_to(logs / "nowhere.log")
+    os.mkfifo(logs / "pipe.log")
+    result = run(tmp_path, "decode", "logs")
+    text = result.stderr.decode()
+    assert result.returncode == 0, text
+    assert "skipping logs/gone.log: a broken symbolic link" in text
+    assert "skipping logs/pipe.log: a FIFO" in text
+    assert summary(result)["delivered"] == len(MARIADB)
+
+
+def test_a_saved_kinesis_record_without_its_kinesis_object_is_named(tmp_path: Path) -> None:
+    event = kinesis_event([to_payload(message(MARIADB[:2], 0))] * 2)
+    del event["Records"][0]["kinesis"]
+    (tmp_path / "kinesis.json").write_bytes(orjson.dumps(event))
+    letters = tmp_path / "letters.jsonl"
+    result = run(tmp_path, "decode", "kinesis.json", "--dead-letter", str(letters))
+    assert result.returncode == 1, result.stderr
+    assert summary(result)["delivered"] == 2
+    [letter] = read_json_lines(letters)
+    assert "Records[0]" in letter["error"]
+    assert "no kinesis object" in letter["error"]
+    assert "logEvents" not in letter["error"]
+
+
+def test_a_sqlite_database_deleted_mid_run_fails_the_run(tmp_path: Path) -> None:
+    database = tmp_path / "audit.db"
+    text = "".join(
+        f"20240131 14:02:07,db1,app,10.0.0.7,42,{number},QUERY,shop,'select {number}',0\n"
+        for number in range(1, 60_001)
+    ).encode()
+    half = text.index(b"\n", len(text) // 2) + 1
+    process = subprocess.Popen(
+        [*CLI, "decode", "--to", f"sqlite:{database}"],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert process.stdin is not None
+    assert process.stderr is not None
+    # More than the reader's chunk, so that batches reach the database before the end.
+    process.stdin.write(text[:half])
+    process.stdin.flush()
+    for _ in range(600):
+        with (
+            contextlib.suppress(sqlite3.Error),
+            contextlib.closing(sqlite3.connect(database)) as db,
+        ):
+            if db.execute("SELECT count(*) FROM audit_events").fetchone()[0]:
+                break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the first batch never arrived")
+    for name in ("audit.db", "audit.db-wal", "audit.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    with contextlib.suppress(BrokenPipeError):  # it may have stopped at the deletion
+        process.stdin.write(text[half:])
+    with contextlib.suppress(BrokenPipeError):
+        process.stdin.close()
+    text = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 3, text
+    assert "deleted or replaced" in text
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "postgresql://alice:S3cr3t-pw@127.0.0.1:1/audit",
+        "postgres://alice:S3cr3t-pw@127.0.0.1:1/audit",
+        "postgresql://alice:S3cr3t%2Dpw@127.0.0.1:1/audit",
+        "postgresql://127.0.0.1:1/audit?user=alice&password=S3cr3t-pw",
+        "postgresql://127.0.0.1:1/audit?user=alice&pass%77ord=S3cr3t-pw",
+        "postgresql://alice:S3cr3t-pw@[::1:5432/audit",
+        "host=127.0.0.1 port=1 user=alice password=S3cr3t-pw dbname=audit",
+        "host=127.0.0.1 port=1 user=alice password='S3cr3t pw' dbname=audit",
+        "postgresq://alice:S3cr3t-pw@127.0.0.1/audit",
+    ],
+)
+def test_no_password_of_a_conninfo_is_printed(tmp_path: Path, target: str) -> None:
+    pytest.importorskip("psycopg")
+    write_log(tmp_path / "a.log", MARIADB)
+    result = run(tmp_path, "decode", "a.log", "--to", target)
+    text = assert_usage_error(result)
+    assert "S3cr3t" not in text
+    assert "***" in text
+
+
+def test_redact_warns_that_dead_letters_keep_what_they_hold(tmp_path: Path) -> None:
+    write_log(tmp_path / "a.log", [*MARIADB, JUNK])
+    result = run(tmp_path, "decode", "a.log", "--redact", "--dead-letter", "letters.jsonl")
+    text = result.stderr.decode()
+    assert result.returncode == 1, text
+    assert "warning: --redact does not reach letters.jsonl" in text
+
+
+def test_redact_keeps_raw_bytes_out_of_the_log(tmp_path: Path) -> None:
+    # Not a record (the ids are not numbers), so a dead letter: it still holds the query.
+    secret = (
+        b"20240131 14:02:07,db1,app,h,one,two,QUERY,shop,"
+        b"'SET PASSWORD = PASSWORD(\\'Hunter22\\')',0"
+    )
+    write_log(tmp_path / "a.log", [*MARIADB, secret])
+    result = run(tmp_path, "decode", "a.log", "--redact")
+    text = result.stderr.decode()
+    assert result.returncode == 1, text
+    assert "raw bytes withheld" in text
+    assert base64.b64encode(secret)[:20].decode() not in text
+
+
+@NEEDS_PROC_STATUS
+@pytest.mark.parametrize("kind", ["junk", "queries"])
+def test_many_long_lines_take_bounded_memory(tmp_path: Path, kind: str) -> None:
+    """500 lines of 256 KiB, junk (dead letters) or queries (events): neither a block of
+    lines, nor a batch, nor the report holds them all (that peaked at 0.5 to 1 GiB)."""
+    size = 256 * 1024
+    with (tmp_path / "long.log").open("wb") as log:
+        for number in range(500):
+            if kind == "junk":
+                log.write(b"20240131 14:02:07," + b"x" * size + b"\n")
+            else:
+                head = b"20240131 14:02:07,db1,app,h,1,%d,QUERY,shop,'" % number
+                log.write(head + "é".encode() * (size // 2) + b"',0\n")
+    peak, status, counts = peak_rss_mib(
+        tmp_path, ["decode", "long.log", "--to", "jsonl:/dev/null", "--dead-letter", "/dev/null"]
+    )
+    assert counts["records"] == 500
+    assert status == (1 if kind == "junk" else 0)
+    assert peak < 160, f"peak {peak:.0f} MiB"

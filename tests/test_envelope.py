@@ -312,7 +312,7 @@ def test_missing_log_event_field(name: str) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("id", v) for v in ILL_TYPED_STR]
+    [("id", v) for v in ILL_TYPED_STR if type(v) is not int]  # an int id is read as text
     + [("message", v) for v in ILL_TYPED_STR]
     + [("timestamp", v) for v in ILL_TYPED_INT],
     ids=repr,
@@ -322,6 +322,23 @@ def test_ill_typed_log_event_field(name: str, value: Any) -> None:
     document["logEvents"][2][name] = value
     for _how, call in all_inputs(document):
         assert envelope_error(call).field == f"logEvents[2].{name}"
+
+
+def test_an_integer_id_is_read_as_its_decimal_text() -> None:
+    """moto writes logEvents[].id as a JSON integer (0, 1, 2, ...); AWS writes a string."""
+    document = data()
+    for number, item in enumerate(document["logEvents"]):
+        item["id"] = [0, 2**64 - 1, 7][number % 3]
+    for _how, call in all_inputs(document):
+        result = call()
+        message = result[0] if isinstance(result, list) else result
+        assert [event.id for event in message.log_events][:3] == ["0", str(2**64 - 1), "7"]
+    # In a dict any integer is exact; in JSON text the parser reads one beyond 64 bits as a
+    # float, which is refused rather than rounded.
+    document["logEvents"][0]["id"] = 2**200
+    assert parse_message(document).log_events[0].id == str(2**200)
+    raw = json.dumps(document).encode()
+    assert envelope_error(lambda: parse_message(raw)).field == "logEvents[0].id"
 
 
 def test_bool_is_not_a_timestamp() -> None:
@@ -739,3 +756,121 @@ def test_a_bad_document_is_given_up_at_its_fault_not_tried_at_every_boundary(
     found = list(envelope.iter_json(data))
     assert isinstance(found[0][2], EnvelopeError)
     assert [value for _, _, value in found[1:]] == [orjson.loads(doc) for doc in good]
+
+
+# --- linear time however many "}{" the text holds (issue 16) ------------------------------------
+
+
+@given(
+    documents=st.lists(
+        message_documents(st.text(st.sampled_from(list('}{"\\[] \n,:a')), max_size=16)),
+        max_size=5,
+    ),
+    gaps=st.lists(separators, max_size=4),
+    serializer=st.sampled_from(sorted(SERIALIZERS)),
+)
+def test_iter_any_concatenation_of_text_full_of_brackets(
+    documents: list[dict[str, Any]], gaps: list[str], serializer: str
+) -> None:
+    blob = concatenate(documents, gaps, serializer)
+    assert list(iter_messages(blob)) == [expected(d) for d in documents]
+
+
+class Work:
+    """Counts the bytes handed to the parser and the tokens the bracket scan reads."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        self.parsed = 0
+        self.scanned = 0
+        loads, token = orjson.loads, envelope._TOKEN
+
+        def counting_loads(value: Any) -> Any:
+            self.parsed += len(value)
+            return loads(value)
+
+        class CountingToken:
+            def finditer(inner, data: bytes, start: int) -> Iterator[Any]:
+                for match in token.finditer(data, start):
+                    self.scanned += 1
+                    yield match
+
+        monkeypatch.setattr(envelope.orjson, "loads", counting_loads)
+        monkeypatch.setattr(envelope, "_TOKEN", CountingToken())
+
+
+def query_message(number: int, query: str) -> bytes:
+    line = f"20240131 14:02:07,db1,app,h,1,{number},QUERY,shop,'{query}',0"
+    return orjson.dumps(data(logEvents=[{"id": str(number), "timestamp": 0, "message": line}]))
+
+
+@pytest.mark.parametrize("boundaries", [1_000, 4_000])
+def test_splitting_is_linear_in_the_boundaries_inside_query_text(
+    boundaries: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = "select '" + "}{" * boundaries + "'"
+    blob = b"".join(query_message(number, query) for number in range(20))
+    work = Work(monkeypatch)
+    messages = list(iter_messages(blob))
+    assert len(messages) == 20
+    # Each document parsed a bounded number of times, not once per "}{" before its end.
+    assert work.parsed <= 4 * len(blob)
+    assert work.scanned <= 2 * len(blob)
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [b'{"a":"}', b'{"messageType":"', b'{["}{["', b'{"\\"}{"', b'{"messageType"{', b"{[}"],
+    ids=["open-strings", "openings", "brackets-in-strings", "escapes", "nested", "unbalanced"],
+)
+def test_junk_made_of_unfinished_documents_costs_linear_work(
+    junk: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = orjson.dumps(data())
+    blob = good + junk * 5_000 + b"}" * 5_000 + good
+    work = Work(monkeypatch)
+    found = list(envelope.iter_json(blob))
+    assert found[0][2] == orjson.loads(good)
+    assert any(isinstance(value, EnvelopeError) for _, _, value in found)
+    # Nothing is dropped: what is not a document is a stretch of junk, in order.
+    assert [(start, end) for start, end, _ in found] == sorted(
+        (start, end) for start, end, _ in found
+    )
+    assert found[-1][1] == len(blob)
+    assert work.parsed <= 8 * len(blob)
+    assert work.scanned <= 8 * len(blob)
+
+
+def test_a_document_longer_than_longest_is_refused_after_parsing_only_that_much(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    longest = 2_000
+    good = orjson.dumps(data())
+    huge = orjson.dumps(data(logEvents=[{"id": "", "timestamp": 0, "message": ""}] * 5_000))
+    for blob in (huge, huge + good, good + huge + good, good + huge[:-2] + b"\n" + good):
+        work = Work(monkeypatch)
+        found = list(envelope.iter_json(blob, longest=longest))
+        [error] = [value for _, _, value in found if isinstance(value, EnvelopeError)]
+        assert "runs past 2000 bytes" in str(error)
+        goods = [value for _, _, value in found if not isinstance(value, EnvelopeError)]
+        assert goods == [orjson.loads(good)] * blob.count(good)
+        assert found[-1][1] == len(blob)
+        # The long document is never parsed whole: a few windows of ``longest`` bytes.
+        assert work.parsed < 8 * (longest + len(good)) < len(huge)
+
+
+@given(
+    documents=st.lists(
+        message_documents(st.text(st.sampled_from(list('}{"\\[] \n,:a')), max_size=16)),
+        min_size=1,
+        max_size=5,
+    ),
+    gaps=st.lists(separators, max_size=4),
+    serializer=st.sampled_from(sorted(SERIALIZERS)),
+)
+def test_a_bound_every_document_keeps_within_changes_nothing(
+    documents: list[dict[str, Any]], gaps: list[str], serializer: str
+) -> None:
+    blob = concatenate(documents, gaps, serializer)
+    longest = max(len(SERIALIZERS[serializer](document)) for document in documents) + 8
+    bounded = list(envelope.iter_json(blob, longest=longest))
+    assert bounded == list(envelope.iter_json(blob))

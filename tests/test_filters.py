@@ -111,3 +111,8 @@ def test_kind_and_writes_only() -> None:
     assert not writes_only()(SELECT)
     assert not writes_only()(WRITE_EVENT)
     assert not kind("SELECT")(LOGIN)
+
+
+def test_an_unknown_kind_is_refused_rather_than_matching_nothing() -> None:
+    with pytest.raises(ValueError, match="unknown statement kind 'INSRET'"):
+        kind("insert", "insret")

@@ -26,11 +26,12 @@ from typing import Any
 
 import orjson
 import pytest
+from bombs import zero_bomb
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import AuditSyncError, PayloadError, decode_payload, iter_messages, parse_message
-from auditsync import _payload as payload_module
+from auditsync import _gzip as gzip_module
 from auditsync.testing import mutations
 
 MIB = 1 << 20
@@ -68,34 +69,6 @@ def raises_payload_error(data: bytes | str, **kwargs: Any) -> PayloadError:
     assert isinstance(error, ValueError)
     assert str(error)
     return error
-
-
-def zero_bomb(mebibytes: int, *, wbits: int = 31) -> bytes:
-    """A single gzip (wbits 31) or zlib (wbits 15) member inflating to ``mebibytes`` MiB of NULs.
-
-    Built by streaming compression in chunks: after a full flush, compressing another MiB
-    of NULs yields the very same block, so the stream is the first block, that block
-    repeated, and a trailer -- built in milliseconds, a few hundred times smaller than its
-    output.
-    """
-    zeros = bytes(MIB)
-    compressor = zlib.compressobj(9, zlib.DEFLATED, wbits)
-    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    block = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    assert block == compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
-    final_block = compressor.flush()[:2]  # an empty final block; its trailer is rebuilt below
-    size = mebibytes * MIB
-    if wbits > 15:
-        crc = 0
-        if mebibytes == 1024:
-            crc = 1533330096  # zlib.crc32(bytes(1 << 30)), precomputed: it takes 0.3 s
-        else:
-            for _ in range(mebibytes):
-                crc = zlib.crc32(zeros, crc)
-        trailer = crc.to_bytes(4, "little") + (size % (1 << 32)).to_bytes(4, "little")
-    else:
-        trailer = ((size % 65521) << 16 | 1).to_bytes(4, "big")  # adler32 of NULs
-    return first + block * (mebibytes - 1) + final_block + trailer
 
 
 def peak_memory(call: Callable[[], object]) -> tuple[int, BaseException | None]:
@@ -208,6 +181,15 @@ def test_every_gzip_member_is_kept_through_base64() -> None:
     parts = [MESSAGE, MESSAGE.replace(b"prod", b"test"), MESSAGE]
     data = b"".join(gz(part, level=level) for part, level in zip(parts, (1, 6, 9), strict=True))
     assert decode_payload(b64(data, lines=True).decode()) == b"".join(parts)
+
+
+def test_nul_padding_between_and_after_gzip_members_is_accepted() -> None:
+    # The rule of gzip.GzipFile, and of the files the command line reads: one reader, one
+    # rule (payloads refused a member after padding, files read it).
+    parts = [b'{"a":1}', b'{"b":2}']
+    data = gz(parts[0]) + bytes(5) + gz(parts[1]) + bytes(3)
+    assert decode_payload(data) == b"".join(parts)
+    assert decode_payload(b64(data)) == b"".join(parts)
 
 
 def test_many_gzip_members() -> None:
@@ -612,8 +594,8 @@ needs_isal = pytest.mark.skipif(
 def _decoded_with(inflater: Any, errors: tuple[type[Exception], ...], data: bytes) -> object:
     """decode_payload with this inflater: the bytes, or (offset) of the PayloadError."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(payload_module, "new_inflater", inflater)
-        patch.setattr(payload_module, "INFLATE_ERRORS", errors)
+        patch.setattr(gzip_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "INFLATE_ERRORS", errors)
         try:
             return decode_payload(data, max_size=4 * MIB)
         except PayloadError as error:
@@ -649,7 +631,7 @@ def test_the_fast_inflater_is_taken_where_installed() -> None:
 
     pure = os.environ.get("AUDITSYNC_PURE_PYTHON", "") not in ("", "0")
     expected = zlib.decompressobj if pure else isal_zlib.decompressobj
-    assert payload_module.new_inflater is expected
+    assert gzip_module.new_inflater is expected
 
 
 def _with_flag(member: bytes, flag: int) -> bytes:

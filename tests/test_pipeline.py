@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,13 +18,19 @@ from hypothesis import strategies as st
 from auditsync import (
     AuditEvent,
     DeadLetter,
+    EnvelopeError,
     Line,
+    Lines,
+    LogEvent,
     Origin,
     Payload,
     Pipeline,
+    Report,
     SubscriptionMessage,
     parse_line,
+    parse_message,
 )
+from auditsync._pipeline import KEPT_DEAD_LETTER_BYTES
 from auditsync.filters import operation
 from auditsync.sinks import MemorySink, Refused
 from auditsync.testing import audit_lines, subscription_messages, to_payload
@@ -253,3 +264,218 @@ def test_each_refused_event_gets_its_own_reason_when_the_sink_gives_one() -> Non
     letters = MemorySink()
     Pipeline(Picky(), dead_letter=letters).process([Line(query(1)), Line(query(2))])
     assert [letter.error for letter in letters.dead_letters] == ["connection 1", "connection 2"]
+
+
+# --- bounded batches (issue 16) -----------------------------------------------------------------
+
+
+class Recorder:
+    """Keeps what it is given and the size of each write."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.sizes: list[int] = []
+
+    def write(self, items: Sequence[Any]) -> None:
+        self.sizes.append(len(items))
+        self.items.extend(items)
+
+    def close(self) -> None:
+        pass
+
+
+def message_of(lines: Sequence[str], first_id: int = 0) -> SubscriptionMessage:
+    events = tuple(LogEvent(str(first_id + n), 0, line) for n, line in enumerate(lines))
+    return SubscriptionMessage("DATA_MESSAGE", "1", "g", "s", ("f",), events)
+
+
+def payload_of(*messages: SubscriptionMessage) -> str:
+    """One payload holding several messages back to back, as a Firehose object does."""
+    return to_payload(b"".join(orjson.dumps(message.to_dict()) for message in messages))
+
+
+@pytest.mark.parametrize(("batch_size", "count"), [(10, 1_000), (25, 10_000), (1, 30)])
+def test_a_sink_never_takes_more_than_batch_size_events_at_once(
+    batch_size: int, count: int
+) -> None:
+    sink = Recorder()
+    lines = [query(n) for n in range(count)]
+    report = Pipeline(sink, batch_size=batch_size).process([Payload(payload_of(message_of(lines)))])
+    assert report.delivered == count
+    assert max(sink.sizes) == batch_size
+    assert len(sink.items) == count
+
+
+@pytest.mark.parametrize("sort_window", [0, 50])
+def test_lines_and_dead_letters_also_go_in_batches_of_at_most_batch_size(
+    sort_window: int,
+) -> None:
+    sink, letters = Recorder(), Recorder()
+    texts: list[str | bytes] = [query(n) if n % 3 else "junk" for n in range(1_000)]
+    pipeline = Pipeline(sink, dead_letter=letters, batch_size=7, sort_window=sort_window)
+    report = pipeline.process([Lines(texts, Origin(path="a.log"), list(range(1, 1_001)))])
+    assert report.balanced
+    assert (report.delivered, report.dead_lettered) == (666, 334)
+    assert max(sink.sizes) <= 7
+    assert max(letters.sizes) <= 7
+
+
+@given(
+    st.lists(st.lists(st.one_of(audit_lines(), st.just("junk")), max_size=12), max_size=5),
+    st.integers(1, 5),
+    st.sampled_from([0, 4]),
+)
+def test_batch_size_bounds_every_write_of_any_payloads(
+    messages: list[list[str]], batch_size: int, sort_window: int
+) -> None:
+    sink, letters = Recorder(), Recorder()
+    pipeline = Pipeline(sink, dead_letter=letters, batch_size=batch_size, sort_window=sort_window)
+    payloads = [
+        Payload(payload_of(message_of(lines, 100 * n), message_of(lines, 100 * n + 50)))
+        for n, lines in enumerate(messages)
+        if lines
+    ]
+    report = pipeline.process(payloads)
+    assert report.balanced
+    assert report.records == 2 * sum(len(lines) for lines in messages)
+    assert all(size <= batch_size for size in sink.sizes + letters.sizes)
+    assert len(sink.items) == report.delivered
+
+
+def test_events_stream_out_of_a_payload_in_bounded_batches() -> None:
+    """The sink is written to while a payload of many messages is still being read."""
+    made: list[int] = []
+    taken_before_first_write: list[int] = []
+
+    def count(event: AuditEvent) -> AuditEvent:
+        made.append(1)
+        return event
+
+    class Watcher(Recorder):
+        def write(self, items: Sequence[Any]) -> None:
+            if not self.sizes:
+                taken_before_first_write.append(len(made))
+            super().write(items)
+
+    messages = [message_of([query(n) for n in range(1_000)], 1_000 * m) for m in range(30)]
+    sink = Watcher()
+    report = Pipeline(sink, transform=count, batch_size=100).process(
+        [Payload(payload_of(*messages))]
+    )
+    assert report.delivered == 30_000
+    # One message (1,000 events) read when the first batch filled, not all 30.
+    assert taken_before_first_write == [1_000]
+    assert max(sink.sizes) == 100
+
+
+def test_a_message_of_more_than_10000_log_events_is_refused_whole() -> None:
+    junk = message_of(["junk"] * 10_001)
+    letters = Recorder()
+    report = Pipeline(Recorder(), dead_letter=letters).process([Payload(payload_of(junk))])
+    assert (report.records, report.dead_lettered, report.events) == (1, 1, 0)
+    [letter] = letters.items
+    assert letter.stage == "envelope"
+    assert "10,001 log events" in letter.error
+    assert "at most 10,000" in letter.error
+    with pytest.raises(EnvelopeError, match="at most 10,000") as caught:
+        parse_message(junk.to_dict())
+    assert caught.value.field == "logEvents"
+
+
+def test_a_message_of_10000_log_events_is_read() -> None:
+    sink = Recorder()
+    lines = [query(n) for n in range(10_000)]
+    report = Pipeline(sink).process([Payload(payload_of(message_of(lines)))])
+    assert report.delivered == 10_000
+
+
+# --- what a report keeps (issue 16) -------------------------------------------------------------
+
+#: Runs a pipeline over 1,000 dead letters of 256 KiB each, made one at a time, into a
+#: dead-letter sink that keeps nothing, in batches of 10; prints the process's own peak
+#: RSS (VmHWM, KiB) and how many letters the report kept.
+_MANY_LARGE_LETTERS = """
+import sys
+from auditsync import Line, Pipeline
+from auditsync.sinks import Refused
+
+class Nowhere:
+    def write(self, items):
+        pass
+    def close(self):
+        pass
+
+class Refuses(Nowhere):
+    def write(self, items):
+        raise Refused(items, "refused")
+
+big = "x" * (256 * 1024)
+if sys.argv[1] == "refused":
+    lines = (f"20240131 14:02:07,db1,app,h,1,{n},QUERY,shop,'{big}',0" for n in range(1000))
+else:
+    lines = (big for _ in range(1000))
+sink = Refuses() if sys.argv[1] == "refused" else Nowhere()
+pipeline = Pipeline(sink, dead_letter=Nowhere(), batch_size=10)
+report = pipeline.process(Line(line) for line in lines)
+assert report.dead_lettered == 1000, report.summary()
+with open("/proc/self/status") as status:
+    print(next(line.split()[1] for line in status if line.startswith("VmHWM:")))
+print(len(report.dead_letters))
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+@pytest.mark.parametrize("kind", ["line", "refused"])
+def test_a_report_keeps_dead_letters_within_a_bound_in_bytes(kind: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _MANY_LARGE_LETTERS, kind],
+        capture_output=True,
+        check=True,
+        timeout=300,
+    )
+    peak_kib, kept = map(int, result.stdout.split())
+    # 1,000 letters of 256 KiB would hold 250 MiB (and, refused, twice that).
+    assert peak_kib < 100 * 1024
+    assert kept * 256 * 1024 <= KEPT_DEAD_LETTER_BYTES
+    assert kept >= 1
+
+
+def test_a_report_keeps_the_first_dead_letters_that_fit() -> None:
+    small = [Line(f"junk {n}") for n in range(5_000)]
+    report = Pipeline(MemorySink(), dead_letter=MemorySink()).process(small)
+    assert report.dead_lettered == 5_000
+    kept = len(report.dead_letters)
+    assert 1_000 <= kept < 5_000
+    assert [letter.raw for letter in report.dead_letters] == [
+        f"junk {n}".encode() for n in range(kept)
+    ]
+    merged = Report()
+    merged.add(report)
+    merged.add(report)
+    assert merged.dead_letters == report.dead_letters
+
+
+def test_a_batch_of_large_dead_letters_is_delivered_before_it_is_full() -> None:
+    letters = Recorder()
+    big = [Line("x" * (1 << 20)) for _ in range(40)]
+    report = Pipeline(MemorySink(), dead_letter=letters).process(big)
+    assert report.dead_lettered == 40
+    assert max(letters.sizes) <= 8
+
+
+def test_a_batch_of_long_statements_is_delivered_before_it_is_full() -> None:
+    sink = Recorder()
+    long_query = "select " + "x" * (1 << 20)
+    inputs = [Lines([query(n, long_query)], Origin(path="a.log")) for n in range(40)]
+    report = Pipeline(sink).process(inputs)
+    assert report.delivered == 40
+    assert max(sink.sizes) <= 8
+
+
+def test_process_lines_makes_blocks_of_at_most_8_mib() -> None:
+    from auditsync._pipeline import BLOCK_BYTES, _blocks
+
+    long_line = "x" * (1 << 20)
+    blocks = list(_blocks([long_line] * 40, Origin(path="a.log")))
+    assert all(sum(map(len, block.texts)) <= BLOCK_BYTES for block in blocks)
+    assert [n for block in blocks for n in block.numbers or []] == list(range(1, 41))

@@ -8,6 +8,7 @@ the target's rows, the bookkeeping, or the refusals, never the sink's insides.
 from __future__ import annotations
 
 import itertools
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -17,8 +18,7 @@ from typing import Any
 import attrs
 import pytest
 
-from auditsync import AuditEvent, DeadLetter, Dialect, Origin, format_line
-from auditsync._pipeline import Line, Pipeline
+from auditsync import AuditEvent, DeadLetter, Dialect, Line, Origin, Pipeline, format_line
 from auditsync.replay import (
     MySQLTarget,
     ReplayRefused,
@@ -36,6 +36,7 @@ SCHEMA = (
     "CREATE TABLE stamped (id INT PRIMARY KEY, at TEXT DEFAULT CURRENT_TIMESTAMP)",
     "CREATE VIEW t_view AS SELECT id, v FROM t",
 )
+DATA = Path(__file__).resolve().parent / "data"
 
 
 class Server:
@@ -306,6 +307,58 @@ def test_a_transaction_spanning_invocations_is_applied_once_and_whole(
     assert rows(path) == [(1, "one"), (2, "two")]
     assert (third.stats.committed, third.stats.resumed, third.stats.applied) == (1, 1, 2)
     assert count(path, "auditsync_replay_pending") == 0
+
+
+def test_sessions_stored_in_format_1_are_read_once_and_written_back_in_format_2(
+    path: Path,
+) -> None:
+    """State auditsync 0.1 left on a replica: an open transaction with a savepoint, a
+    statement whose QUERY record had not come, a temporary table, a refused transaction."""
+    stored = json.loads((DATA / "replay_state_format1.json").read_text())
+    sink(path).connection.close()  # the bookkeeping tables exist
+    with sqlite3.connect(path) as connection:
+        for table in (
+            "auditsync_replay_state",
+            "auditsync_replay_pending",
+            "auditsync_replay_applied",
+        ):
+            columns = stored[table]["columns"]
+            blobs = [name in ("serverhost", "target_db", "statement") for name in columns]
+            marks = ", ".join("?" * len(columns))
+            connection.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                [
+                    [
+                        value.encode() if blob else value
+                        for value, blob in zip(row, blobs, strict=True)
+                    ]
+                    for row in stored[table]["rows"]
+                ],
+            )
+    server = Server(first_id=100)
+    server.query_ids = itertools.count(2000)
+    events = [
+        *server.session(1, "ROLLBACK TO SAVEPOINT a", "COMMIT"),
+        server.query(2, "INSERT INTO tmp VALUES (1)"),
+        server.query(2, "INSERT INTO u VALUES (9, 'ran inside 5000')", query_id=5001),
+        server.query(2, "INSERT INTO t VALUES (5, 'five')", query_id=5000),
+        server.query(3, "COMMIT"),
+    ]
+    refused = write(path, events)
+    assert refused == {
+        "COMMIT": "transaction refused: it holds a statement not replayed"
+        " (not deterministic: RAND())"
+    }
+    assert rows(path) == [(1, "one"), (5, "five")]
+    assert rows(path, "u") == []
+    assert count(path, "auditsync_replay_pending") == 0
+    with sqlite3.connect(path) as connection:
+        sessions = dict(
+            connection.execute("SELECT connection_id, session FROM auditsync_replay_state")
+        )
+    assert all(json.loads(text)["format"] == 2 for text in sessions.values())
+    second = json.loads(sessions[2])
+    assert (second["stack"], second["popped"], second["temporary"]) == ([], 5000, ["shop.tmp"])
 
 
 def test_redelivery_changes_nothing_and_refusals_come_again(path: Path, server: Server) -> None:

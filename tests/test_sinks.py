@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from auditsync import AuditEvent, Origin, parse_line
@@ -43,6 +43,7 @@ from auditsync.sinks import (
     to_json,
 )
 from auditsync.sinks._jsonlines import iso_timestamp
+from auditsync.sinks._postgres import redact_conninfo
 from auditsync.sinks._sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
 from auditsync.testing import audit_events
 
@@ -73,8 +74,6 @@ def event(number: int = 1, line: str | bytes = LINE, **origin: Any) -> AuditEven
 
 def events(count: int, start: int = 1) -> list[AuditEvent]:
     return [event(number) for number in range(start, start + count)]
-
-
 
 
 def letter(
@@ -161,7 +160,7 @@ PINNED_KEYS = {
             sequence_number="49590338271490256608559692538361571095921575989136588898",
         ),
     ),
-    "quoted path": (LINE, Origin(path="caf\u00e9 \"it's\" \udc80.log")),
+    "quoted path": (LINE, Origin(path='caf\u00e9 "it\'s" \udc80.log')),
     "aurora": (AURORA_LINE, Origin(path="a.log", line_number=1)),
     "non-utf8": (NON_UTF8_LINE, Origin(path="b.log", line_number=2)),
 }
@@ -948,3 +947,80 @@ def test_postgres_sink_rejects_bad_table_names(name: str) -> None:
     pytest.importorskip("psycopg")
     with pytest.raises(ValueError, match=r"'schema\.table'"):
         PostgresSink("dbname=unused", table=name, create=False)
+
+
+@pytest.mark.parametrize("replace", [False, True])
+def test_sqlite_sink_fails_when_its_file_is_deleted_or_replaced(
+    tmp_path: Path, replace: bool
+) -> None:
+    path = tmp_path / "audit.db"
+    sink = SQLiteSink(path)
+    sink.write([event(1)])
+    path.unlink()
+    if replace:
+        SQLiteSink(path).close()
+    with pytest.raises(sqlite3.OperationalError, match="deleted or replaced"):
+        sink.write([event(2)])
+    sink.close()
+
+
+def test_sqlite_sink_in_memory_or_on_a_given_connection_is_not_checked() -> None:
+    for sink in (SQLiteSink(":memory:"), SQLiteSink(sqlite3.connect(":memory:"))):
+        sink.write([event(1)])
+        sink.write([event(2)])
+        assert sink.connection.execute("SELECT count(*) FROM audit_events").fetchone() == (2,)
+        sink.close()
+
+
+# --- no password from a conninfo in what is printed or raised (issue 16) -----------------------
+
+#: Each form of conninfo libpq reads, holding the password ``S3cr3t-pw``.
+CONNINFOS = [
+    "postgresql://alice:S3cr3t-pw@127.0.0.1:1/audit",
+    "postgres://alice:S3cr3t-pw@127.0.0.1:1/audit",
+    "postgresql://alice:S3cr3t%2Dpw@127.0.0.1:1/audit",
+    "postgresql://127.0.0.1:1/audit?user=alice&password=S3cr3t-pw&sslmode=disable",
+    "postgresql://127.0.0.1:1/audit?user=alice&pass%77ord=S3cr3t%2dpw",
+    "host=127.0.0.1 port=1 user=alice password=S3cr3t-pw dbname=audit",
+    "host=127.0.0.1 port=1 user=alice password='S3cr3t-pw' dbname=audit",
+    "host=127.0.0.1 port=1 user=alice sslpassword=S3cr3t-pw dbname=audit",
+]
+
+
+@pytest.mark.parametrize("conninfo", CONNINFOS)
+def test_redact_conninfo_hides_the_password_of_every_form(conninfo: str) -> None:
+    redacted = redact_conninfo(conninfo)
+    assert "S3cr3t" not in redacted
+    assert "***" in redacted
+    assert "alice" in redacted
+
+
+@given(
+    st.text(st.characters(codec="utf-8", exclude_characters="\n"), min_size=4, max_size=20),
+    st.sampled_from(["url", "parameter", "keyword"]),
+)
+@settings(max_examples=500)
+def test_redact_conninfo_hides_any_password(password: str, form: str) -> None:
+    from urllib.parse import quote
+
+    if form == "url":
+        conninfo = f"postgresql://alice:{quote(password, safe='')}@db.internal:5432/audit"
+    elif form == "parameter":
+        conninfo = f"postgresql://db.internal/audit?password={quote(password, safe='')}&x=1"
+    else:
+        escaped = password.replace("\\", "\\\\").replace("'", "\\'")
+        conninfo = f"host=db.internal password='{escaped}' dbname=audit"
+    mention = f"cannot connect to {conninfo}: server said {password!r}"
+    redacted = redact_conninfo(mention, conninfo)
+    assert "db.internal" in redacted
+    assert password not in redacted.replace("***", "") or password in mention.replace(password, "")
+
+
+def test_a_connection_error_of_postgres_sink_holds_no_password() -> None:
+    psycopg = pytest.importorskip("psycopg")
+    # libpq quotes the whole URI back in this error.
+    with pytest.raises(psycopg.Error) as caught:
+        PostgresSink("postgresql://alice:S3cr3t-pw@[::1:5432/audit")
+    assert "S3cr3t" not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None

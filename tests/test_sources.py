@@ -31,6 +31,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from auditsync import Origin, parse_line
+from auditsync import _gzip as gzip_module
 from auditsync import _sources as sources_module
 from auditsync._auditlog import parse_lines
 from auditsync._events import DeadLetter
@@ -218,7 +219,7 @@ def test_gzip_members_read_in_any_sizes_give_each_byte_once(
     # A read that stopped inside a member once counted the input after that member
     # twice: zlib had left it in both unconsumed_tail and unused_data.
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "new_inflater", inflater)
         members = sources_module._GzipMembers(io.BytesIO(b"".join(map(gzip.compress, parts))))
         got = [members.read(size) for size in sizes * 40]
         got += iter(members.read, b"")
@@ -239,7 +240,7 @@ def test_a_gzip_member_cut_short_gives_every_byte_before_the_cut(
     data = whole[: cut % len(whole)]
     good = zlib.decompressobj(31).decompress(data)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "new_inflater", inflater)
         members = sources_module._GzipMembers(io.BytesIO(data))
         got = b"".join(iter(lambda: members.read(size), b""))
     assert good.startswith(got)
@@ -254,10 +255,13 @@ def test_a_gzip_member_with_reserved_flags_ends_the_file_whichever_inflates(
     first, second = gzip.compress(log_bytes(MARIADB)), gzip.compress(log_bytes(AURORA))
     flagged = second[:3] + bytes([second[3] | 0x20]) + second[4:]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sources_module, "new_inflater", inflater)
+        patch.setattr(gzip_module, "new_inflater", inflater)
         members = sources_module._GzipMembers(ShortReads(first + flagged, 2))
         assert b"".join(iter(members.read, b"")) == log_bytes(MARIADB)
-    assert members.failure == f"corrupt gzip member at offset {len(first)}: reserved flags"
+    assert (
+        members.failure
+        == f"corrupt gzip stream: reserved header flags set (at offset {len(first)})"
+    )
 
 
 def test_a_read_error_ends_the_log_after_its_last_whole_line() -> None:
@@ -305,14 +309,33 @@ def test_open_input_of_an_empty_stream_is_empty() -> None:
 
 def test_log_lines_carry_path_and_physical_line_number() -> None:
     data = log_bytes(MARIADB, "", AURORA) + RDS_QUERY.encode() + b"\r\n" + RDS_CONNECT.encode()
-    items = list(read_inputs(reader(data), "logs/server_audit.log"))
+    items = list(read_inputs(reader(data + b"\n"), "logs/server_audit.log"))
     assert lines_of(items) == [
         (MARIADB.encode(), 1),
         (AURORA.encode(), 3),
         (RDS_QUERY.encode(), 4),  # CRLF taken off
-        (RDS_CONNECT.encode(), 5),  # no final newline
+        (RDS_CONNECT.encode(), 5),
     ]
     assert {item.origin.path for item in items if item.origin} == {"logs/server_audit.log"}
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_last_line_without_its_newline_is_incomplete_not_a_record(compressed: bool) -> None:
+    # It reads as a query the server truncated: run while a writer is mid-line, then again
+    # once it finished, the same record was stored twice.
+    cut = b"20240131 14:02:09,db1,app,10.0.0.7,42,1003,QUERY,shop,'delete from orders where id = 4"
+    data = log_bytes(MARIADB) + cut
+    items = list(read_file(io.BytesIO(gzip.compress(data) if compressed else data), "a.log"))
+    assert lines_of(items[:-1]) == [(MARIADB.encode(), 1)]
+    assert items[-1] == Unreadable(
+        "a.log: line 2 has no newline at its end: incomplete, not a record",
+        cut,
+        Origin(path="a.log", line_number=2),
+    )
+    assert lines_of(list(read_file(io.BytesIO(data + b"\n"), "a.log"))) == [
+        (MARIADB.encode(), 1),
+        (cut, 2),
+    ]
 
 
 @pytest.mark.parametrize("line", [MARIADB, AURORA, RDS_CONNECT, SYSLOG_BSD, SYSLOG_DATAGRAM])
@@ -387,11 +410,12 @@ def test_a_stray_junk_line_is_its_own_dead_letter() -> None:
     ]
 
 
-def test_a_run_of_junk_lines_is_not_glued_into_one_unbounded_record() -> None:
+@pytest.mark.parametrize("form", [InputFormat.LOG, InputFormat.EXPORT])
+def test_a_run_of_junk_lines_is_not_glued_into_one_unbounded_record(form: InputFormat) -> None:
     # No name in a record holds more than a few newlines; a file of junk must not become
-    # one record the size of the file.
+    # one record the size of the file — in an export, lines without its timestamp alike.
     data = log_bytes(*(f"{JUNK} number {n}" for n in range(2000)))
-    items = list(read_inputs(reader(data), "f"))
+    items = list(read_inputs(reader(data), "f", form))
     assert max(len(text) for item in items if isinstance(item, Lines) for text in item.texts) < (
         64 * 1024
     )
@@ -424,6 +448,43 @@ def test_export_message_holding_a_newline_is_rejoined() -> None:
     data = log_bytes(f"2023-05-01T10:02:19.000Z {record}", f"2023-05-01T10:02:20.000Z {AURORA}")
     items = list(read_inputs(reader(data), "export"))
     assert lines_of(items) == [(record.encode(), 1), (AURORA.encode(), 3)]
+
+
+def test_export_junk_after_a_table_event_is_not_glued_to_it() -> None:
+    # A table event ends in a comma, so junk glued to it read as its database:
+    # database='shop,orders,\nTHIS IS', object 'junk', and no dead letter.
+    data = log_bytes(f"2023-05-01T10:02:19.000Z {MARIADB_WRITE}", "THIS IS,junk,")
+    items = list(read_inputs(reader(data), "export"))
+    assert lines_of(items) == [(MARIADB_WRITE.encode(), 1), (b"THIS IS,junk,", 2)]
+    sink, letters = MemorySink(), MemorySink()
+    report = Pipeline(sink, dead_letter=letters).process(read_inputs(reader(data), "export"))
+    assert [(event.database, event.object) for event in sink.items] == [("shop", "orders")]
+    assert (report.delivered, report.dead_lettered) == (1, 1)
+
+
+def test_a_raw_log_read_as_an_export_is_split_into_its_records() -> None:
+    # With no export timestamp on any line, every line after the first once continued it:
+    # one record, and one event whose database was the whole file.
+    data = (Path(__file__).parents[1] / "examples" / "server_audit.log").read_bytes()
+    as_log = lines_of(list(read_inputs(reader(data), "f", InputFormat.LOG)))
+    assert len(as_log) > 300
+    assert lines_of(list(read_inputs(reader(data), "f", InputFormat.EXPORT))) == as_log
+
+
+@pytest.mark.parametrize("form", [InputFormat.LOG, InputFormat.EXPORT])
+def test_one_rule_joins_a_split_record_in_a_log_and_an_export(form: InputFormat) -> None:
+    # The continuation joins a record that does not read alone, at most three times.
+    stamp = "2023-05-01T10:02:19.000Z " if form is InputFormat.EXPORT else ""
+    split = "20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,shop,a\nb\nc\nd,"
+    too_split = "20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,shop,a\nb\nc\nd\ne,"
+    data = log_bytes(stamp + split, stamp + too_split, stamp + AURORA)
+    items = list(read_inputs(reader(data), "f", form))
+    assert lines_of(items) == [
+        (split.encode(), 1),
+        (too_split.encode()[:-3], 5),  # joined three times, then the rest stands alone
+        (b"e,", 9),
+        (AURORA.encode(), 10),
+    ]
 
 
 _PHYSICAL_LINES = st.lists(
@@ -459,12 +520,20 @@ def test_records_read_a_chunk_at_a_time_are_those_read_line_by_line(
     physical = data.split(b"\n")
     if final_newline and lines:
         physical.pop()
+    last = physical.pop() if data and not (final_newline and lines) else b""
     reference.take_lines(physical if data else [], 1)
     reference.finish()
     expected = list(zip(reference.texts, reference.numbers, strict=True))
     for size in (chunk, 1 << 20):
         stream = io.BytesIO(data)
         blocks = list(sources_module._log_lines(stream, "a.log", export=export, chunk=size))
+        if last.rstrip(b"\r"):  # a last line without its newline is no record
+            incomplete = blocks.pop()
+            assert isinstance(incomplete, Unreadable)
+            assert (incomplete.raw, incomplete.origin) == (
+                last,
+                Origin(path="a.log", line_number=len(physical) + 1),
+            )
         assert lines_of(blocks) == expected
         assert all(0 < len(block.texts) <= LINES_PER_BLOCK for block in blocks)
 
@@ -495,6 +564,87 @@ def test_forced_export_format_reads_an_object_whose_first_line_is_junk() -> None
     assert detect_format(data) is InputFormat.LOG
     items = list(read_inputs(reader(data), "export", InputFormat.EXPORT))
     assert lines_of(items) == [(JUNK.encode(), 1), (MARIADB.encode(), 2)]
+
+
+# --- records longer than any record ----------------------------------------------------------
+
+
+def bounded(longest: int) -> Any:
+    """A smaller :data:`LONGEST_RECORD`, so that tests need not make megabytes."""
+    return mock.patch.object(sources_module, "LONGEST_RECORD", longest)
+
+
+@given(
+    lengths=st.lists(st.sampled_from([0, 1, 99, 100, 101, 250, 9000]), min_size=1, max_size=12),
+    chunk=st.integers(1, 300),
+    final_newline=st.booleans(),
+)
+def test_a_line_longer_than_any_record_is_a_dead_letter_of_its_start_and_length(
+    lengths: list[int], chunk: int, final_newline: bool
+) -> None:
+    # A gzip bomb of NULs is one endless line: it was held whole, then parsed.
+    longest, kept = 100, sources_module._KEPT
+    lines = [MARIADB.encode() + b"x" * n for n in lengths]
+    data = b"\n".join(lines) + (b"\n" if final_newline else b"")
+    with bounded(longest):
+        items = list(
+            sources_module._log_lines(io.BytesIO(data), "a.log", export=False, chunk=chunk)
+        )
+    records = lines_of([item for item in items if isinstance(item, Lines)])
+    letters = [item for item in items if isinstance(item, Unreadable)]
+    numbered = list(enumerate(lines, 1))
+    if not final_newline:
+        *numbered, (last_number, last) = numbered
+    assert records == [(line, n) for n, line in numbered if len(line) <= longest]
+    expected = [(line[:kept], n, len(line)) for n, line in numbered if len(line) > longest]
+    if not final_newline:
+        expected.append((last[:kept], last_number, len(last)))
+    assert [(letter.raw, letter.origin.line_number) for letter in letters if letter.origin] == [
+        (raw, n) for raw, n, _ in expected
+    ]
+    for letter, (_, number, length) in zip(letters, expected, strict=True):
+        if length > longest:
+            assert f"line {number} is {length} bytes long" in letter.error
+        else:
+            assert "no newline" in letter.error
+
+
+def test_records_around_an_overlong_line_keep_their_order() -> None:
+    data = log_bytes(MARIADB, b"\0" * 5000, AURORA)
+    with bounded(1000):
+        items = list(read_inputs(reader(gzip.compress(data)), "bomb.gz"))
+    assert [type(item) for item in items] == [Lines, Unreadable, Lines]
+    assert lines_of(items[::2]) == [(MARIADB.encode(), 1), (AURORA.encode(), 3)]
+    assert items[1] == Unreadable(
+        "bomb.gz: line 2 is 5000 bytes long, longer than any record (1000 bytes); "
+        "its first 4096 bytes are kept",
+        bytes(4096),
+        Origin(path="bomb.gz", line_number=2),
+    )
+
+
+def test_continuations_are_not_joined_past_the_longest_record() -> None:
+    start = "20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,shop,a"
+    end = "c" * 400 + ","
+    data = log_bytes(start, "b" * 600, end)
+    with bounded(1000):
+        items = list(read_inputs(reader(data), "f"))
+    assert lines_of(items) == [(f"{start}\n{'b' * 600}".encode(), 1), (end.encode(), 3)]
+
+
+def test_a_document_longer_than_any_record_is_a_dead_letter_of_its_start() -> None:
+    huge = message(["x" * 3000])
+    data = message([MARIADB]) + b"\n" + huge + b"\n" + message([AURORA], 1)
+    with bounded(2000):
+        items = list(read_inputs(reader(data), "f.json"))
+    assert items[0] == Payload(message([MARIADB]), Origin(path="f.json", line_number=1))
+    assert items[1] == Unreadable(
+        f"f.json: document 2 is {len(huge)} bytes long, longer than any record (2000 bytes); "
+        f"its first {len(huge)} bytes are kept",
+        huge,
+        Origin(path="f.json", line_number=2),
+    )
+    assert items[2] == Payload(message([AURORA], 1), Origin(path="f.json", line_number=3))
 
 
 # --- read_inputs: JSON ----------------------------------------------------------------------
@@ -706,7 +856,7 @@ def test_documents_property(
 
 def small_windows(window: int, *, patience: int) -> Any:
     """Reads of ``window`` bytes, and ``patience`` bytes before a stretch is judged bad."""
-    return mock.patch.multiple(sources_module, _CHUNK=window, _LONGEST_DOCUMENT=patience)
+    return mock.patch.multiple(sources_module, _CHUNK=window, LONGEST_RECORD=patience)
 
 
 def test_a_bad_stretch_longer_than_any_document_is_cut_before_the_stream_ends() -> None:

@@ -1,4 +1,4 @@
-"""Tests for auditsync.sql: classification, redaction and fingerprints of statements."""
+"""Tests for auditsync.sql: the lexer, classification, redaction and fingerprints."""
 
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ from auditsync.sql import (
     classify,
     fingerprint,
     redact,
+)
+from auditsync.sql._lexer import (
+    IDENT,
+    TOKEN,
+    TOKEN_RUN,
+    Lexed,
+    quote_name,
+    skeleton,
+    unquote_name,
 )
 
 CORPUS = Path(__file__).parent / "data" / "sql" / "classify.tsv"
@@ -549,6 +558,101 @@ def test_the_reference_lexer_can_tell_literals_from_code() -> None:
     assert _code_marks("/*!50001 " + MARK + " */") == 1
     assert _code_marks("--" + MARK + " -- " + MARK) == 1
     assert _code_marks("# " + MARK + "\n" + MARK) == 1
+
+
+# --- the lexer ------------------------------------------------------------------------
+
+
+@given(st.text())
+@settings(max_examples=1000)
+@example("SELECT `a`.`b``c`, 'x''y', x'1F' /*!50001 f() */ -- z\n2*/*c*/3 */")
+@example("'a\\")
+@example("`a`.`b")
+def test_the_lexer_cuts_any_text_into_tokens_that_join_back_to_it(text: str) -> None:
+    for lexicon in (TOKEN, TOKEN_RUN):
+        parts = lexicon.split(text)
+        assert "".join(parts) == text
+        assert all(parts[1::2]), "a token is never empty"
+    assert len(skeleton(text)) == len(text)
+    lexed = Lexed.of(text)
+    assert (lexed.text, len(lexed.code), len(lexed.bare)) == (text, len(text), len(text))
+    assert len(lexed.flat()) == len(text)
+    for start, end in lexed.closing().items():
+        assert lexed.bare[start] == "("
+        assert end == len(text) or lexed.bare[end] == ")"
+    spans = lexed.items(0, len(text))
+    assert (spans[0][0], spans[-1][1]) == (0, len(text))
+
+
+@given(st.text(alphabet=LEXICAL_ALPHABET, max_size=120))
+@settings(max_examples=2000)
+@example("2*/*" + MARK + "*/3 */" + MARK)
+@example("x'1F'" + MARK + "b'01'")
+def test_lexed_code_keeps_exactly_the_code_and_the_names(text: str) -> None:
+    assert Lexed.of(text).code.count(MARK) == _code_marks(text)
+
+
+def test_lexed_views_keep_every_position() -> None:
+    text = "select `a`.`b``c`, 'x', X'1F' /*!50001 f() */ -- z\n/* d */ 2 */ 3"
+    lexed = Lexed.of(text)
+    # A ``*/`` with no executable comment open is code here; the skeleton blanks it.
+    assert lexed.code == "select `a`.`b``c`, ''', '''''          f()        \n        2 */ 3"
+    assert lexed.bare == "SELECT `_`.`____`, ''', '''''          F()        \n        2 */ 3"
+    assert skeleton(text) == "select ``````````, ''', '''''          f()        \n        2    3"
+    assert not lexed.cut
+
+
+@pytest.mark.parametrize(
+    ("text", "cut"),
+    [
+        ("SELECT 'a", True),
+        ("SELECT 'a\\", True),
+        ("SELECT 'a''", True),
+        ('SELECT "a', True),
+        ("SELECT `a", True),
+        ("SELECT `a`.`b``", True),
+        ("SELECT 1 /* a", True),
+        ("SELECT 1 /*/", True),
+        ("/*!50001 SELECT 1", True),
+        ("/*M!100100 SELECT 1 /* c */", True),
+        ("SELECT f(1", True),
+        ("SELECT 'it''s'", False),
+        ("SELECT '\\''", False),
+        ("SELECT `a`.`b``c`", False),
+        ("SELECT '(' -- (", False),
+        ("/*!50001 SELECT 1 */", False),
+        ("SELECT 2 */ 3", False),
+        ("SELECT x'1F', b'01'", False),
+        ("SELECT 1 /**/", False),
+    ],
+)
+def test_lexed_says_when_the_text_was_cut(text: str, cut: bool) -> None:
+    assert Lexed.of(text).cut is cut
+
+
+def test_lexed_reads_parentheses_and_lists_at_their_own_level() -> None:
+    text = "INSERT INTO t (a, b) VALUES (1, f(2, ')')), (3"
+    lexed = Lexed.of(text)
+    closing = lexed.closing()
+    assert text[14 : closing[14] + 1] == "(a, b)"
+    assert text[28 : closing[28] + 1] == "(1, f(2, ')'))"
+    assert closing[text.rindex("(")] == len(text)
+    assert lexed.flat() == "INSERT INTO T (    ) VALUES (            ), ( "
+    assert [text[a:b] for a, b in lexed.items(29, closing[28])] == ["1", " f(2, ')')"]
+
+
+@given(st.text())
+def test_a_quoted_name_reads_back_as_itself(name: str) -> None:
+    quoted = quote_name(name)
+    assert unquote_name(quoted) == name
+    assert re.fullmatch(IDENT, quoted)
+    assert TOKEN.split(quoted) == ["", quoted, ""]
+
+
+def test_unquote_name_keeps_a_bare_name_and_drops_only_the_quote_of_an_unclosed_one() -> None:
+    assert unquote_name("t1") == "t1"
+    assert unquote_name("`a``b") == "a`b"
+    assert unquote_name("`") == ""
 
 
 STATEMENT_TEXT = st.one_of(

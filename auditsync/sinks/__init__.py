@@ -1,6 +1,7 @@
 """Where events go: the :class:`Sink` protocol and the built-in sinks."""
 
 from ._base import DeadLetterSink, Refused, Sink
+from ._forms import FormSink
 from ._jsonlines import (
     JsonLinesSink,
     dead_letter_from_dict,
@@ -10,6 +11,7 @@ from ._jsonlines import (
     to_json,
 )
 from ._memory import CallbackSink, FanOutSink, MemorySink
+from ._parquet import OcsfParquetSink, ParquetSink
 from ._postgres import PostgresSink
 from ._sqlite import SQLiteSink
 
@@ -17,8 +19,11 @@ __all__ = [
     "CallbackSink",
     "DeadLetterSink",
     "FanOutSink",
+    "FormSink",
     "JsonLinesSink",
     "MemorySink",
+    "OcsfParquetSink",
+    "ParquetSink",
     "PostgresSink",
     "Refused",
     "SQLiteSink",

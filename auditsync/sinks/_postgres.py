@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from .._events import AuditEvent, DeadLetter, Form
 from ._sqlite import (
@@ -26,7 +28,7 @@ from ._sqlite import (
     split_batch,
 )
 
-__all__ = ["PostgresSink"]
+__all__ = ["PostgresSink", "redact_conninfo"]
 
 _FORMS = {
     Form.TEXT: "text NOT NULL",
@@ -55,6 +57,68 @@ _DEAD_LETTER_TYPES = column_types(
         "event": "json",
     },
 )
+
+
+#: The password of a URL: ``scheme://user:PASSWORD@``, up to the last ``@`` before the
+#: path, so that a password holding a raw ``@`` goes whole.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/?#@\s]*:)([^/?#\s]*)@")
+#: A URL's query parameter; libpq decodes names too (``pass%77ord=`` is ``password=``).
+_URL_PARAMETER = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*)")
+#: ``password=value`` of a key/value conninfo: quoted, or everything up to the next
+#: ``keyword=`` or the end of the line (an unquoted password with a space goes whole).
+_KEYWORD_PASSWORD = re.compile(
+    r"(?<![?&])\b((?:ssl)?password\s*=\s*)"
+    r"('(?:[^'\\\n]|\\.)*'?|[^\n]*?)(?=\s+[A-Za-z_]\w*\s*=|[ \t]*(?:\n|$))",
+    re.IGNORECASE,
+)
+_SECRET_NAMES = frozenset({"password", "sslpassword"})
+_HIDDEN = "***"
+
+
+def redact_conninfo(text: str, conninfo: str | None = None) -> str:
+    """``text`` with every password of a PostgreSQL conninfo in it replaced by ``***``.
+
+    Both forms: URLs (``postgresql://user:pw@host/db``, ``?password=pw``, percent-encoded
+    or not) and key/value strings (``password=pw``, ``password='p w'``). With
+    ``conninfo``, also every piece of *its* passwords wherever it appears in ``text``:
+    libpq's own errors quote fragments of the conninfo they could not read (``missing
+    "=" after "pw"``). For what the command line prints and what a sink raises.
+    """
+    secrets = sorted(set(_passwords(conninfo)) if conninfo else (), key=len, reverse=True)
+    text = _URL_PASSWORD.sub(rf"\1{_HIDDEN}@", text)
+    text = _URL_PARAMETER.sub(_hide_parameter, text)
+    text = _KEYWORD_PASSWORD.sub(rf"\1{_HIDDEN}", text)
+    for secret in secrets:
+        text = text.replace(secret, _HIDDEN)
+        for piece in secret.split():
+            # A short piece is hidden where libpq quotes it, not inside every word.
+            text = text.replace(f'"{piece}"', f'"{_HIDDEN}"')
+            if len(piece) >= 4:
+                text = text.replace(piece, _HIDDEN)
+    return text
+
+
+def _passwords(conninfo: str) -> Iterator[str]:
+    """The passwords a conninfo holds, as written and as libpq reads them."""
+    found: list[str] = [match.group(2) for match in _URL_PASSWORD.finditer(conninfo)]
+    found += [
+        match.group(3)
+        for match in _URL_PARAMETER.finditer(conninfo)
+        if unquote(match.group(2)).lower() in _SECRET_NAMES
+    ]
+    for match in _KEYWORD_PASSWORD.finditer(conninfo):
+        value = match.group(2)
+        found += [value, value.strip("'").replace("\\'", "'").replace("\\\\", "\\")]
+    for value in found:
+        if value:
+            yield value
+            yield unquote(value)
+
+
+def _hide_parameter(match: re.Match[str]) -> str:
+    if unquote(match.group(2)).lower() in _SECRET_NAMES:
+        return f"{match.group(1)}{match.group(2)}={_HIDDEN}"
+    return match.group(0)
 
 
 def _import_psycopg() -> Any:
@@ -167,7 +231,14 @@ class PostgresSink:
                 raise
 
     def _connect(self) -> Any:
-        return self._psycopg.connect(self._conninfo, autocommit=True)
+        """Connect; an error says what went wrong without the conninfo's password, which
+        libpq may quote (and not as the error's cause either, which would carry it)."""
+        psycopg = self._psycopg
+        try:
+            return psycopg.connect(self._conninfo, autocommit=True)
+        except psycopg.Error as error:
+            failure = type(error)(redact_conninfo(str(error), self._conninfo))
+        raise failure
 
     def _create(self, sql: Any) -> None:
         with self._connection.transaction(), self._connection.cursor() as cursor:

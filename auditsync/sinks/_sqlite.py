@@ -283,6 +283,8 @@ class SQLiteSink:
         dead_letter_table: str = "dead_letters",
         timeout: float = 30.0,
     ):
+        self._path: str | None = None
+        self._file: tuple[int, int] | None = None
         if isinstance(path_or_connection, sqlite3.Connection):
             self._connection = path_or_connection
             self._owned = False
@@ -291,6 +293,7 @@ class SQLiteSink:
                 path_or_connection, timeout=timeout, isolation_level=None, check_same_thread=False
             )
             self._owned = True
+            self._path = os.fspath(path_or_connection)
         self._lock = threading.Lock()
         self._closed = False
         self._insert_event = _insert(table, EVENT_COLUMNS)
@@ -308,6 +311,7 @@ class SQLiteSink:
                 self._connection.execute(
                     _create_table(dead_letter_table, DEAD_LETTER_COLUMNS, _SQLITE_DEAD_LETTER_TYPES)
                 )
+            self._file = _identity(self._path)
         except BaseException:
             self.close()
             raise
@@ -325,11 +329,24 @@ class SQLiteSink:
         event_rows, letter_rows = batch.event_rows, batch.letter_rows
         if event_rows or letter_rows:
             with self._lock, self._transaction():
+                self._check_file()
                 if event_rows:
                     self._connection.executemany(self._insert_event, event_rows)
                 if letter_rows:
                     self._connection.executemany(self._insert_dead_letter, letter_rows)
         batch.raise_refusals()
+
+    def _check_file(self) -> None:
+        """Fail the batch if the database file was deleted or replaced since it was opened.
+
+        SQLite keeps writing to the file it has open, so rows sent to a deleted database
+        would vanish with its last handle while every write succeeded. One ``stat`` per
+        batch, made while the write lock is held.
+        """
+        if self._file is not None and _identity(self._path) != self._file:
+            raise sqlite3.OperationalError(
+                f"{self._path}: the database file was deleted or replaced after it was opened"
+            )
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -365,6 +382,17 @@ class SQLiteSink:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _identity(path: str | None) -> tuple[int, int] | None:
+    """The device and inode of a database file; None in memory, or when there is none."""
+    if path is None or path in ("", ":memory:"):
+        return None
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def _create_table(table: str, columns: Sequence[str], types: dict[str, str]) -> str:

@@ -78,8 +78,6 @@ def events(count: int, start: int = 1) -> list[AuditEvent]:
     return [event(number) for number in range(start, start + count)]
 
 
-
-
 def select(psycopg: Any, query: str) -> list[dict[str, Any]]:
     """Rows as dicts, read through a connection of its own (what others see committed)."""
     with psycopg.connect(DSN) as connection:

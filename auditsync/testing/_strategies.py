@@ -1,48 +1,23 @@
-"""Hypothesis strategies for auditsync's inputs and values, for our tests and yours.
+"""Hypothesis strategies for auditsync's inputs and values (see :mod:`auditsync.testing`).
 
 They generate what the server and AWS can produce — events of every dialect, their lines,
 subscription messages, and the Lambda events that carry them — inside the domain where
 a line can be read back without ambiguity (see docs/line-grammar.md: a table event whose
 database *and* table hold commas cannot be split, so these strategies never make one).
-Requires ``hypothesis`` (``pip install 'auditsync[test]'``).
 """
 
 from __future__ import annotations
 
-import base64
-import gzip
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-try:
-    from hypothesis import strategies as st
-except ImportError as missing:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        "auditsync.testing needs hypothesis: pip install 'auditsync[test]'"
-    ) from missing
+from hypothesis import strategies as st
 
-import orjson
+from .._auditlog import format_line
+from .._envelope import CONTROL_MESSAGE, DATA_MESSAGE, LogEvent, SubscriptionMessage
+from .._events import CONNECTION_OPERATIONS, TABLE_OPERATIONS, AuditEvent, Dialect
+from ._builders import firehose_event, kinesis_event, subscription_event, to_payload
 
-from ._auditlog import format_line
-from ._envelope import CONTROL_MESSAGE, DATA_MESSAGE, LogEvent, SubscriptionMessage
-from ._events import CONNECTION_OPERATIONS, TABLE_OPERATIONS, AuditEvent, Dialect
-
-__all__ = [
-    "audit_events",
-    "audit_lines",
-    "control_messages",
-    "firehose_events",
-    "kinesis_event",
-    "kinesis_events",
-    "mutations",
-    "query_texts",
-    "subscription_events",
-    "subscription_messages",
-    "to_payload",
-]
-
-_FIRST_SEQUENCE = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898
 _CONTROL_TEXT = "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."
 
 _SPECIALS = "',\"\\`|.@% ;()\n\r\t\b\f\x00\x1a\x7f"
@@ -185,42 +160,6 @@ def control_messages() -> st.SearchStrategy[SubscriptionMessage]:
     )
 
 
-def to_payload(message: SubscriptionMessage | bytes) -> str:
-    """Base64 of gzip of the message JSON: what Kinesis and subscription filters carry."""
-    raw = message if isinstance(message, bytes) else orjson.dumps(message.to_dict())
-    return base64.b64encode(gzip.compress(raw)).decode("ascii")
-
-
-def _kinesis_record(payload: str, shard: str, sequence: int) -> dict[str, Any]:
-    number = f"{sequence:056d}"
-    return {
-        "kinesis": {
-            "kinesisSchemaVersion": "1.0",
-            "partitionKey": "a" * 32,
-            "sequenceNumber": number,
-            "data": payload,
-            "approximateArrivalTimestamp": 1668093033.744,
-        },
-        "eventSource": "aws:kinesis",
-        "eventVersion": "1.0",
-        "eventID": f"{shard}:{number}",
-        "eventName": "aws:kinesis:record",
-        "invokeIdentityArn": "arn:aws:iam::123456789012:role/auditsync",
-        "awsRegion": "eu-west-1",
-        "eventSourceARN": "arn:aws:kinesis:eu-west-1:123456789012:stream/audit",
-    }
-
-
-def kinesis_event(payloads: Sequence[str], shard: str = "shardId-000000000000") -> dict[str, Any]:
-    """A Lambda Kinesis event carrying ``payloads`` in order, with rising sequence numbers."""
-    return {
-        "Records": [
-            _kinesis_record(payload, shard, _FIRST_SEQUENCE + index)
-            for index, payload in enumerate(payloads)
-        ]
-    }
-
-
 def kinesis_events(max_records: int = 5) -> st.SearchStrategy[dict[str, Any]]:
     """Lambda Kinesis events of data and control messages."""
     messages = st.one_of(subscription_messages(), control_messages()).map(to_payload)
@@ -230,30 +169,14 @@ def kinesis_events(max_records: int = 5) -> st.SearchStrategy[dict[str, Any]]:
 def subscription_events() -> st.SearchStrategy[dict[str, Any]]:
     """Lambda events from a subscription filter: ``{"awslogs": {"data": ...}}``."""
     return st.one_of(subscription_messages(), control_messages()).map(
-        lambda message: {"awslogs": {"data": to_payload(message)}}
+        lambda message: subscription_event(to_payload(message))
     )
 
 
 def firehose_events(max_records: int = 5) -> st.SearchStrategy[dict[str, Any]]:
     """Firehose data-transformation events of CloudWatch Logs records."""
     messages = st.one_of(subscription_messages(), control_messages()).map(to_payload)
-
-    def build(payloads: list[str]) -> dict[str, Any]:
-        return {
-            "invocationId": "00540a87-5050-496a-84e4-e7d92bbaf5e2",
-            "deliveryStreamArn": "arn:aws:firehose:eu-west-1:123456789012:deliverystream/audit",
-            "region": "eu-west-1",
-            "records": [
-                {
-                    "recordId": f"4963{index:052d}",
-                    "approximateArrivalTimestamp": 1668093033744,
-                    "data": payload,
-                }
-                for index, payload in enumerate(payloads)
-            ],
-        }
-
-    return st.lists(messages, min_size=1, max_size=max_records).map(build)
+    return st.lists(messages, min_size=1, max_size=max_records).map(firehose_event)
 
 
 @st.composite
