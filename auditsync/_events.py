@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple, cast
 
 import attrs
 
+from ._rds import RdsResource, rds_resource
+
 if TYPE_CHECKING:
     from .sql import Statement
 
@@ -97,6 +99,11 @@ class Origin:
         if self.event_id is not None:
             parts.append(f"event {self.event_id}")
         return ", ".join(parts) or "unknown origin"
+
+    @property
+    def rds(self) -> RdsResource | None:
+        """The RDS instance or Aurora cluster its log group names, if it names one."""
+        return rds_resource(self.log_group)
 
 
 class _StatementCache:

@@ -5,8 +5,8 @@ cluster's to ``/aws/rds/cluster/<cluster>/<log>`` (``<log>`` is ``audit`` for th
 server_audit log). The name is what users filter and group by, and no field of the line
 carries it: ``serverhost`` is the host's own name, which RDS does not promise to match.
 
-This belongs on :class:`auditsync.Origin` as a derived property; until the event's field
-table takes it, the output forms (Arrow, OCSF, ECS) call :func:`rds_resource` directly.
+:attr:`auditsync.Origin.rds` reads it for every output form (Arrow, OCSF, ECS). It is
+derived, not a stored field: the log group already holds it.
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ from typing import Any, Literal
 from . import _events
 from ._errors import AuditSyncError
 from ._events import AuditEvent, Form
-from ._rds import rds_resource
 from .sinks._jsonlines import event_from_dict, event_to_dict, iso_timestamp
 
 #: pyarrow's objects (pyarrow ships no type information).
@@ -170,7 +169,7 @@ def _row(event: AuditEvent) -> dict[str, Any]:
     origin = document["origin"]
     if origin is not None:
         _exact(origin, "origin.", raw)
-        resource = rds_resource(event.origin.log_group if event.origin else None)
+        resource = event.origin.rds if event.origin else None
         origin["rds_instance"] = resource.instance if resource else None
         origin["rds_cluster"] = resource.cluster if resource else None
     document["raw_fields"] = raw or None

@@ -20,7 +20,6 @@ from typing import Any
 
 from ._auditlog import format_line
 from ._events import AuditEvent
-from ._rds import rds_resource
 from .sinks._jsonlines import event_to_dict
 
 __all__ = ["ECS_VERSION", "to_ecs"]
@@ -112,7 +111,7 @@ def to_ecs(event: AuditEvent) -> dict[str, Any]:
         result["related"]["ip"] = [source["ip"]]
     if retcode:
         result["error"] = {"code": str(retcode)}
-    resource = rds_resource(event.origin.log_group if event.origin else None)
+    resource = event.origin.rds if event.origin else None
     if resource is not None:
         result["cloud"] = {"provider": "aws", "service": {"name": "rds"}}
         if resource.kind == "instance":

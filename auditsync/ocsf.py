@@ -24,7 +24,6 @@ from typing import Any
 
 from ._auditlog import format_line
 from ._events import AuditEvent, Dialect
-from ._rds import rds_resource
 from .sinks._jsonlines import event_to_dict
 
 __all__ = [
@@ -127,7 +126,7 @@ def to_ocsf(event: AuditEvent) -> dict[str, Any]:
     unmapped["operation"] = document["operation"]
     if document["origin"] is not None:
         unmapped["origin"] = document["origin"]
-        resource = rds_resource(event.origin.log_group if event.origin else None)
+        resource = event.origin.rds if event.origin else None
         if resource is not None:
             unmapped[f"rds_{resource.kind}"] = resource.identifier
             destination["name"] = resource.identifier

@@ -196,3 +196,19 @@ def test_an_event_reads_back_from_its_json() -> None:
 
 def test_table_operations_are_the_grammars() -> None:
     assert {"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"} == TABLE_OPERATIONS
+
+
+@pytest.mark.parametrize(
+    ("log_group", "instance", "cluster"),
+    [
+        ("/aws/rds/instance/db-primary/audit", "db-primary", None),
+        ("/aws/rds/cluster/prod/audit", None, "prod"),
+        ("/aws/lambda/other", None, None),
+        (None, None, None),
+    ],
+)
+def test_the_origin_names_the_rds_database_its_log_group_names(
+    log_group: str | None, instance: str | None, cluster: str | None
+) -> None:
+    rds = Origin(log_group=log_group).rds
+    assert (rds.instance if rds else None, rds.cluster if rds else None) == (instance, cluster)
