@@ -11,7 +11,6 @@ built. ``AUDITSYNC_PURE_PYTHON=1`` turns them off (and ISA-L's inflater, chosen 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
 from types import ModuleType
@@ -20,6 +19,7 @@ from typing import Any
 import attrs
 
 from ._events import ORIGIN_FIELDS, AuditEvent, Dialect, Origin
+from ._gzip import compiled_parts_wanted
 
 __all__ = [
     "c_json",
@@ -44,10 +44,6 @@ ReadLines = Callable[
 DIALECTS = (Dialect.AUTO, Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL)
 
 
-def _wanted() -> bool:
-    return os.environ.get("AUDITSYNC_PURE_PYTHON", "") in ("", "0")
-
-
 def _reader_defaults(read: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
     """The default of each field the C reader does not read; it sets them as they are."""
     names = {field.name for field in attrs.fields(AuditEvent)}
@@ -68,7 +64,7 @@ def _reader_defaults(read: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
 
 
 def _load_reader() -> tuple[ParseLine, ReadLogEvents, ReadLines] | None:
-    if not _wanted():
+    if not compiled_parts_wanted():
         return None
     try:
         from . import _c_reader
@@ -86,7 +82,7 @@ def _load_reader() -> tuple[ParseLine, ReadLogEvents, ReadLines] | None:
 
 
 def _load_json() -> ModuleType | None:
-    if not _wanted():
+    if not compiled_parts_wanted():
         return None
     try:
         from . import _c_json
