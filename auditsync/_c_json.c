@@ -1,11 +1,11 @@
 /*
  * auditsync._c_json: the JSON form of events, at C speed.
  *
- * It writes exactly what orjson.dumps(sinks._jsonlines.event_to_dict(event)) does, for
+ * It writes exactly what orjson.dumps(_json.event_to_dict(event)) does, for
  * the events it can: a plain AuditEvent whose text is all valid Unicode, a UTC timestamp,
  * ids within 64 bits. For anything else it answers None and the Python writer, the
  * reference, writes the line (tests/test_speedups.py compares the two, and
- * sinks/_jsonlines.py tries a few events when it configures this module).
+ * _json.py tries a few events when it configures this module).
  *
  * What it writes follows the event's table in Python (auditsync/_events.py), handed over
  * by configure(): the members in their order, each with its Form; the origin's; the
@@ -813,7 +813,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module_definition = {
     PyModuleDef_HEAD_INIT, "auditsync._c_json",
-    "The JSON form of events at C speed; see auditsync/sinks/_jsonlines.py.", -1, methods,
+    "The JSON form of events at C speed; see auditsync/_json.py.", -1, methods,
 };
 
 PyMODINIT_FUNC

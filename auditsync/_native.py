@@ -92,5 +92,5 @@ def _load_json() -> ModuleType | None:
 
 
 parse_line, read_log_events, read_lines = _load_reader() or (None,) * 3
-#: The C JSON writer's module, to be configured by auditsync.sinks._jsonlines; or None.
+#: The C JSON writer's module, to be configured by auditsync._json; or None.
 c_json = _load_json()

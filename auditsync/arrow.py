@@ -30,7 +30,7 @@ from typing import Any, Literal
 from . import _events
 from ._errors import AuditSyncError
 from ._events import AuditEvent, Form
-from .sinks._jsonlines import event_from_dict, event_to_dict, iso_timestamp
+from ._json import event_from_dict, event_to_dict, iso_timestamp
 
 #: pyarrow's objects (pyarrow ships no type information).
 Table = Any

@@ -18,9 +18,9 @@ import orjson
 
 from ._errors import DeliveryError
 from ._events import AuditEvent, Origin
+from ._json import to_json
 from ._pipeline import Pipeline, Report
 from ._sources import firehose_inputs, kinesis_inputs, lambda_event_kind, subscription_inputs
-from .sinks._jsonlines import to_json
 
 __all__ = [
     "FIREHOSE_MAX_RESPONSE",

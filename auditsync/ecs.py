@@ -20,7 +20,7 @@ from typing import Any
 
 from ._auditlog import format_line
 from ._events import AuditEvent
-from .sinks._jsonlines import event_to_dict
+from ._json import event_to_dict
 
 __all__ = ["ECS_VERSION", "to_ecs"]
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from ._auditlog import format_line
 from ._events import AuditEvent, Dialect
-from .sinks._jsonlines import event_to_dict
+from ._json import event_to_dict
 
 __all__ = [
     "AUTHENTICATION",

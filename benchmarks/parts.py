@@ -29,9 +29,9 @@ import attrs
 import stages
 import workloads
 
-from auditsync import Origin, Pipeline, _auditlog
+from auditsync import Origin, Pipeline, _auditlog, _json
 from auditsync.aws import handle_kinesis_event
-from auditsync.sinks import JsonLinesSink, _jsonlines
+from auditsync.sinks import JsonLinesSink
 
 c_parse_line = _auditlog._c_parse_line
 
@@ -82,8 +82,8 @@ PARTS: dict[str, list[tuple[Any, str, Any]]] = {
         (_auditlog, "_c_read_lines", read_lines_by_line),
         (_auditlog, "_c_read_log_events", read_log_events_by_line),
     ],
-    "the C writer": [(_jsonlines, "_c_event_json", None), (_jsonlines, "_c_json_lines", None)],
-    "its batch writer": [(_jsonlines, "_c_json_lines", None)],
+    "the C writer": [(_json, "_c_event_json", None), (_json, "_c_json_lines", None)],
+    "its batch writer": [(_json, "_c_json_lines", None)],
 }
 
 
@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--file-mb", type=int, default=10)
     arguments = parser.parse_args(argv)
-    if _auditlog._c_parse_line is None or _jsonlines._c_event_json is None:
+    if _auditlog._c_parse_line is None or _json._c_event_json is None:
         print("the C extensions are not built (or AUDITSYNC_PURE_PYTHON is set)")
         return 1
     batch(arguments.rounds)

@@ -6,6 +6,7 @@ name starts with an underscore, and no docs page, example or README imports one.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import re
@@ -85,3 +86,68 @@ def test_docs_and_examples_use_public_names_only(path: Path) -> None:
 
 def test_the_version_is_the_installed_one() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", auditsync.__version__)
+
+
+#: The order data flows in (docs/architecture.md): a module imports only from groups above
+#: its own, or from its own package.
+LAYERS = (
+    "_errors",
+    "sql",
+    "_rds",
+    "_events",
+    "_gzip",
+    "_payload",
+    "_envelope",
+    "_native",
+    "_auditlog",
+    "_json",
+    "filters",
+    "transactions",
+    "arrow",
+    "ocsf",
+    "ecs",
+    "sinks",
+    "replay",
+    "changes",
+    "_pipeline",
+    "_sources",
+    "aws",
+    "_cli",
+    "testing",
+)
+
+
+def _imports(path: Path, module: str) -> list[tuple[str, int]]:
+    """The auditsync modules ``path`` imports (relative imports, at any depth)."""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = package[: len(package) - node.level + 1]
+            if node.module:
+                found.append((".".join([*base, node.module]), node.lineno))
+            else:
+                found += [(".".join([*base, alias.name]), node.lineno) for alias in node.names]
+    return found
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def test_data_flows_one_way() -> None:
+    rank = {layer: index for index, layer in enumerate(LAYERS)}
+    package = ROOT / "auditsync"
+    wrong = []
+    for path in sorted(package.rglob("*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        layer = _layer(module)
+        if layer not in rank:
+            assert layer in (None, "__main__"), f"{module} is in no layer of LAYERS"
+            continue
+        for target, line in _imports(path, module):
+            other = _layer(target)
+            if other in rank and rank[other] > rank[layer]:
+                wrong.append(f"{module}:{line} imports {target}")
+    assert not wrong, "imports against the flow:\n" + "\n".join(wrong)

@@ -24,7 +24,7 @@ from auditsync._events import (
     Form,
     values_of,
 )
-from auditsync.sinks._jsonlines import event_from_dict, event_to_dict, to_json
+from auditsync._json import event_from_dict, event_to_dict, to_json
 from auditsync.sinks._sqlite import EVENT_COLUMNS
 
 QUERY = "20240131 14:02:07,db-1,app,10.0.0.1,42,1001,QUERY,shop,'SELECT 1',0"

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from auditsync import AuditEvent, Origin, parse_line
 from auditsync._events import DeadLetter
+from auditsync._json import iso_timestamp
 from auditsync.sinks import (
     CallbackSink,
     DeadLetterSink,
@@ -42,7 +43,6 @@ from auditsync.sinks import (
     event_to_dict,
     to_json,
 )
-from auditsync.sinks._jsonlines import iso_timestamp
 from auditsync.sinks._postgres import redact_conninfo
 from auditsync.sinks._sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
 from auditsync.testing import audit_events

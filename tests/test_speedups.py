@@ -47,11 +47,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from auditsync import _auditlog as auditlog
-from auditsync import _events, _native
+from auditsync import _events, _json, _native
 from auditsync._errors import LineError
 from auditsync._events import AuditEvent, DeadLetter, Dialect, Origin
-from auditsync.sinks import _jsonlines
-from auditsync.sinks._jsonlines import JsonLinesSink, event_to_dict, to_json
+from auditsync._json import event_to_dict, to_json
+from auditsync.sinks import JsonLinesSink
 from auditsync.testing import audit_events, audit_lines, mutations, query_texts
 
 
@@ -77,8 +77,8 @@ def _load_speedups() -> tuple[ModuleType, ModuleType]:
         if saved is not None:
             os.environ["AUDITSYNC_PURE_PYTHON"] = saved
     assert loaded is not None, "the package could not load the C reader it was built with"
-    _jsonlines.c_json = writer
-    functions = _jsonlines._configured_c_writer()  # tells the writer the event's table
+    _json.c_json = writer
+    functions = _json._configured_c_writer()  # tells the writer the event's table
     assert functions[0] is not None, "the package could not load the C writer"
     return reader, writer
 

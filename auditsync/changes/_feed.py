@@ -20,8 +20,8 @@ import attrs
 
 from .._errors import DeliveryError
 from .._events import AuditEvent
+from .._json import iso_timestamp
 from ..sinks._base import Refused
-from ..sinks._jsonlines import iso_timestamp
 from ..transactions import (
     TABLE_OPERATIONS,
     Commit,

@@ -21,7 +21,7 @@ from typing import Any, Final
 import attrs
 
 from .._events import AuditEvent
-from ..sinks._jsonlines import event_to_dict, iso_timestamp
+from .._json import event_to_dict, iso_timestamp
 from ..sql import DDL_KINDS, Statement
 from ..sql._lexer import Lexed
 from ..sql._values import (

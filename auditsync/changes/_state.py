@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple, Protocol
 
 from .._errors import AuditSyncError
-from ..sinks._jsonlines import event_from_dict, event_to_dict
+from .._json import event_from_dict, event_to_dict
 from ._model import Write
 
 __all__ = [

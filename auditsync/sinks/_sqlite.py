@@ -37,8 +37,8 @@ from .._events import (
     exact_bytes,
     field_reads,
 )
+from .._json import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
 from ._base import Refused
-from ._jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
@@ -204,7 +204,7 @@ def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any,
     """The dead letter as a row of :data:`DEAD_LETTER_COLUMNS`.
 
     ``raw`` keeps the input bytes and ``event`` the refused event as JSON
-    (:func:`~auditsync.sinks._jsonlines.event_to_dict`), both exact; the message and the
+    (:func:`~auditsync._json.event_to_dict`), both exact; the message and the
     origin are stored readable.
     """
     text = _Text(nul_free)
