@@ -263,34 +263,11 @@ date_shape(const Text *t)
     return 1;
 }
 
-/* The last stamp read and its time: the lines of one second follow each other. */
-static Py_UCS4 last_stamp[17];
-static PyObject *last_zone = NULL, *last_time = NULL;
-
-static void
-remember_time(const Text *t, PyObject *tz, PyObject *moment)
-{
-    for (Py_ssize_t i = 0; i < 17; i++) {
-        last_stamp[i] = at(t, i);
-    }
-    Py_XSETREF(last_zone, Py_NewRef(tz));
-    Py_XSETREF(last_time, Py_NewRef(moment));
-}
-
 /* ``YYYYMMDD HH:MM:SS`` in tz, as UTC; cached per stamp in the caller's dict. New
  * reference; NULL with no exception set for a stamp the Python reader must judge. */
 static PyObject *
 date_time(PyObject *line, const Text *t, PyObject *tz, PyObject *cache)
 {
-    if (last_time != NULL && last_zone == tz) {
-        Py_ssize_t i = 0;
-        while (i < 17 && at(t, i) == last_stamp[i]) {
-            i++;
-        }
-        if (i == 17) {
-            return Py_NewRef(last_time);
-        }
-    }
     PyObject *stamp = PyUnicode_Substring(line, 0, 17);
     if (stamp == NULL) {
         return NULL;
@@ -298,7 +275,6 @@ date_time(PyObject *line, const Text *t, PyObject *tz, PyObject *cache)
     PyObject *found = PyDict_GetItemWithError(cache, stamp);
     if (found != NULL) {
         Py_DECREF(stamp);
-        remember_time(t, tz, found);
         return Py_NewRef(found);
     }
     if (PyErr_Occurred()) {
@@ -328,7 +304,6 @@ date_time(PyObject *line, const Text *t, PyObject *tz, PyObject *cache)
         Py_DECREF(moment);
         return NULL;
     }
-    remember_time(t, tz, moment);
     return moment;
 }
 
