@@ -111,6 +111,10 @@ class Report:
     control: int = 0
     dead_lettered: int = 0
     failed: int = 0
+    #: Of ``delivered``, what an idempotent sink said it stored anew, and what it held
+    #: already (:class:`~auditsync.sinks.Stored`); both 0 for a sink that does not say.
+    new: int = 0
+    present: int = 0
     dead_letters: list[DeadLetter] = attrs.field(factory=list)
     failed_input: int | None = None
     error: BaseException | None = None
@@ -126,7 +130,7 @@ class Report:
 
     def add(self, other: Report) -> None:
         """Fold another report into this one: the books of several calls as one."""
-        for name in ("records", "events", "delivered", "filtered", "control"):
+        for name in ("records", "events", "delivered", "new", "present", "filtered", "control"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dead_lettered += other.dead_lettered
         self.failed += other.failed
@@ -153,8 +157,11 @@ class Report:
     def summary(self) -> str:
         """One line for logs and the command line."""
         rate = self.events / self.elapsed if self.elapsed > 0 else 0.0
+        stored = (
+            f" ({self.new} new, {self.present} already present)" if self.new or self.present else ""
+        )
         return (
-            f"{self.records} records, {self.events} events: {self.delivered} delivered, "
+            f"{self.records} records, {self.events} events: {self.delivered} delivered{stored}, "
             f"{self.filtered} filtered, {self.control} control, "
             f"{self.dead_lettered} dead-lettered, {self.failed} failed "
             f"in {self.elapsed:.2f} s ({rate:,.0f} events/s)"
@@ -466,19 +473,22 @@ class Pipeline:
         each sink is still handed at most ``batch_size`` items in one call.
         """
         letters = batch.letters
-        refused = 0
+        refused = new = present = 0
         size = self.batch_size
         try:
             for begin in range(0, len(batch.events), size):
                 try:
-                    self.sink.write(batch.events[begin : begin + size])
+                    stored = self.sink.write(batch.events[begin : begin + size])
                 except Refused as refusal:
+                    stored = refusal.stored
                     refused += len(refusal.events)
                     reasons = refusal.reasons
                     letters = letters + [
                         _refused(event, reasons.get(event.key, refusal.reason))
                         for event in refusal.events
                     ]
+                if stored is not None:
+                    new, present = new + stored.new, present + stored.present
             # Should this fail after the sink took the events, the whole batch counts
             # as failed and its events come again: harmless, sinks are idempotent.
             for begin in range(0, len(letters), size):
@@ -495,6 +505,8 @@ class Pipeline:
             )
             return False
         report.delivered += len(batch.events) - refused
+        report.new += new
+        report.present += present
         report.dead_lettered += len(letters)
         report.keep(letters)
         return True

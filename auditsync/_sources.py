@@ -611,8 +611,10 @@ def iter_paths(
 
     Below a directory, what is neither a regular file nor a directory (a broken symbolic
     link, a FIFO, a socket, a device) is not read: a FIFO would block, a device never
-    ends. Each one goes to ``skipped`` with the reason, so that it is not passed over in
-    silence.
+    ends. Nor is a file whose name says it is code, configuration or documentation
+    (:data:`NOT_AUDIT_DATA`): read as a log, each of its lines would be a dead letter,
+    burying what the directory holds. Each one goes to ``skipped`` with the reason, so
+    that it is not passed over in silence; a file named on its own is always read.
     """
     for name in paths:
         path = Path(name)
@@ -620,14 +622,27 @@ def iter_paths(
             yield path
             continue
         for child in sorted(path.rglob("*")):
-            if child.is_file():
+            if child.is_file() and child.suffix.lower() not in NOT_AUDIT_DATA:
                 yield child
             elif skipped is not None and not child.is_dir():
                 skipped(child, _not_a_file(child))
 
 
+#: File name suffixes of what sits beside logs and is never audit data: the code, the
+#: configuration and the notes of a project (``examples/`` holds all three).
+NOT_AUDIT_DATA = frozenset(
+    {".py", ".pyc", ".pyi", ".c", ".h", ".so", ".sh", ".yaml", ".yml", ".toml", ".cfg", ".ini"}
+    | {".md", ".rst", ".html"}
+)
+
+
 def _not_a_file(path: Path) -> str:
     """Why ``path``, found below a directory, is not read."""
+    if path.is_file():
+        return (
+            f"a {path.suffix.lower()} file, not audit data by its name"
+            " (name it on its own to read it)"
+        )
     if path.is_symlink() and not path.exists():
         return "a broken symbolic link"
     if path.is_fifo():

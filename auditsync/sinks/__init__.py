@@ -1,6 +1,6 @@
 """Where events go: the :class:`Sink` protocol and the built-in sinks."""
 
-from ._base import DeadLetterSink, Refused, Sink
+from ._base import DeadLetterSink, Refused, Sink, Stored
 from ._forms import FormSink
 from ._jsonlines import (
     JsonLinesSink,
@@ -28,6 +28,7 @@ __all__ = [
     "Refused",
     "SQLiteSink",
     "Sink",
+    "Stored",
     "dead_letter_from_dict",
     "dead_letter_to_dict",
     "event_from_dict",

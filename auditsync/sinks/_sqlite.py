@@ -27,7 +27,7 @@ import attrs
 import orjson
 
 from .._events import AuditEvent, DeadLetter, exact_bytes
-from ._base import Refused
+from ._base import Refused, Stored
 from ._jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
 
 __all__ = [
@@ -230,10 +230,10 @@ class RowBatch:
     refused: list[AuditEvent] = attrs.field(factory=list)
     reasons: dict[str, None] = attrs.field(factory=dict)
 
-    def raise_refusals(self) -> None:
+    def raise_refusals(self, stored: Stored | None = None) -> None:
         """After the rows are stored: say which events never will be."""
         if self.refused:
-            raise Refused(self.refused, "; ".join(self.reasons))
+            raise Refused(self.refused, "; ".join(self.reasons), stored=stored)
 
 
 def split_batch(items: Sequence[AuditEvent | DeadLetter], *, nul_free: bool = False) -> RowBatch:
@@ -315,20 +315,26 @@ class SQLiteSink:
         """The connection the sink writes through, for reading the tables back."""
         return self._connection
 
-    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> None:
-        """Store the batch in one transaction, skipping keys already stored."""
+    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> Stored:
+        """Store the batch in one transaction, skipping keys already stored; say how many
+        events were new."""
         if self._closed:
             raise ValueError("write to a closed SQLiteSink")
         batch = split_batch(events)
         event_rows, letter_rows = batch.event_rows, batch.letter_rows
+        new = 0
         if event_rows or letter_rows:
             with self._lock, self._transaction():
                 self._check_file()
                 if event_rows:
+                    before = self._connection.total_changes
                     self._connection.executemany(self._insert_event, event_rows)
+                    new = self._connection.total_changes - before
                 if letter_rows:
                     self._connection.executemany(self._insert_dead_letter, letter_rows)
-        batch.raise_refusals()
+        stored = Stored(new, len(event_rows) - new)
+        batch.raise_refusals(stored)
+        return stored
 
     def _check_file(self) -> None:
         """Fail the batch if the database file was deleted or replaced since it was opened.
