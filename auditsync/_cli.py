@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__, _gzip, _native, filters
 from ._events import AuditEvent, DeadLetter, Dialect, Origin
-from ._pipeline import Lines, Payload, Pipeline, Report, Unreadable
+from ._pipeline import Events, Lines, Payload, Pipeline, Report, Unreadable
 from ._sources import InputFormat, iter_paths, read_file
 from .sinks._base import DeadLetterSink, Sink
 
@@ -311,7 +311,7 @@ def _run(pipeline: Pipeline, arguments: argparse.Namespace) -> Report:
     return pipeline.process(_inputs(files, form))
 
 
-def _inputs(files: list[str], form: InputFormat) -> Iterator[Payload | Lines | Unreadable]:
+def _inputs(files: list[str], form: InputFormat) -> Iterator[Payload | Lines | Events | Unreadable]:
     for name in files:
         try:
             raw, size = _open(name)

@@ -28,7 +28,7 @@ from ._events import AuditEvent, DeadLetter, Origin, exact_bytes
 from ._payload import DEFAULT_MAX_SIZE, KEPT_OF_TOO_LONG, LONGEST_RECORD, decode_payload
 from .sinks._base import DeadLetterSink, Refused, Sink
 
-__all__ = ["Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
+__all__ = ["Events", "Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
 
 logger = logging.getLogger("auditsync")
 
@@ -77,6 +77,15 @@ class Lines:
     texts: list[str | bytes]
     origin: Origin | None = None
     numbers: list[int | None] | None = None
+
+
+@attrs.frozen(slots=True)
+class Events:
+    """Events read back from what auditsync wrote (its SQLite database, its JSON Lines):
+    each one a record, filtered and delivered as if its line had just been read, so that
+    ``stats`` and ``decode`` take their own output as input."""
+
+    events: list[AuditEvent]
 
 
 @attrs.frozen(slots=True)
@@ -242,7 +251,7 @@ class Pipeline:
         self.redact = redact
         self._redaction = _redaction(redact)
 
-    def process(self, inputs: Iterable[Payload | Line | Lines | Unreadable]) -> Report:
+    def process(self, inputs: Iterable[Payload | Line | Lines | Events | Unreadable]) -> Report:
         """Run every input through; stop at the first batch the sink fails to take.
 
         A batch goes to the sink as soon as it is full, also in the middle of a payload:
@@ -288,13 +297,15 @@ class Pipeline:
         return report
 
     def _take(
-        self, item: Payload | Line | Lines | Unreadable, batch: _Batch, report: Report
+        self, item: Payload | Line | Lines | Events | Unreadable, batch: _Batch, report: Report
     ) -> Iterator[None]:
         """Take one input into ``batch``, pausing wherever the batch may be delivered."""
         if isinstance(item, Lines):
             self._take_lines(item, batch, report)
         elif isinstance(item, Line):
             self._take_line(item, batch, report)
+        elif isinstance(item, Events):
+            self._take_read(item.events, [], batch, report)
         elif isinstance(item, Payload):
             yield from self._take_payload(item, batch, report)
             return

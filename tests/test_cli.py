@@ -1516,3 +1516,33 @@ def test_options_that_would_do_nothing_are_refused(
     assert "Traceback" not in text
     for word in words:
         assert word in text
+
+
+def test_auditsync_output_reads_back_as_input(tmp_path: Path) -> None:
+    """``stats audit.db`` after ``--to sqlite:audit.db``: the database (and decode's JSON
+    Lines) are inputs too, and give the events the log gave, byte for byte."""
+    not_utf8 = b"20240131 14:02:11,db1,app,10.0.0.7,42,1003,QUERY,sh\xffop,'select \xfe',0"
+    write_log(tmp_path / "server_audit.log", [*MARIADB, not_utf8])
+    (tmp_path / "firehose").write_bytes(gzip.compress(message(AURORA, 0)))
+    inputs = ("server_audit.log", "firehose")
+    assert_clean(run(tmp_path, "decode", "--to", "sqlite:audit.db", *inputs))
+    from_logs = run(tmp_path, "decode", *inputs)
+    (tmp_path / "events.jsonl").write_bytes(from_logs.stdout)
+    for stored in ("audit.db", "events.jsonl"):
+        again = run(tmp_path, "decode", stored)
+        assert_clean(again)
+        assert again.stdout == from_logs.stdout, stored
+        stats = run(tmp_path, "stats", stored)
+        assert_clean(stats)
+        assert stats.stdout == run(tmp_path, "stats", *inputs).stdout
+    filtered = run(tmp_path, "decode", "--user", "bob", "audit.db")
+    assert [event["username"] for event in output(filtered)] == ["bob"]
+
+
+def test_a_database_that_auditsync_did_not_write_is_a_dead_letter(tmp_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(tmp_path / "other.db")) as connection:
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+    result = run(tmp_path, "stats", "other.db")
+    assert result.returncode == 1
+    assert "without auditsync's audit_events table" in result.stderr.decode()

@@ -20,7 +20,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -28,7 +28,14 @@ import orjson
 
 from .._events import AuditEvent, DeadLetter, exact_bytes
 from ._base import Refused, Stored
-from ._jsonlines import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
+from ._jsonlines import (
+    _b64,
+    dead_letter_key,
+    event_from_dict,
+    event_to_dict,
+    is_unicode,
+    iso_timestamp,
+)
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
@@ -36,6 +43,7 @@ __all__ = [
     "INDEXED_COLUMNS",
     "SQLiteSink",
     "dead_letter_row",
+    "event_from_row",
     "event_row",
     "sql_refusal",
 ]
@@ -192,6 +200,26 @@ def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
     if text.exact:
         raw_fields = orjson.dumps({k: _b64(v) for k, v in text.exact.items()}).decode()
     return (*head, object_bytes, *tail, raw_fields)
+
+
+def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
+    """The event :func:`event_row` stored, byte for byte: a row of :data:`EVENT_COLUMNS`
+    (by name) made into the JSON form, which :func:`event_from_dict` reads."""
+    exact = dict(orjson.loads(row["raw_fields"])) if row["raw_fields"] else {}
+    if row["object_bytes"] is not None:
+        exact["object"] = _b64(bytes(row["object_bytes"]))
+    document: dict[str, Any] = {}
+    origin: dict[str, Any] = {}
+    for column in EVENT_COLUMNS:
+        if column in ("object_bytes", "raw_fields"):
+            continue
+        into, name = (origin, column[7:]) if column in _ORIGIN_COLUMNS else (document, column)
+        into[name] = row[column]
+        if column in exact:
+            into[f"{name}_base64"] = exact[column]
+    document["truncated"] = bool(document["truncated"])
+    document["origin"] = origin if any(value is not None for value in origin.values()) else None
+    return event_from_dict(document)
 
 
 def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any, ...]:
