@@ -17,7 +17,6 @@ import enum
 import io
 import itertools
 import re
-import sqlite3
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -28,12 +27,13 @@ import orjson
 
 from ._auditlog import parse_line
 from ._envelope import next_document
-from ._errors import AuditSyncError, EnvelopeError, LineError
-from ._events import AuditEvent, Origin
+from ._errors import EnvelopeError, LineError
+from ._events import Origin
 from ._gzip import GZIP_MAGIC, MemberReader
 from ._payload import KEPT_OF_TOO_LONG as _KEPT
 from ._payload import LONGEST_RECORD
 from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Events, Lines, Payload, Unreadable
+from ._stored import SQLITE_MAGIC, database_events, is_event, json_events
 
 __all__ = [
     "InputFormat",
@@ -72,12 +72,6 @@ class InputFormat(enum.StrEnum):
     LAMBDA = "lambda"
     #: auditsync's own output: JSON Lines of events, or an SQLite database of its sink.
     EVENTS = "events"
-
-
-#: The first bytes of every SQLite database file.
-_SQLITE_MAGIC = b"SQLite format 3\x00"
-#: The table the SQLite sink writes events to by default.
-_EVENT_TABLE = "audit_events"
 
 
 # --- Lambda events --------------------------------------------------------------------------
@@ -234,7 +228,7 @@ def detect_format(head: bytes) -> InputFormat:
     JSON is told apart later, from its first document (see :func:`read_inputs`): a
     Lambda event holds a batch key, a subscription message a ``messageType``.
     """
-    if head.startswith(_SQLITE_MAGIC):
+    if head.startswith(SQLITE_MAGIC):
         return InputFormat.EVENTS
     start = head.lstrip()
     if start[:1] in (b"{", b"["):
@@ -266,10 +260,10 @@ def _read_inputs(
         head = buffered.peek(_PEEK)[:_PEEK]
         if form is InputFormat.AUTO:
             form = detect_format(head)
-        if form is InputFormat.EVENTS and head.startswith(_SQLITE_MAGIC):
-            yield from _database_events(path)
+        if form is InputFormat.EVENTS and head.startswith(SQLITE_MAGIC):
+            yield from database_events(path)
         elif form is InputFormat.EVENTS:
-            yield from _json_events(buffered, path, None)
+            yield from json_events(enumerate(_documents(buffered), 1), path)
         elif form is InputFormat.LOG:
             yield from _log_lines(buffered, path, export=False, damaged=damaged)
         elif form is InputFormat.EXPORT:
@@ -306,8 +300,8 @@ def _json_inputs(
         if len(document) > LONGEST_RECORD:
             yield _too_long(path, "document", number, document, len(document))
             continue
-        if number == 1 and not lambda_events and _is_event(document):
-            yield from _json_events(stream, path, document, documents)
+        if number == 1 and not lambda_events and is_event(document):
+            yield from json_events(itertools.chain([(number, document)], documents), path)
             return
         if number == 1 and not lambda_events:
             lambda_events = _is_lambda_event(document)
@@ -325,95 +319,6 @@ def _json_inputs(
                 yield Unreadable(item.error, item.raw, where)
             else:
                 yield Payload(item.data, where)
-
-
-def _is_event(document: bytes) -> bool:
-    """Whether a JSON document is an event as auditsync writes it (``decode``'s output)."""
-    try:
-        value = orjson.loads(document)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(value, dict) and value.keys() >= _EVENT_MEMBERS
-
-
-#: Members every event of auditsync's JSON form has, and no AWS document does together.
-_EVENT_MEMBERS = frozenset({"key", "timestamp", "serverhost", "operation", "dialect", "origin"})
-
-
-def _json_events(
-    stream: IO[bytes],
-    path: str,
-    first: bytes | None,
-    documents: Iterator[tuple[int, bytes]] | None = None,
-) -> Iterator[Events | Unreadable]:
-    """Events of auditsync's JSON Lines, in blocks; a document that is not one is a dead
-    letter with its bytes and number."""
-    from .sinks._jsonlines import event_from_dict
-
-    if documents is None:
-        documents = enumerate(_documents(stream), 1)
-    elif first is not None:
-        documents = itertools.chain([(1, first)], documents)
-    block: list[AuditEvent] = []
-    for number, document in documents:
-        try:
-            if len(document) > LONGEST_RECORD:
-                raise AuditSyncError(f"a document of {len(document)} bytes")
-            block.append(event_from_dict(orjson.loads(document)))
-        except (orjson.JSONDecodeError, AuditSyncError) as error:
-            if block:
-                yield Events(block)
-                block = []
-            where = Origin(path=path, line_number=number)
-            yield Unreadable(f"{path}: document {number}: {error}", document[:_KEPT], where)
-            continue
-        if len(block) >= LINES_PER_BLOCK:
-            yield Events(block)
-            block = []
-    if block:
-        yield Events(block)
-
-
-def _database_events(path: str) -> Iterator[Events | Unreadable]:
-    """The events of an SQLite database the SQLite sink wrote, in the order it stored them.
-
-    Opened read-only by its path (SQLite reads files, not streams): a database on
-    standard input or compressed is refused, as is one without the sink's table.
-    """
-    from .sinks._sqlite import event_from_row
-
-    where = Origin(path=path)
-    if path == "-" or not Path(path).is_file():
-        yield Unreadable(f"{path}: an SQLite database is read from a file", b"", where)
-        return
-    try:
-        connection = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as error:
-        yield Unreadable(f"cannot open {path} as an SQLite database: {error}", b"", where)
-        return
-    number = 0
-    try:
-        connection.row_factory = sqlite3.Row
-        try:
-            rows = connection.execute(f"SELECT * FROM {_EVENT_TABLE} ORDER BY rowid")
-        except sqlite3.Error as error:
-            message = f"{path}: an SQLite database without auditsync's {_EVENT_TABLE} table"
-            yield Unreadable(f"{message} ({error})", b"", where)
-            return
-        while block := rows.fetchmany(LINES_PER_BLOCK):
-            events: list[AuditEvent] = []
-            for row in block:
-                number += 1
-                try:
-                    events.append(event_from_row(row))
-                except (AuditSyncError, KeyError, IndexError, ValueError) as error:
-                    place = Origin(path=path, line_number=number)
-                    yield Unreadable(f"{path}: row {number}: {error}", b"", place)
-            yield Events(events)
-    except sqlite3.Error as error:
-        yield Unreadable(f"cannot read {path} to its end: {error}", b"", where)
-    finally:
-        connection.close()
 
 
 def _is_lambda_event(document: bytes) -> bool:
