@@ -12,6 +12,7 @@ import functools
 import logging
 import operator
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -23,14 +24,16 @@ from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import __version__, _gzip, _native, filters
-from ._events import AuditEvent, Dialect, Origin
-from ._pipeline import Lines, Payload, Pipeline, Report, Unreadable
+from ._events import AuditEvent, DeadLetter, Dialect, Origin
+from ._pipeline import Events, Lines, Payload, Pipeline, Report, Unreadable
 from ._sources import InputFormat, iter_paths, read_file
 from .sinks._base import DeadLetterSink, Sink
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_DEAD_LETTERS, EXIT_USAGE, EXIT_DELIVERY = 0, 1, 2, 3
+#: Events ``--sort`` holds back unless ``--sort-window`` says otherwise.
+_SORT_WINDOW = 100_000
 _PROGRESS_MIN_BYTES = 32 * 1024 * 1024
 
 
@@ -41,7 +44,7 @@ class UsageError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser, commands = _parser()
-    words = list(sys.argv[1:] if argv is None else argv)
+    words = _redact_mode(list(sys.argv[1:] if argv is None else argv))
     if words and words[0] in commands:
         # Options and paths may come in any order: "decode a.log --user x b.log".
         arguments = commands[words[0]].parse_intermixed_args(words[1:])
@@ -56,6 +59,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("auditsync: interrupted", file=sys.stderr)
         return 130
+
+
+#: The modes ``--redact`` takes; a bare ``--redact`` means the first.
+_REDACT_MODES = ("literals", "passwords")
+
+
+def _redact_mode(words: list[str]) -> list[str]:
+    """``--redact`` followed by a word that is not a mode is the bare flag: argparse would
+    take the word (a path, ``logs/``) as the flag's optional value and refuse it."""
+    shown = list(words)
+    for index, word in enumerate(words[:-1]):
+        if word == "--redact" and words[index + 1] not in _REDACT_MODES:
+            shown[index] = f"--redact={_REDACT_MODES[0]}"
+    return shown
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -86,8 +103,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     decode.add_argument(
         "--redact",
         nargs="?",
-        const="literals",
-        choices=["literals", "passwords"],
+        const=_REDACT_MODES[0],
+        choices=_REDACT_MODES,
         help="rewrite queries before they are written: literals (default) or passwords only",
     )
     decode.add_argument(
@@ -98,7 +115,6 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     decode.add_argument(
         "--sort-window",
         type=_positive,
-        default=100_000,
         metavar="EVENTS",
         help="how many events --sort holds back at most (default 100000)",
     )
@@ -109,7 +125,9 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         description="Count events by operation, user and database; failed logins; error codes.",
     )
     _add_input_options(stats)
-    stats.add_argument("--top", type=int, default=10, help="rows per table (default 10)")
+    stats.add_argument(
+        "--top", type=_positive, default=10, metavar="N", help="rows per table (default 10)"
+    )
     stats.set_defaults(run=_stats)
     changes = commands.add_parser(
         "changes",
@@ -203,15 +221,19 @@ def _add_input_options(command: argparse.ArgumentParser) -> None:
 def _decode(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
     sink = _open_sink(arguments.to)
-    dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
-    if dead_letter is not None and arguments.redact:
+    dead_letter, letters = _dead_letters(arguments.dead_letter)
+    if arguments.dead_letter and arguments.redact:
         print(
             f"auditsync: warning: --redact does not reach {arguments.dead_letter}: a dead "
             "letter keeps what could not be read byte for byte, queries and their literals "
             "included; guard it like the audit log itself",
             file=sys.stderr,
         )
-    window = arguments.sort_window if arguments.sort else 0
+    window = 0
+    if arguments.sort:
+        window = arguments.sort_window or _SORT_WINDOW
+    elif arguments.sort_window is not None:
+        raise UsageError("--sort-window is the window of --sort: give --sort too")
     pipeline = Pipeline(
         sink,
         dead_letter=dead_letter,
@@ -223,7 +245,7 @@ def _decode(arguments: argparse.Namespace) -> int:
         report = _run(pipeline, arguments)
     finally:
         pipeline.close()
-    print(report.summary(), file=sys.stderr)
+    _finish(report, letters)
     if report.error is not None:
         from .sinks._postgres import redact_conninfo
 
@@ -235,10 +257,11 @@ def _decode(arguments: argparse.Namespace) -> int:
 
 def _stats(arguments: argparse.Namespace) -> int:
     counter = StatsSink()
-    pipeline = Pipeline(counter, **_settings(arguments))
+    letters = DeadLetterSummary()
+    pipeline = Pipeline(counter, dead_letter=letters, **_settings(arguments))
     report = _run(pipeline, arguments)
     counter.print(sys.stdout, arguments.top)
-    print(report.summary(), file=sys.stderr)
+    _finish(report, letters)
     return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
 
 
@@ -253,17 +276,32 @@ def _changes(arguments: argparse.Namespace) -> int:
         feed = open_feed(arguments)
     except (OSError, ValueError, sqlite3.Error) as error:
         raise UsageError(str(error)) from None
-    dead_letter = _open_dead_letter(arguments.dead_letter) if arguments.dead_letter else None
+    dead_letter, letters = _dead_letters(arguments.dead_letter)
     pipeline = Pipeline(feed, dead_letter=dead_letter, **settings)
     try:
         report = _run(pipeline, arguments)
     finally:
         pipeline.close()
-    print(report.summary(), file=sys.stderr)
+    _finish(report, letters)
     if report.error is not None:
         print(f"auditsync: the sink failed: {report.error}", file=sys.stderr)
         return EXIT_DELIVERY
     return EXIT_DEAD_LETTERS if report.dead_lettered else EXIT_OK
+
+
+def _dead_letters(path: str | None) -> tuple[DeadLetterSink, DeadLetterSummary | None]:
+    """Where dead letters go: the file ``--dead-letter`` names, else a summary on stderr."""
+    if path:
+        return _open_dead_letter(path), None
+    summary = DeadLetterSummary()
+    return summary, summary
+
+
+def _finish(report: Report, letters: DeadLetterSummary | None) -> None:
+    """What a run says on stderr at its end: the dead letters in brief, then its books."""
+    if letters is not None:
+        letters.print(sys.stderr)
+    print(report.summary(), file=sys.stderr)
 
 
 def _run(pipeline: Pipeline, arguments: argparse.Namespace) -> Report:
@@ -273,7 +311,7 @@ def _run(pipeline: Pipeline, arguments: argparse.Namespace) -> Report:
     return pipeline.process(_inputs(files, form))
 
 
-def _inputs(files: list[str], form: InputFormat) -> Iterator[Payload | Lines | Unreadable]:
+def _inputs(files: list[str], form: InputFormat) -> Iterator[Payload | Lines | Events | Unreadable]:
     for name in files:
         try:
             raw, size = _open(name)
@@ -504,12 +542,75 @@ class StatsSink:
         for title, counts in tables:
             print(f"\n{title:<40} {'events':>10}", file=out)
             for value, count in counts.most_common(top):
-                print(f"{str(value) or '(none)':<40} {count:>10}", file=out)
+                print(f"{_escaped(str(value)) or '(none)':<40} {count:>10}", file=out)
             if not counts:
                 print(f"{'(none)':<40} {0:>10}", file=out)
         print(f"\n{'statement (redacted, by fingerprint)':<70} {'events':>10}", file=out)
         for fingerprint, count in self.statements.most_common(top):
             print(f"{self.examples[fingerprint][:70]:<70} {count:>10}", file=out)
+
+
+class DeadLetterSummary:
+    """Dead letters on a terminal: a count per stage and kind of error, and the first few
+    with their place; never their bytes. A run over the wrong file dead-letters every
+    line of it, and a screen of base64 hides the one line that says so; the bytes are for
+    ``--dead-letter FILE``."""
+
+    #: The dead letters shown one by one, with their place.
+    FIRST = 5
+    #: The kinds of error shown with their counts; the rest are summed up in one line.
+    KINDS = 10
+    #: What of an error message is shown.
+    LONGEST = 200
+
+    def __init__(self) -> None:
+        self.kinds: Counter[tuple[str, str]] = Counter()
+        self.first: list[DeadLetter] = []
+
+    def write(self, letters: Sequence[DeadLetter]) -> None:
+        for letter in letters:
+            self.kinds[letter.stage, _kind(letter.error)] += 1
+            if len(self.first) < self.FIRST:
+                self.first.append(letter)
+
+    def close(self) -> None:
+        pass
+
+    def print(self, out: TextIO) -> None:
+        total = sum(self.kinds.values())
+        if not total:
+            return
+        lines = [
+            f"{total} dead letter{'s' if total > 1 else ''}, by stage and error"
+            " (--dead-letter FILE keeps them whole, with their bytes):"
+        ]
+        for (stage, error), count in self.kinds.most_common(self.KINDS):
+            lines.append(f"  {count:>8}  {stage}: {_clipped(error, self.LONGEST)}")
+        rest = len(self.kinds) - self.KINDS
+        if rest > 0:
+            lines.append(f"  and {rest} other kinds of error")
+        lines.append(f"the first {len(self.first)}:" if total > 1 else "where:")
+        for letter in self.first:
+            place = letter.origin.describe() if letter.origin else "unknown origin"
+            error = _clipped(letter.error, self.LONGEST)
+            lines.append(f"  {_clipped(place, self.LONGEST)}: {letter.stage}: {error}")
+        for line in lines:
+            print(f"auditsync: {line}", file=out)
+
+
+def _kind(error: str) -> str:
+    """An error without what differs from one record to the next (an offset, a quoted
+    value), so that letters with the same fault count together."""
+    return _QUOTED.sub("'…'", _OFFSET.sub("", error))
+
+
+_OFFSET = re.compile(r" ?\(at offset \d+\)")
+_QUOTED = re.compile(r"'[^']*'")
+
+
+def _clipped(text: str, longest: int) -> str:
+    shown = _escaped(text)
+    return shown if len(shown) <= longest else shown[: longest - 1] + "…"
 
 
 class _Progress:
@@ -555,4 +656,25 @@ def _shape(query: str) -> str:
     """A statement's redacted, one-line form: what ``stats`` shows for a fingerprint."""
     from .sql import redact
 
-    return " ".join(redact(query).split())
+    return _escaped(" ".join(redact(query).split()))
+
+
+def _escaped(text: str) -> str:
+    """``text`` on one line of a table: a newline, a control character or a byte that is
+    not UTF-8 (a surrogate escape) shown as its escape, and a backslash doubled, so a
+    name can neither break the table nor pass for another name."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_ESCAPES.get(char) or _escape(char) for char in text)
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(char: str) -> str:
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return repr(char)[1:-1]

@@ -28,7 +28,7 @@ from ._events import AuditEvent, DeadLetter, Origin, exact_bytes
 from ._payload import DEFAULT_MAX_SIZE, KEPT_OF_TOO_LONG, LONGEST_RECORD, decode_payload
 from .sinks._base import DeadLetterSink, Refused, Sink
 
-__all__ = ["Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
+__all__ = ["Events", "Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
 
 logger = logging.getLogger("auditsync")
 
@@ -80,6 +80,15 @@ class Lines:
 
 
 @attrs.frozen(slots=True)
+class Events:
+    """Events read back from what auditsync wrote (its SQLite database, its JSON Lines):
+    each one a record, filtered and delivered as if its line had just been read, so that
+    ``stats`` and ``decode`` take their own output as input."""
+
+    events: list[AuditEvent]
+
+
+@attrs.frozen(slots=True)
 class Unreadable:
     """Part of a source that could not be read at all (a cut gzip file, an I/O error).
 
@@ -111,6 +120,10 @@ class Report:
     control: int = 0
     dead_lettered: int = 0
     failed: int = 0
+    #: Of ``delivered``, what an idempotent sink said it stored anew, and what it held
+    #: already (:class:`~auditsync.sinks.Stored`); both 0 for a sink that does not say.
+    new: int = 0
+    present: int = 0
     dead_letters: list[DeadLetter] = attrs.field(factory=list)
     failed_input: int | None = None
     error: BaseException | None = None
@@ -126,7 +139,7 @@ class Report:
 
     def add(self, other: Report) -> None:
         """Fold another report into this one: the books of several calls as one."""
-        for name in ("records", "events", "delivered", "filtered", "control"):
+        for name in ("records", "events", "delivered", "new", "present", "filtered", "control"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.dead_lettered += other.dead_lettered
         self.failed += other.failed
@@ -153,8 +166,11 @@ class Report:
     def summary(self) -> str:
         """One line for logs and the command line."""
         rate = self.events / self.elapsed if self.elapsed > 0 else 0.0
+        stored = (
+            f" ({self.new} new, {self.present} already present)" if self.new or self.present else ""
+        )
         return (
-            f"{self.records} records, {self.events} events: {self.delivered} delivered, "
+            f"{self.records} records, {self.events} events: {self.delivered} delivered{stored}, "
             f"{self.filtered} filtered, {self.control} control, "
             f"{self.dead_lettered} dead-lettered, {self.failed} failed "
             f"in {self.elapsed:.2f} s ({rate:,.0f} events/s)"
@@ -235,7 +251,7 @@ class Pipeline:
         self.redact = redact
         self._redaction = _redaction(redact)
 
-    def process(self, inputs: Iterable[Payload | Line | Lines | Unreadable]) -> Report:
+    def process(self, inputs: Iterable[Payload | Line | Lines | Events | Unreadable]) -> Report:
         """Run every input through; stop at the first batch the sink fails to take.
 
         A batch goes to the sink as soon as it is full, also in the middle of a payload:
@@ -281,13 +297,15 @@ class Pipeline:
         return report
 
     def _take(
-        self, item: Payload | Line | Lines | Unreadable, batch: _Batch, report: Report
+        self, item: Payload | Line | Lines | Events | Unreadable, batch: _Batch, report: Report
     ) -> Iterator[None]:
         """Take one input into ``batch``, pausing wherever the batch may be delivered."""
         if isinstance(item, Lines):
             self._take_lines(item, batch, report)
         elif isinstance(item, Line):
             self._take_line(item, batch, report)
+        elif isinstance(item, Events):
+            self._take_read(item.events, [], batch, report)
         elif isinstance(item, Payload):
             yield from self._take_payload(item, batch, report)
             return
@@ -466,19 +484,22 @@ class Pipeline:
         each sink is still handed at most ``batch_size`` items in one call.
         """
         letters = batch.letters
-        refused = 0
+        refused = new = present = 0
         size = self.batch_size
         try:
             for begin in range(0, len(batch.events), size):
                 try:
-                    self.sink.write(batch.events[begin : begin + size])
+                    stored = self.sink.write(batch.events[begin : begin + size])
                 except Refused as refusal:
+                    stored = refusal.stored
                     refused += len(refusal.events)
                     reasons = refusal.reasons
                     letters = letters + [
                         _refused(event, reasons.get(event.key, refusal.reason))
                         for event in refusal.events
                     ]
+                if stored is not None:
+                    new, present = new + stored.new, present + stored.present
             # Should this fail after the sink took the events, the whole batch counts
             # as failed and its events come again: harmless, sinks are idempotent.
             for begin in range(0, len(letters), size):
@@ -495,6 +516,8 @@ class Pipeline:
             )
             return False
         report.delivered += len(batch.events) - refused
+        report.new += new
+        report.present += present
         report.dead_lettered += len(letters)
         report.keep(letters)
         return True

@@ -7,13 +7,15 @@ goes through in constant memory. A file's shape is recognised from its first byt
 - a CloudWatch Logs export object: ``<ISO-8601 time> <line>`` per line, gzip;
 - CloudWatch subscription messages, one or many back to back — a Firehose S3 object
   (gzip members, no delimiter), or a file of decoded messages;
-- a saved Lambda event: Kinesis, subscription filter or Firehose.
+- a saved Lambda event: Kinesis, subscription filter or Firehose;
+- what auditsync wrote itself: the JSON Lines of its events, or its SQLite database.
 """
 
 from __future__ import annotations
 
 import enum
 import io
+import itertools
 import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -30,7 +32,8 @@ from ._events import Origin
 from ._gzip import GZIP_MAGIC, MemberReader
 from ._payload import KEPT_OF_TOO_LONG as _KEPT
 from ._payload import LONGEST_RECORD
-from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Lines, Payload, Unreadable
+from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Events, Lines, Payload, Unreadable
+from ._stored import SQLITE_MAGIC, database_events, is_event, json_events
 
 __all__ = [
     "InputFormat",
@@ -67,6 +70,8 @@ class InputFormat(enum.StrEnum):
     EXPORT = "export"
     MESSAGES = "messages"
     LAMBDA = "lambda"
+    #: auditsync's own output: JSON Lines of events, or an SQLite database of its sink.
+    EVENTS = "events"
 
 
 # --- Lambda events --------------------------------------------------------------------------
@@ -223,6 +228,8 @@ def detect_format(head: bytes) -> InputFormat:
     JSON is told apart later, from its first document (see :func:`read_inputs`): a
     Lambda event holds a batch key, a subscription message a ``messageType``.
     """
+    if head.startswith(SQLITE_MAGIC):
+        return InputFormat.EVENTS
     start = head.lstrip()
     if start[:1] in (b"{", b"["):
         return InputFormat.MESSAGES
@@ -234,7 +241,7 @@ def detect_format(head: bytes) -> InputFormat:
 
 def read_inputs(
     stream: IO[bytes], path: str, form: InputFormat = InputFormat.AUTO
-) -> Iterator[Payload | Lines | Unreadable]:
+) -> Iterator[Payload | Lines | Events | Unreadable]:
     """Stream a decompressed file as pipeline inputs, each with its origin.
 
     A file that cannot be read to its end (a cut or corrupt gzip stream, an I/O error)
@@ -245,14 +252,19 @@ def read_inputs(
 
 def _read_inputs(
     stream: IO[bytes], path: str, form: InputFormat, damaged: Callable[[], bool]
-) -> Iterator[Payload | Lines | Unreadable]:
+) -> Iterator[Payload | Lines | Events | Unreadable]:
     """:func:`read_inputs`, told by ``damaged`` whether a layer below ended the stream
     early (a gzip member cut short ends it quietly)."""
     buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(_Raw(stream))
     try:
+        head = buffered.peek(_PEEK)[:_PEEK]
         if form is InputFormat.AUTO:
-            form = detect_format(buffered.peek(_PEEK)[:_PEEK])
-        if form is InputFormat.LOG:
+            form = detect_format(head)
+        if form is InputFormat.EVENTS and head.startswith(SQLITE_MAGIC):
+            yield from database_events(path)
+        elif form is InputFormat.EVENTS:
+            yield from json_events(enumerate(_documents(buffered), 1), path)
+        elif form is InputFormat.LOG:
             yield from _log_lines(buffered, path, export=False, damaged=damaged)
         elif form is InputFormat.EXPORT:
             yield from _log_lines(buffered, path, export=True, damaged=damaged)
@@ -264,7 +276,7 @@ def _read_inputs(
 
 def read_file(
     raw: Readable, path: str, form: InputFormat = InputFormat.AUTO
-) -> Iterator[Payload | Lines | Unreadable]:
+) -> Iterator[Payload | Lines | Events | Unreadable]:
     """A file as it lies on disk, gzip or not: :func:`open_input`, then :func:`read_inputs`,
     then one :class:`Unreadable` for any damage the gzip layers met on the way."""
     layers: list[_GzipMembers] = []
@@ -281,12 +293,16 @@ def read_file(
 
 def _json_inputs(
     stream: IO[bytes], path: str, *, lambda_events: bool
-) -> Iterator[Payload | Unreadable]:
+) -> Iterator[Payload | Events | Unreadable]:
     """Documents of a JSON file: subscription messages, or Lambda events to take apart."""
-    for number, document in enumerate(_documents(stream), 1):
+    documents = enumerate(_documents(stream), 1)
+    for number, document in documents:
         if len(document) > LONGEST_RECORD:
             yield _too_long(path, "document", number, document, len(document))
             continue
+        if number == 1 and not lambda_events and is_event(document):
+            yield from json_events(itertools.chain([(number, document)], documents), path)
+            return
         if number == 1 and not lambda_events:
             lambda_events = _is_lambda_event(document)
         if not lambda_events:
@@ -611,8 +627,10 @@ def iter_paths(
 
     Below a directory, what is neither a regular file nor a directory (a broken symbolic
     link, a FIFO, a socket, a device) is not read: a FIFO would block, a device never
-    ends. Each one goes to ``skipped`` with the reason, so that it is not passed over in
-    silence.
+    ends. Nor is a file whose name says it is code, configuration or documentation
+    (:data:`NOT_AUDIT_DATA`): read as a log, each of its lines would be a dead letter,
+    burying what the directory holds. Each one goes to ``skipped`` with the reason, so
+    that it is not passed over in silence; a file named on its own is always read.
     """
     for name in paths:
         path = Path(name)
@@ -620,14 +638,27 @@ def iter_paths(
             yield path
             continue
         for child in sorted(path.rglob("*")):
-            if child.is_file():
+            if child.is_file() and child.suffix.lower() not in NOT_AUDIT_DATA:
                 yield child
             elif skipped is not None and not child.is_dir():
                 skipped(child, _not_a_file(child))
 
 
+#: File name suffixes of what sits beside logs and is never audit data: the code, the
+#: configuration and the notes of a project (``examples/`` holds all three).
+NOT_AUDIT_DATA = frozenset(
+    {".py", ".pyc", ".pyi", ".c", ".h", ".so", ".sh", ".yaml", ".yml", ".toml", ".cfg", ".ini"}
+    | {".md", ".rst", ".html"}
+)
+
+
 def _not_a_file(path: Path) -> str:
     """Why ``path``, found below a directory, is not read."""
+    if path.is_file():
+        return (
+            f"a {path.suffix.lower()} file, not audit data by its name"
+            " (name it on its own to read it)"
+        )
     if path.is_symlink() and not path.exists():
         return "a broken symbolic link"
     if path.is_fifo():

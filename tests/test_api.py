@@ -110,6 +110,7 @@ LAYERS = (
     "replay",
     "changes",
     "_pipeline",
+    "_stored",
     "_sources",
     "aws",
     "_cli",

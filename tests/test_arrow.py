@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from auditsync import AuditEvent, AuditSyncError, Origin, parse_line
 from auditsync._rds import RdsResource, rds_resource
-from auditsync.sinks import Refused
+from auditsync.sinks import Refused, Stored
 from auditsync.testing import audit_events
 
 pa = pytest.importorskip("pyarrow", reason="the parquet extra (pyarrow) is not installed")
@@ -111,9 +111,10 @@ def files(root: Path) -> list[str]:
 
 def test_partitions_by_day_and_hour_and_a_retry_overwrites(tmp_path: Path) -> None:
     with ParquetSink(tmp_path) as sink:
-        sink.write([LATIN1, WRITE, NEXT_DAY])
+        assert sink.write([LATIN1, WRITE, NEXT_DAY]) == Stored(3, 0)
         first = {name: (tmp_path / name).read_bytes() for name in files(tmp_path)}
-        sink.write([LATIN1, WRITE, NEXT_DAY])  # a retried batch
+        # A retried batch replaces files of the same names: what they held was there.
+        assert sink.write([LATIN1, WRITE, NEXT_DAY]) == Stored(0, 3)
     assert [re.sub(r"[0-9a-f]{32}", "*", name) for name in first] == [
         "dt=2024-01-31/hour=14/part-*.parquet",
         "dt=2024-02-01/hour=00/part-*.parquet",

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import orjson
 import pytest
 from bombs import zero_bomb
@@ -44,7 +45,8 @@ from auditsync.testing import kinesis_event, to_payload
 
 CLI = [sys.executable, "-m", "auditsync"]
 SUMMARY = re.compile(
-    r"(?P<records>\d+) records, (?P<events>\d+) events: (?P<delivered>\d+) delivered, "
+    r"(?P<records>\d+) records, (?P<events>\d+) events: (?P<delivered>\d+) delivered"
+    r"(?: \((?P<new>\d+) new, (?P<present>\d+) already present\))?, "
     r"(?P<filtered>\d+) filtered, (?P<control>\d+) control, "
     r"(?P<dead_lettered>\d+) dead-lettered, (?P<failed>\d+) failed in "
 )
@@ -109,7 +111,7 @@ def summary(result: subprocess.CompletedProcess[bytes] | str) -> dict[str, int]:
     found = [SUMMARY.match(line) for line in text.splitlines()]
     counts = [match.groupdict() for match in found if match is not None]
     assert counts, f"no summary on stderr: {text!r}"
-    return {name: int(value) for name, value in counts[-1].items()}
+    return {name: int(value) for name, value in counts[-1].items() if value is not None}
 
 
 def assert_clean(result: subprocess.CompletedProcess[bytes], status: int = 0) -> dict[str, int]:
@@ -516,13 +518,14 @@ def test_dead_letter_of_a_bad_line_inside_a_message(tmp_path: Path) -> None:
     assert (letter["origin"]["path"], letter["origin"]["line_number"]) == ("messages.json", 1)
 
 
-def test_without_a_dead_letter_file_dead_letters_are_logged(tmp_path: Path) -> None:
+def test_without_a_dead_letter_file_dead_letters_are_told(tmp_path: Path) -> None:
+    """Where and why, on stderr; the bytes only in a ``--dead-letter`` file."""
     write_log(tmp_path / "server_audit.log", [MARIADB[0], JUNK])
     result = run(tmp_path, "decode", "server_audit.log")
     assert result.returncode == 1
     text = result.stderr.decode()
-    assert "server_audit.log:2" in text
-    assert base64.b64encode(JUNK).decode() in text
+    assert "server_audit.log:2: line:" in text
+    assert base64.b64encode(JUNK).decode() not in text
     assert "Traceback" not in text
 
 
@@ -550,8 +553,10 @@ def test_sqlite_output_and_a_second_run_adds_nothing(tmp_path: Path) -> None:
         row[1:5] for row in stored
     ]
     assert {row[5] for row in stored} == {"server_audit.log", "firehose"}
+    assert (summary(first)["new"], summary(first)["present"]) == (len(stored), 0)
     second = run(tmp_path, *args)
-    assert summary(second)["delivered"] == len(stored)  # taken again, stored once
+    counts = summary(second)  # taken again, stored once, and said so
+    assert (counts["delivered"], counts["new"], counts["present"]) == (len(stored), 0, len(stored))
     assert rows() == stored
 
 
@@ -985,7 +990,7 @@ def peak_rss_mib(
         text = err.read().decode()
     found = SUMMARY.match(text.splitlines()[-1]) if text else None
     assert found is not None, text
-    counts = {name: int(value) for name, value in found.groupdict().items()}
+    counts = {name: int(value) for name, value in found.groupdict().items() if value}
     return int(peak_file.read_text()) / 1024, process.returncode, counts
 
 
@@ -1232,8 +1237,10 @@ def test_postgres_output_and_a_second_run_adds_nothing(tmp_path: Path, postgres_
     assert ("QUERY", "insert into t values ('a,b')", "server_audit.log", 1) in [
         row[2:] for row in stored
     ]
+    assert (summary(first)["new"], summary(first)["present"]) == (len(stored), 0)
     second = run(tmp_path, *args, "server_audit.log", "firehose")
     assert second.returncode == 1
+    assert (summary(second)["new"], summary(second)["present"]) == (0, len(stored))
     assert rows() == stored
 
 
@@ -1387,8 +1394,9 @@ def test_redact_keeps_raw_bytes_out_of_the_log(tmp_path: Path) -> None:
     result = run(tmp_path, "decode", "a.log", "--redact")
     text = result.stderr.decode()
     assert result.returncode == 1, text
-    assert "raw bytes withheld" in text
+    assert "a.log:5: line:" in text
     assert base64.b64encode(secret)[:20].decode() not in text
+    assert "Hunter22" not in text
 
 
 @NEEDS_PROC_STATUS
@@ -1410,3 +1418,131 @@ def test_many_long_lines_take_bounded_memory(tmp_path: Path, kind: str) -> None:
     assert counts["records"] == 500
     assert status == (1 if kind == "junk" else 0)
     assert peak < 160, f"peak {peak:.0f} MiB"
+
+
+# --- what a user meets in the first hour ------------------------------------------------------
+
+
+def test_redact_without_a_mode_before_a_path(tmp_path: Path) -> None:
+    """``--redact logs/`` as docs/cli.md writes it: the path is not taken for a mode."""
+    write_log(tmp_path / "logs" / "a.log", [MARIADB[0]])
+    bare = run(tmp_path, "decode", "--redact", "logs/")
+    assert_clean(bare)
+    (event,) = output(bare)
+    assert event["object"] == "insert into t values ('?')"
+    explicit = run(tmp_path, "decode", "--redact", "passwords", "logs/")
+    assert_clean(explicit)
+    assert output(explicit)[0]["object"] == "insert into t values ('a,b')"
+    assert output(run(tmp_path, "decode", "logs/", "--redact"))[0]["object"] == event["object"]
+
+
+def test_dead_letters_on_stderr_are_a_summary(tmp_path: Path) -> None:
+    """The wrong file, 500 lines of junk: a few lines saying what and where, no bytes."""
+    junk = [b"20240131 14:02:07,db1,app,h,one,%d,QUERY,shop,'x',0" % n for n in range(500)]
+    write_log(tmp_path / "a.log", [MARIADB[0], *junk])
+    result = run(tmp_path, "decode", "a.log", "--to", "jsonl:/dev/null")
+    text = result.stderr.decode()
+    assert result.returncode == 1, text
+    assert len(text.splitlines()) < 15, text
+    assert "500 dead letters" in text
+    assert "--dead-letter FILE" in text
+    assert re.search(r"^auditsync: +500 +line: ", text, re.MULTILINE), text
+    assert "a.log:2: line:" in text
+    assert "a.log:6: line:" in text
+    assert "a.log:7:" not in text
+    assert base64.b64encode(junk[0]).decode()[:12] not in text
+    assert summary(result)["dead_lettered"] == 500
+    stats = run(tmp_path, "stats", "a.log")
+    assert len(stats.stderr.decode().splitlines()) < 15, stats.stderr.decode()
+
+
+def test_a_directory_skips_code_and_configuration_saying_so(tmp_path: Path) -> None:
+    write_log(tmp_path / "logs" / "server_audit.log", MARIADB)
+    (tmp_path / "logs" / "make_logs.py").write_text("print('hello')\n")
+    (tmp_path / "logs" / "template.yaml").write_text("Resources: {}\n")
+    result = run(tmp_path, "decode", "logs")
+    text = result.stderr.decode()
+    assert result.returncode == 0, text
+    assert "skipping logs/make_logs.py: a .py file, not audit data" in text
+    assert "skipping logs/template.yaml: a .yaml file, not audit data" in text
+    assert summary(result)["records"] == len(MARIADB)
+    named = run(tmp_path, "decode", "logs/template.yaml")  # named on its own: read
+    assert summary(named)["dead_lettered"] == 1
+
+
+def test_stats_shows_names_escaped(tmp_path: Path) -> None:
+    lines = [
+        b"20240131 14:02:07,db1,ev\x1b[2Jil,10.0.0.7,42,1001,WRITE,shop,t,",
+        b"20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,sh\xffop,t,",
+    ]
+    write_log(tmp_path / "a.log", lines)
+    result = run(tmp_path, "stats", "a.log")
+    assert result.returncode == 0, result.stderr.decode()
+    text = result.stdout.decode()
+    assert "\x1b" not in text
+    assert "\ufffd" not in text
+    assert "ev\\x1b[2Jil " in text
+    assert "sh\\xffop " in text
+
+
+def test_stats_escapes_a_newline_in_a_name(tmp_path: Path) -> None:
+    from auditsync._cli import StatsSink
+
+    event = parse_line(MARIADB[1])
+    counter = StatsSink()
+    counter.write([attrs.evolve(event, username="a\nb", database="x\ty")])
+    out = io.StringIO()
+    counter.print(out, 10)
+    assert "a\\nb " in out.getvalue()
+    assert "x\\ty " in out.getvalue()
+    assert all("\t" not in line for line in out.getvalue().splitlines())
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("stats", "--top", "-1"), ("--top", "positive")),
+        (("stats", "--top", "0"), ("--top", "positive")),
+        (("decode", "--sort-window", "10"), ("--sort-window", "--sort")),
+    ],
+)
+def test_options_that_would_do_nothing_are_refused(
+    tmp_path: Path, args: tuple[str, ...], words: tuple[str, ...]
+) -> None:
+    write_log(tmp_path / "a.log", MARIADB)
+    result = run(tmp_path, *args, "a.log")
+    text = result.stderr.decode()
+    assert result.returncode == 2, text
+    assert "Traceback" not in text
+    for word in words:
+        assert word in text
+
+
+def test_auditsync_output_reads_back_as_input(tmp_path: Path) -> None:
+    """``stats audit.db`` after ``--to sqlite:audit.db``: the database (and decode's JSON
+    Lines) are inputs too, and give the events the log gave, byte for byte."""
+    not_utf8 = b"20240131 14:02:11,db1,app,10.0.0.7,42,1003,QUERY,sh\xffop,'select \xfe',0"
+    write_log(tmp_path / "server_audit.log", [*MARIADB, not_utf8])
+    (tmp_path / "firehose").write_bytes(gzip.compress(message(AURORA, 0)))
+    inputs = ("server_audit.log", "firehose")
+    assert_clean(run(tmp_path, "decode", "--to", "sqlite:audit.db", *inputs))
+    from_logs = run(tmp_path, "decode", *inputs)
+    (tmp_path / "events.jsonl").write_bytes(from_logs.stdout)
+    for stored in ("audit.db", "events.jsonl"):
+        again = run(tmp_path, "decode", stored)
+        assert_clean(again)
+        assert again.stdout == from_logs.stdout, stored
+        stats = run(tmp_path, "stats", stored)
+        assert_clean(stats)
+        assert stats.stdout == run(tmp_path, "stats", *inputs).stdout
+    filtered = run(tmp_path, "decode", "--user", "bob", "audit.db")
+    assert [event["username"] for event in output(filtered)] == ["bob"]
+
+
+def test_a_database_that_auditsync_did_not_write_is_a_dead_letter(tmp_path: Path) -> None:
+    with contextlib.closing(sqlite3.connect(tmp_path / "other.db")) as connection:
+        connection.execute("CREATE TABLE t (x)")
+        connection.commit()
+    result = run(tmp_path, "stats", "other.db")
+    assert result.returncode == 1
+    assert "without auditsync's audit_events table" in result.stderr.decode()

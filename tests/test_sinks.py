@@ -37,6 +37,7 @@ from auditsync.sinks import (
     Refused,
     Sink,
     SQLiteSink,
+    Stored,
     dead_letter_from_dict,
     dead_letter_to_dict,
     event_from_dict,
@@ -725,6 +726,32 @@ def test_sqlite_writing_the_same_events_again_adds_no_rows(db: Path) -> None:
     with SQLiteSink(db) as reopened:
         reopened.write(batch)
         assert len(rows(reopened)) == 13
+
+
+def test_sql_sinks_say_what_was_new_and_what_was_there(db: Path) -> None:
+    batch = events(10)
+    with SQLiteSink(db) as sink:
+        assert sink.write(batch) == Stored(10, 0)
+        assert sink.write([*batch[5:], *events(3, start=11), batch[0]]) == Stored(3, 6)
+        assert sink.write([letter()]) == Stored(0, 0)
+        with pytest.raises(Refused) as refused:
+            sink.write([parse_line(HUGE_ID_LINE), *events(2, start=13)])
+        assert refused.value.stored == Stored(1, 1)
+
+
+def test_a_pipeline_counts_new_and_present_where_the_sink_says(db: Path) -> None:
+    from auditsync import Pipeline
+
+    lines = [LINE, LINE.replace(",12,", ",13,")]
+    with SQLiteSink(db) as sink:
+        first = Pipeline(sink).process_lines(lines)
+        second = Pipeline(sink).process_lines([*lines, LINE.replace(",12,", ",14,")])
+    assert (first.delivered, first.new, first.present) == (2, 2, 0)
+    assert (second.delivered, second.new, second.present) == (3, 1, 2)
+    assert "3 delivered (1 new, 2 already present), " in second.summary()
+    unknown = Pipeline(MemorySink()).process_lines(lines)
+    assert (unknown.new, unknown.present) == (0, 0)
+    assert "2 delivered, " in unknown.summary()
 
 
 def test_sqlite_identical_lines_from_different_places_are_different_rows(db: Path) -> None:

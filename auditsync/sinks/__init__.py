@@ -7,7 +7,7 @@ from .._json import (
     event_to_dict,
     to_json,
 )
-from ._base import DeadLetterSink, Refused, Sink
+from ._base import DeadLetterSink, Refused, Sink, Stored
 from ._forms import FormSink
 from ._jsonlines import JsonLinesSink
 from ._memory import CallbackSink, FanOutSink, MemorySink
@@ -28,6 +28,7 @@ __all__ = [
     "Refused",
     "SQLiteSink",
     "Sink",
+    "Stored",
     "dead_letter_from_dict",
     "dead_letter_to_dict",
     "event_from_dict",

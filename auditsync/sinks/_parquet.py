@@ -24,7 +24,7 @@ from typing import Any
 from .. import ocsf
 from .._events import AuditEvent
 from ..arrow import _pyarrow, to_table
-from ._base import Refused
+from ._base import Refused, Stored
 from ._sqlite import sql_refusal
 
 __all__ = ["OcsfParquetSink", "ParquetSink", "PartitionedWriter"]
@@ -57,6 +57,7 @@ class PartitionedWriter:
         _pyarrow()
         fs = importlib.import_module("pyarrow.fs")
         self._parquet = importlib.import_module("pyarrow.parquet")
+        self._missing = fs.FileType.NotFound
         path = os.fspath(root)
         if filesystem is None:
             if "://" in path:
@@ -77,18 +78,25 @@ class PartitionedWriter:
         partition: str,
         events: Sequence[AuditEvent],
         table: Callable[[Sequence[AuditEvent]], Any],
-    ) -> list[str]:
-        """Write ``table(chunk)`` for each chunk of ``events`` into ``partition``; its paths."""
-        written = []
+    ) -> Stored:
+        """Write ``table(chunk)`` for each chunk of ``events`` into ``partition``.
+
+        A file's name is the digest of its keys, so a file that was there already held
+        these very events: they count as present, the others as new.
+        """
+        new = present = 0
         for chunk in self._chunks(events):
             digest = hashlib.blake2b(digest_size=16)
             for event in chunk:
                 digest.update(event.key.encode("utf-8", "surrogatepass") + b"\n")
             directory = f"{self.root}/{partition}"
             path = f"{directory}/part-{digest.hexdigest()}.parquet"
+            if self.filesystem.get_file_info(path).type == self._missing:
+                new += len(chunk)
+            else:
+                present += len(chunk)
             self._write(table(chunk), directory, path)
-            written.append(path)
-        return written
+        return Stored(new, present)
 
     def _chunks(self, events: Sequence[AuditEvent]) -> list[Sequence[AuditEvent]]:
         chunks: list[Sequence[AuditEvent]] = []
@@ -158,7 +166,7 @@ class ParquetSink:
             max_bytes=max_bytes,
         )
 
-    def write(self, events: Sequence[AuditEvent]) -> None:
+    def write(self, events: Sequence[AuditEvent]) -> Stored:
         """Write the batch's files, one or more per partition it touches."""
         partitions: dict[str, list[AuditEvent]] = {}
         refused: list[AuditEvent] = []
@@ -170,10 +178,15 @@ class ParquetSink:
                 reasons[event.key] = reason
                 continue
             partitions.setdefault(hive_partition(event), []).append(event)
+        new = present = 0
         for partition, group in sorted(partitions.items()):
-            self.writer.write(partition, group, to_table)
+            stored = self.writer.write(partition, group, to_table)
+            new, present = new + stored.new, present + stored.present
         if refused:
-            raise Refused(refused, "an id does not fit a 64-bit integer", reasons)
+            raise Refused(
+                refused, "an id does not fit a 64-bit integer", reasons, Stored(new, present)
+            )
+        return Stored(new, present)
 
     def close(self) -> None:
         """Nothing is held between writes: every file is complete when ``write`` returns."""
@@ -223,7 +236,7 @@ class OcsfParquetSink:
         self.sources = dict(self.SOURCES) | dict(sources or {})
         self._place = f"region={region}/accountId={account_id}"
 
-    def write(self, events: Sequence[AuditEvent]) -> None:
+    def write(self, events: Sequence[AuditEvent]) -> Stored:
         """Write the batch's files: one or more per class and day it touches."""
         partitions: dict[tuple[int, str], list[AuditEvent]] = {}
         refused: list[AuditEvent] = []
@@ -237,12 +250,19 @@ class OcsfParquetSink:
             class_uid = ocsf.ocsf_class(event)
             day = f"{self.sources[class_uid]}/{self._place}/eventDay={event.timestamp:%Y%m%d}"
             partitions.setdefault((class_uid, day), []).append(event)
+        new = present = 0
         for (class_uid, day), group in sorted(partitions.items()):
             # Security Lake wants each file sorted by time.
             group.sort(key=lambda event: event.timestamp)
-            self.writer.write(day, group, functools.partial(ocsf.to_table, class_uid=class_uid))
+            stored = self.writer.write(
+                day, group, functools.partial(ocsf.to_table, class_uid=class_uid)
+            )
+            new, present = new + stored.new, present + stored.present
         if refused:
-            raise Refused(refused, "an id does not fit a 64-bit integer", reasons)
+            raise Refused(
+                refused, "an id does not fit a 64-bit integer", reasons, Stored(new, present)
+            )
+        return Stored(new, present)
 
     def close(self) -> None:
         """Nothing is held between writes."""

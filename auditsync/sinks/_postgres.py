@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .._events import AuditEvent, DeadLetter, Form
+from ._base import Stored
 from ._sqlite import (
     DEAD_LETTER_COLUMNS,
     EVENT_COLUMNS,
@@ -254,23 +255,25 @@ class PostgresSink:
         """The psycopg connection the sink writes through."""
         return self._connection
 
-    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> None:
-        """Store the batch in one transaction, skipping keys already stored."""
+    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> Stored:
+        """Store the batch in one transaction, skipping keys already stored; say how many
+        events were new."""
         if self._closed:
             raise ValueError("write to a closed PostgresSink")
         batch = split_batch(events, nul_free=True)
         event_rows, letter_rows = batch.event_rows, batch.letter_rows
+        new = 0
         if event_rows or letter_rows:
             with self._lock:
                 connection = self._live_connection()
                 with connection.transaction(), connection.cursor() as cursor:
-                    for table, rows in (
-                        (self._events, event_rows),
-                        (self._dead_letters, letter_rows),
-                    ):
-                        if rows:
-                            _store(cursor, table, rows)
-        batch.raise_refusals()
+                    if event_rows:
+                        new = _store(cursor, self._events, event_rows)
+                    if letter_rows:
+                        _store(cursor, self._dead_letters, letter_rows)
+        stored = Stored(new, len(event_rows) - new)
+        batch.raise_refusals(stored)
+        return stored
 
     def _live_connection(self) -> Any:
         """The connection, opened again if the sink owns it and it broke since."""
@@ -293,10 +296,12 @@ class PostgresSink:
         self.close()
 
 
-def _store(cursor: Any, table: _Table, rows: Sequence[tuple[Any, ...]]) -> None:
+def _store(cursor: Any, table: _Table, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Store ``rows`` whose keys ``table`` lacks; how many that was."""
     for statement in table.stage:
         cursor.execute(statement)
     with cursor.copy(table.copy) as copy:
         for row in rows:
             copy.write_row(row)
     cursor.execute(table.insert)
+    return int(cursor.rowcount)

@@ -37,8 +37,15 @@ from .._events import (
     exact_bytes,
     field_reads,
 )
-from .._json import _b64, dead_letter_key, event_to_dict, is_unicode, iso_timestamp
-from ._base import Refused
+from .._json import (
+    _b64,
+    dead_letter_key,
+    event_from_dict,
+    event_to_dict,
+    is_unicode,
+    iso_timestamp,
+)
+from ._base import Refused, Stored
 
 __all__ = [
     "DEAD_LETTER_COLUMNS",
@@ -46,6 +53,7 @@ __all__ = [
     "INDEXED_COLUMNS",
     "SQLiteSink",
     "dead_letter_row",
+    "event_from_row",
     "event_row",
     "sql_refusal",
 ]
@@ -200,6 +208,26 @@ def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
     return (key, *cells[:at], object_bytes, *cells[at:], *origin, raw_fields)
 
 
+def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
+    """The event :func:`event_row` stored, byte for byte: a row of :data:`EVENT_COLUMNS`
+    (by name) made into the JSON form, which :func:`event_from_dict` reads."""
+    exact = dict(orjson.loads(row["raw_fields"])) if row["raw_fields"] else {}
+    if row["object_bytes"] is not None:
+        exact["object"] = _b64(bytes(row["object_bytes"]))
+    document: dict[str, Any] = {}
+    origin: dict[str, Any] = {}
+    for column in EVENT_COLUMNS:
+        if column in ("object_bytes", "raw_fields"):
+            continue
+        into, name = (origin, column[7:]) if column in _ORIGIN_COLUMNS else (document, column)
+        into[name] = row[column]
+        if column in exact:
+            into[f"{name}_base64"] = exact[column]
+    document["truncated"] = bool(document["truncated"])
+    document["origin"] = origin if any(value is not None for value in origin.values()) else None
+    return event_from_dict(document)
+
+
 def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any, ...]:
     """The dead letter as a row of :data:`DEAD_LETTER_COLUMNS`.
 
@@ -236,10 +264,10 @@ class RowBatch:
     refused: list[AuditEvent] = attrs.field(factory=list)
     reasons: dict[str, None] = attrs.field(factory=dict)
 
-    def raise_refusals(self) -> None:
+    def raise_refusals(self, stored: Stored | None = None) -> None:
         """After the rows are stored: say which events never will be."""
         if self.refused:
-            raise Refused(self.refused, "; ".join(self.reasons))
+            raise Refused(self.refused, "; ".join(self.reasons), stored=stored)
 
 
 def split_batch(items: Sequence[AuditEvent | DeadLetter], *, nul_free: bool = False) -> RowBatch:
@@ -321,20 +349,26 @@ class SQLiteSink:
         """The connection the sink writes through, for reading the tables back."""
         return self._connection
 
-    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> None:
-        """Store the batch in one transaction, skipping keys already stored."""
+    def write(self, events: Sequence[AuditEvent | DeadLetter]) -> Stored:
+        """Store the batch in one transaction, skipping keys already stored; say how many
+        events were new."""
         if self._closed:
             raise ValueError("write to a closed SQLiteSink")
         batch = split_batch(events)
         event_rows, letter_rows = batch.event_rows, batch.letter_rows
+        new = 0
         if event_rows or letter_rows:
             with self._lock, self._transaction():
                 self._check_file()
                 if event_rows:
+                    before = self._connection.total_changes
                     self._connection.executemany(self._insert_event, event_rows)
+                    new = self._connection.total_changes - before
                 if letter_rows:
                     self._connection.executemany(self._insert_dead_letter, letter_rows)
-        batch.raise_refusals()
+        stored = Stored(new, len(event_rows) - new)
+        batch.raise_refusals(stored)
+        return stored
 
     def _check_file(self) -> None:
         """Fail the batch if the database file was deleted or replaced since it was opened.
