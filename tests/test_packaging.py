@@ -49,7 +49,8 @@ def test_the_sdist_runs_its_own_tests(dist: Path, tmp_path: Path) -> None:
         "examples/server_audit.log",
         "benchmarks/run.py",
         "mkdocs.yml",
-        "auditsync/_speedups.c",
+        "auditsync/_c_reader.c",
+        "auditsync/_c_json.c",
     ):
         assert (tree / needed).exists(), f"the sdist lacks {needed}"
     # From the unpacked tree, so that its own auditsync is imported, with the suite's own
@@ -85,11 +86,12 @@ def test_the_wheel_carries_the_package_not_its_sources(dist: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert not [name for name in names if name.endswith((".c", ".h"))], names
     assert not [name for name in names if name.startswith(("tests/", "docs/", "benchmarks/"))]
-    for needed in ("auditsync/__init__.py", "auditsync/py.typed", "auditsync/_speedups.pyi"):
+    for needed in ("auditsync/__init__.py", "auditsync/py.typed", "auditsync/_c_reader.pyi"):
         assert needed in names
-    if "linux" in wheel.name:  # a platform wheel: the extension was compiled into it
-        assert [
-            name
-            for name in names
-            if name.startswith("auditsync/_speedups.") and name.endswith(".so")
-        ], names
+    if "linux" in wheel.name:  # a platform wheel: the extensions were compiled into it
+        for extension in ("_c_reader", "_c_json"):
+            assert [
+                name
+                for name in names
+                if name.startswith(f"auditsync/{extension}.") and name.endswith(".so")
+            ], names
