@@ -32,7 +32,9 @@ __all__ = [
 
 #: One part of a name in the skeleton: a run of backquotes (quoted) or a bare word.
 PART = r"(?:`+|[\w$]+)"
-_NAME: Final = re.compile(rf"\s*(?P<first>{PART})(?:\s*\.\s*{PART})?")
+#: A bare word right before a quote is a literal's prefix (``N'..'``, ``_utf8mb4'..'``), no
+#: name: ``FROM N'y'`` reads no table, as redaction, which masks the literal whole, agrees.
+_NAME: Final = re.compile(rf"\s*(?P<first>`+|[\w$]++(?!'))(?:\s*\.\s*{PART})?")
 _SKELETON_PART: Final = re.compile(PART)
 _NEXT_WORD: Final = re.compile(r"\s*([A-Z_][A-Z0-9_]*)")
 OPEN_PAREN: Final = re.compile(r"\s*(?:LATERAL\s*)?\(")
