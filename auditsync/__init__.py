@@ -5,8 +5,7 @@ are an implementation detail. The Lambda adapters live in :mod:`auditsync.aws`, 
 sinks in :mod:`auditsync.sinks`, the Hypothesis strategies in :mod:`auditsync.testing`.
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _installed_version
+from typing import Any
 
 from ._auditlog import format_line, parse_line
 from ._envelope import LogEvent, SubscriptionMessage, iter_messages, parse_message
@@ -16,10 +15,18 @@ from ._payload import decode_payload
 from ._pipeline import Line, Lines, Payload, Pipeline, Report
 from ._sources import InputFormat, read_file
 
-try:
-    __version__ = _installed_version("auditsync")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> Any:
+    """``__version__``, read from the installed metadata when asked: importing
+    :mod:`importlib.metadata` costs a Lambda cold start about 25 ms."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("auditsync")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
 
 __all__ = [
     "AuditEvent",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import __version__, _gzip, _native, filters
+from . import _gzip, _native, filters
 from ._events import AuditEvent, DeadLetter, Dialect, Origin
 from ._pipeline import Events, Lines, Payload, Pipeline, Report, Unreadable
 from ._sources import InputFormat, iter_paths, read_file
@@ -172,6 +172,8 @@ def _version() -> str:
     falls back to pure Python, about five times slower, and this is where a user sees it."""
     reader = "C extension" if _native.parse_line is not None else "pure Python"
     inflater = "ISA-L" if _gzip.new_inflater.__module__.startswith("isal") else "zlib"
+    from . import __version__  # here, not at import: importlib.metadata is slow to load
+
     return f"auditsync {__version__} (line reader: {reader}; inflater: {inflater})"
 
 
