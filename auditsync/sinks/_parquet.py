@@ -12,6 +12,7 @@ instead of adding copies.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import functools
 import hashlib
@@ -136,18 +137,10 @@ def hive_partition(event: AuditEvent) -> str:
     return f"dt={moment:%Y-%m-%d}/hour={moment:%H}"
 
 
-class ParquetSink:
-    """Events as Parquet files under ``dt=YYYY-MM-DD/hour=HH/`` (see docs/sinks.md).
-
-    Idempotency: an event's partition follows from its timestamp, and a file's name from
-    the keys it holds, so a batch delivered again overwrites its own files. A batch
-    delivered again with *other* events beside (Kinesis retries from the failed record
-    on) writes new files, so within a partition a key may be stored twice: readers keep
-    one row per ``key`` (:func:`auditsync.arrow.read_events` does).
-
-    An id beyond 64 bits fits no Parquet integer: such events are refused after the
-    rest of the batch is written.
-    """
+class _PartitionedSink(abc.ABC):
+    """What both Parquet sinks share: events whose ids fit no Parquet integer refused
+    after the rest is written, the rest grouped by a partition and written a group at a
+    time through one :class:`PartitionedWriter`, and what each group stored summed."""
 
     def __init__(
         self,
@@ -166,9 +159,17 @@ class ParquetSink:
             max_bytes=max_bytes,
         )
 
+    @abc.abstractmethod
+    def _partition(self, event: AuditEvent) -> Any:
+        """The sortable key of the group *event* is written in."""
+
+    @abc.abstractmethod
+    def _write_group(self, partition: Any, group: list[AuditEvent]) -> Stored:
+        """Write one partition's events; what was new and what was there."""
+
     def write(self, events: Sequence[AuditEvent]) -> Stored:
         """Write the batch's files, one or more per partition it touches."""
-        partitions: dict[str, list[AuditEvent]] = {}
+        partitions: dict[Any, list[AuditEvent]] = {}
         refused: list[AuditEvent] = []
         reasons: dict[str, str] = {}
         for event in events:
@@ -177,10 +178,10 @@ class ParquetSink:
                 refused.append(event)
                 reasons[event.key] = reason
                 continue
-            partitions.setdefault(hive_partition(event), []).append(event)
+            partitions.setdefault(self._partition(event), []).append(event)
         new = present = 0
         for partition, group in sorted(partitions.items()):
-            stored = self.writer.write(partition, group, to_table)
+            stored = self._write_group(partition, group)
             new, present = new + stored.new, present + stored.present
         if refused:
             raise Refused(
@@ -188,17 +189,37 @@ class ParquetSink:
             )
         return Stored(new, present)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - nothing to close, on purpose
         """Nothing is held between writes: every file is complete when ``write`` returns."""
 
-    def __enter__(self) -> ParquetSink:
+    def __enter__(self) -> _PartitionedSink:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-class OcsfParquetSink:
+class ParquetSink(_PartitionedSink):
+    """Events as Parquet files under ``dt=YYYY-MM-DD/hour=HH/`` (see docs/sinks.md).
+
+    Idempotency: an event's partition follows from its timestamp, and a file's name from
+    the keys it holds, so a batch delivered again overwrites its own files. A batch
+    delivered again with *other* events beside (Kinesis retries from the failed record
+    on) writes new files, so within a partition a key may be stored twice: readers keep
+    one row per ``key`` (:func:`auditsync.arrow.read_events` does).
+
+    An id beyond 64 bits fits no Parquet integer: such events are refused after the
+    rest of the batch is written.
+    """
+
+    def _partition(self, event: AuditEvent) -> str:
+        return hive_partition(event)
+
+    def _write_group(self, partition: str, group: list[AuditEvent]) -> Stored:
+        return self.writer.write(partition, group, to_table)
+
+
+class OcsfParquetSink(_PartitionedSink):
     """OCSF events as Parquet in the layout of Amazon Security Lake's custom sources.
 
     Security Lake takes one OCSF class per custom source, each under its own location, in
@@ -226,7 +247,7 @@ class OcsfParquetSink:
         max_rows: int = MAX_ROWS,
         max_bytes: int = MAX_BYTES,
     ):
-        self.writer = PartitionedWriter(
+        super().__init__(
             root,
             filesystem=filesystem,
             compression=compression,
@@ -236,39 +257,12 @@ class OcsfParquetSink:
         self.sources = dict(self.SOURCES) | dict(sources or {})
         self._place = f"region={region}/accountId={account_id}"
 
-    def write(self, events: Sequence[AuditEvent]) -> Stored:
-        """Write the batch's files: one or more per class and day it touches."""
-        partitions: dict[tuple[int, str], list[AuditEvent]] = {}
-        refused: list[AuditEvent] = []
-        reasons: dict[str, str] = {}
-        for event in events:
-            reason = sql_refusal(event)
-            if reason is not None:
-                refused.append(event)
-                reasons[event.key] = reason
-                continue
-            class_uid = ocsf.ocsf_class(event)
-            day = f"{self.sources[class_uid]}/{self._place}/eventDay={event.timestamp:%Y%m%d}"
-            partitions.setdefault((class_uid, day), []).append(event)
-        new = present = 0
-        for (class_uid, day), group in sorted(partitions.items()):
-            # Security Lake wants each file sorted by time.
-            group.sort(key=lambda event: event.timestamp)
-            stored = self.writer.write(
-                day, group, functools.partial(ocsf.to_table, class_uid=class_uid)
-            )
-            new, present = new + stored.new, present + stored.present
-        if refused:
-            raise Refused(
-                refused, "an id does not fit a 64-bit integer", reasons, Stored(new, present)
-            )
-        return Stored(new, present)
+    def _partition(self, event: AuditEvent) -> tuple[int, str]:
+        class_uid = ocsf.ocsf_class(event)
+        day = f"{self.sources[class_uid]}/{self._place}/eventDay={event.timestamp:%Y%m%d}"
+        return class_uid, day
 
-    def close(self) -> None:
-        """Nothing is held between writes."""
-
-    def __enter__(self) -> OcsfParquetSink:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _write_group(self, partition: tuple[int, str], group: list[AuditEvent]) -> Stored:
+        class_uid, day = partition
+        group.sort(key=lambda event: event.timestamp)  # Security Lake wants files in time order
+        return self.writer.write(day, group, functools.partial(ocsf.to_table, class_uid=class_uid))
