@@ -49,7 +49,7 @@ static PyTypeObject *event_type = NULL, *origin_type = NULL; /* the fields' type
 static int key_record[MAX_FIELDS], key_record_size; /* positions in event_fields */
 static int key_place[MAX_FIELDS], key_place_size;   /* positions in origin_fields */
 static int origin_at = -1, event_id_at = -1;         /* the origin; the origin's event id */
-static PyObject *dialects[4], *utc, *digest, *digest_size, *digest_kwnames, *digest_name;
+static PyObject *dialects[4], *utc, *hash_copy, *hash_update, *hash_digest;
 
 enum { WRITTEN = 0, DECLINED = 1, FAILED = -1 };
 
@@ -468,10 +468,14 @@ put_digest(const Buffer *text, char hex[32])
     if (data == NULL) {
         return FAILED;
     }
-    PyObject *args[] = {data, digest_size};
-    PyObject *hash = PyObject_Vectorcall(digest, args, 1, digest_kwnames);
+    /* A copy of a hash made once with the digest's size, then two method calls: the
+     * constructor's keyword argument would cost a dict and its parsing every event. */
+    PyObject *hash = PyObject_CallNoArgs(hash_copy);
+    PyObject *args[] = {hash, data};
+    PyObject *updated = hash ? PyObject_Vectorcall(hash_update, args, 2, NULL) : NULL;
     Py_DECREF(data);
-    PyObject *bytes = hash ? PyObject_CallMethodNoArgs(hash, digest_name) : NULL;
+    PyObject *bytes = updated ? PyObject_Vectorcall(hash_digest, args, 1, NULL) : NULL;
+    Py_XDECREF(updated);
     Py_XDECREF(hash);
     if (bytes == NULL) {
         return FAILED;
@@ -751,12 +755,11 @@ static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 12 || !PyType_Check(args[0]) || !PyType_Check(args[3]) ||
-        !PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != 4 || !PyCallable_Check(args[10]) ||
-        !PyLong_CheckExact(args[11])) {
+        !PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != 4 || !PyLong_CheckExact(args[11])) {
         PyErr_SetString(PyExc_TypeError,
                         "configure(event_type, event_fields, event_members, origin_type, "
                         "origin_fields, origin_members, key_record, key_place, dialects, utc, "
-                        "blake2b, digest_size)");
+                        "key_hash, digest_size)");
         return NULL;
     }
     event_type = origin_type = NULL;
@@ -794,16 +797,27 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_ValueError, "configure: this writer writes 16-byte digests");
         return NULL;
     }
+    /* The key's hash: a hashlib object of the digest's size, fed nothing; each key
+     * is digested by a copy of it. */
+    PyObject *copy = PyObject_GetAttrString(args[10], "copy");
+    PyObject *update = copy ? PyObject_GetAttrString((PyObject *)Py_TYPE(args[10]), "update") : NULL;
+    PyObject *digest = update ? PyObject_GetAttrString((PyObject *)Py_TYPE(args[10]), "digest") : NULL;
+    if (digest == NULL) {
+        Py_XDECREF(copy);
+        Py_XDECREF(update);
+        return NULL;
+    }
+    Py_XSETREF(hash_copy, copy);
+    Py_XSETREF(hash_update, update);
+    Py_XSETREF(hash_digest, digest);
     Py_XSETREF(utc, Py_NewRef(args[9]));
-    Py_XSETREF(digest, Py_NewRef(args[10]));
-    Py_XSETREF(digest_size, Py_NewRef(args[11]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
      "Hand over the event's and the origin's tables, the key's fields, the dialects, UTC "
-     "and the key's hash."},
+     "and the key's hash (a hashlib object of the digest's size, fed nothing)."},
     {"event_json", (PyCFunction)event_json, METH_O,
      "event_json(event) -> bytes | None: the event's JSON line, as the Python writer's"},
     {"json_lines", (PyCFunction)json_lines, METH_O,
@@ -821,11 +835,6 @@ PyInit__c_json(void)
 {
     PyDateTime_IMPORT;
     if (PyDateTimeAPI == NULL) {
-        return NULL;
-    }
-    digest_kwnames = Py_BuildValue("(s)", "digest_size");
-    digest_name = PyUnicode_InternFromString("digest");
-    if (!digest_kwnames || !digest_name) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&module_definition);

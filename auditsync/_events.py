@@ -353,8 +353,14 @@ def _digest(parts: Iterable[str], origin: Origin | None, *, with_event_id: bool 
 def _blake2b_128(text: str) -> str:
     """The digest keys are made of: BLAKE2b of the text's UTF-8 (lone surrogates, which
     ``surrogateescape`` text holds, in their three-byte form), in hex."""
-    data = text.encode("utf-8", "surrogatepass")
-    return hashlib.blake2b(data, digest_size=KEY_DIGEST_SIZE).hexdigest()
+    digest = _KEY_HASH.copy()
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+#: The key's hash fed nothing, copied for each key: cheaper than the constructor, whose
+#: keyword argument is parsed on every call (the C writer does the same).
+_KEY_HASH: Final = hashlib.blake2b(digest_size=KEY_DIGEST_SIZE)
 
 
 def _place(origin: Origin, event_id: str | None) -> str:

@@ -333,7 +333,7 @@ def _configured_c_writer() -> tuple[
         KEY_PLACE,
         DIALECTS,
         UTC,
-        hashlib.blake2b,
+        hashlib.blake2b(digest_size=KEY_DIGEST_SIZE),
         KEY_DIGEST_SIZE,
     )
     for event in _TRIAL_EVENTS:

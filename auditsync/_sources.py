@@ -479,10 +479,15 @@ class _Records:
     pending: bytes | None = None
     pending_number: int = 0
     joined: int = 0
+    #: At least the bytes of ``texts`` and ``pending``: every body taken adds its length,
+    #: and the exact sum is taken only when this passes :data:`BLOCK_BYTES`, not for
+    #: every chunk (it would cost a call a line).
+    held: int = 0
 
     def take(self, body: bytes, first: int) -> int:
         """Take the lines of ``body`` (no final newline), the first numbered ``first``;
         return how many physical lines that was."""
+        self.held += len(body)
         lines = body.split(b"\n")
         records = self._one_record_a_line(body, lines)
         if records is None:
@@ -569,13 +574,17 @@ class _Records:
         once they hold :data:`BLOCK_BYTES` (long records are not held a thousand at a
         time), or with ``final`` (after :meth:`finish`)."""
         size = LINES_PER_BLOCK
-        whole = final or sum(map(len, self.texts)) >= BLOCK_BYTES
+        if self.held >= BLOCK_BYTES and not final:
+            self.held = sum(map(len, self.texts)) + len(self.pending or b"")
+        whole = final or self.held >= BLOCK_BYTES
         end = len(self.texts) if whole else len(self.texts) // size * size
         for start in range(0, end, size):
             yield Lines(
                 self.texts[start : start + size], origin, self.numbers[start : start + size]
             )
         del self.texts[:end], self.numbers[:end]
+        if whole:
+            self.held = len(self.pending or b"")
 
 
 def _reads(record: bytes) -> bool:

@@ -928,3 +928,19 @@ def test_iter_paths_walks_directories_in_a_stable_order(tmp_path: Path) -> None:
     assert found == ["a/deep/er/x", "a/z.log.1.gz", "b/2.log", "top.log"]
     single = tmp_path / "top.log"
     assert list(iter_paths([str(single), str(tmp_path / "b")])) == [single, tmp_path / "b/2.log"]
+
+
+def test_long_records_leave_in_blocks_of_block_bytes_not_a_thousand_at_a_time() -> None:
+    """Records of 64 KiB: fewer than a thousand fill BLOCK_BYTES, and each block goes on
+    once they do, before the file ends, however they arrived (chunks of 1 MiB)."""
+    from auditsync._pipeline import BLOCK_BYTES, Lines
+
+    line = b"20240131 14:02:07,db,u,h,1,2,QUERY,d,'" + b"x" * (64 << 10) + b"',0\n"
+    count = 3 * BLOCK_BYTES // len(line)
+    reader = io.BufferedReader(io.BytesIO(line * count))  # type: ignore[arg-type]
+    blocks = [item for item in sources_module._log_lines(reader, "big.log", export=False)]
+    assert all(isinstance(block, Lines) for block in blocks)
+    sizes = [sum(map(len, block.texts)) for block in blocks]  # type: ignore[union-attr]
+    assert sum(len(block.texts) for block in blocks) == count  # type: ignore[union-attr]
+    assert len(blocks) >= 3
+    assert all(size <= BLOCK_BYTES + (1 << 20) for size in sizes)
