@@ -716,6 +716,10 @@ def test_unreadable_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
     assert_usage_error(run(tmp_path, "decode", "secret.log"), "secret.log")
 
 
+_LAKE = ["decode", "--to", "ocsf-parquet:lake", "--account-id"]
+_LAKE_IE = [*_LAKE, "123456789012", "--region", "eu-west-1"]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -724,6 +728,12 @@ def test_unreadable_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
         (["decode", "--tz", "Mars/Olympus_Mons", "a.log"], ["unknown time zone", "Mars"]),
         (["decode", "--since", "yesterday", "a.log"], ["ISO 8601", "yesterday"]),
         (["stats", "--until", "2024-13-01", "a.log"], ["ISO 8601"]),
+        (["decode", "--to", "ocsf-parquet:lake", "a.log"], ["--account-id", "--region"]),
+        ([*_LAKE, "1234", "--region", "eu-west-1"], ["12 digits", "1234"]),
+        ([*_LAKE, "123456789012", "--region", "x"], ["region", "'x'"]),
+        ([*_LAKE_IE, "--lake-source", "9999=ext/x", "a.log"], ["no OCSF class 9999", "3002"]),
+        ([*_LAKE_IE, "--lake-source", "auth", "a.log"], ["CLASS=LOCATION", "auth"]),
+        (["decode", "--to", "parquet:x", "--region", "eu-west-1", "a.log"], ["--region", "only"]),
     ],
 )
 def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], words: list[str]) -> None:
