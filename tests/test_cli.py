@@ -821,7 +821,7 @@ def test_sink_failure_in_process_exits_3_and_stops(
     first = write_log(tmp_path / "a.log", lines)
     second = write_log(tmp_path / "b.log", MARIADB)
     sink = FailingSink(good=1)
-    monkeypatch.setattr(cli_module, "_open_sink", lambda spec: sink)
+    monkeypatch.setattr(cli_module, "_open_sink", lambda spec, lake: sink)
     status = cli_module.main(["decode", str(first), str(second)])
     assert status == 3
     err = capsys.readouterr().err
