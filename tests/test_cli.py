@@ -252,6 +252,8 @@ def test_json_lines_hold_every_field_as_documented(tmp_path: Path) -> None:
         "sequence_number": None,
         "path": "server_audit.log",
         "line_number": 1,
+        "rds_instance": None,
+        "rds_cluster": None,
     }
     assert re.fullmatch(r"[0-9a-f]{32}", first["key"])
     assert (second["connection_type"], second["dialect"]) == ("SOCKET", "rds-mysql")
