@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from auditsync import AuditEvent, Dialect, Origin, parse_line
@@ -55,6 +55,7 @@ from auditsync.sinks._sqlite import (
     INDEXED_COLUMNS,
     event_from_row,
     migration,
+    sql_refusal,
 )
 from auditsync.testing import audit_events
 
@@ -1109,6 +1110,19 @@ def test_processes_opening_an_old_sqlite_table_at_once_all_succeed(tmp_path: Pat
     check.close()
 
 
+def _made_without(connection: sqlite3.Connection, missing: Collection[str]) -> list[str]:
+    """Table ``t`` made again as a version without the ``missing`` columns made it, its
+    rows kept; the columns it has."""
+    kept = [column for column in EVENT_COLUMNS if column not in missing]
+    definitions = ", ".join(f"{column} {_SQLITE_EVENT_TYPES[column]}" for column in kept)
+    connection.execute(f"CREATE TABLE older ({definitions})")
+    connection.execute(f"INSERT INTO older SELECT {', '.join(kept)} FROM t")
+    connection.execute("DROP TABLE t")
+    connection.execute("ALTER TABLE older RENAME TO t")
+    connection.commit()
+    return kept
+
+
 #: The columns a table is made without, to stand for fields added later: one of each
 #: form that may be NOT NULL (given the field's default), and optional ones.
 _LATER = ("truncated", "dialect", "suffix", "connection_type", "origin_line_number", *_DERIVED)
@@ -1122,11 +1136,7 @@ def test_columns_of_any_form_are_added_with_their_fields_defaults(tmp_path: Path
     connection = sqlite3.connect(tmp_path / "older.db")
     with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
         sink.write([item])
-    kept = [column for column in EVENT_COLUMNS if column not in _LATER]
-    connection.execute(f"CREATE TABLE older AS SELECT {', '.join(kept)} FROM t")
-    connection.execute("DROP TABLE t")
-    connection.execute("ALTER TABLE older RENAME TO t")
-    connection.commit()
+    kept = _made_without(connection, _LATER)
     with SQLiteSink(connection, table="t", dead_letter_table="d"):
         pass
     assert _columns(connection, "t") == (*kept, *(c for c in EVENT_COLUMNS if c in _LATER))
@@ -1138,6 +1148,37 @@ def test_columns_of_any_form_are_added_with_their_fields_defaults(tmp_path: Path
     [row] = connection.execute("SELECT * FROM t").fetchall()
     assert event_from_row(row) == item
     assert (row["origin_rds_instance"], row["origin_rds_cluster"]) == ("db-1", None)
+    connection.close()
+
+
+#: The event's fields with a default: what a field added later has (AuditEvent's rule).
+_DEFAULTS = {
+    field.name: field.default
+    for field in attrs.fields(AuditEvent)
+    if field.default is not attrs.NOTHING and field.name != "origin"
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.sampled_from([*_DEFAULTS, *_DERIVED]), min_size=1), audit_events())
+def test_any_columns_of_fields_added_later_are_added_and_old_rows_read_back(
+    missing: set[str], item: AuditEvent
+) -> None:
+    """A table made without some columns (as by a version before their fields) gains
+    them on open, whatever their forms; its rows read back with each such field's
+    default, as the version that stored them knew the event."""
+    assume(sql_refusal(item) is None)
+    connection = sqlite3.connect(":memory:")
+    with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
+        sink.write([item])
+    _made_without(connection, missing)
+    with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
+        assert sorted(_columns(connection, "t")) == sorted(EVENT_COLUMNS)
+        assert sink.write([item]) == Stored(0, 1)  # its key, unchanged, already there
+    connection.row_factory = sqlite3.Row
+    [row] = connection.execute("SELECT * FROM t").fetchall()
+    defaults = {name: value for name, value in _DEFAULTS.items() if name in missing}
+    assert event_from_row(row) == attrs.evolve(item, **defaults)
     connection.close()
 
 
