@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import attrs
 import orjson
 
 from ._errors import AuditSyncError
@@ -224,24 +225,45 @@ _READ: dict[Form, Callable[[Mapping[str, Any], str], Any]] = {
 }
 
 
+def _defaulted(kind: type) -> frozenset[str]:
+    """The fields of an attrs class that have a default: those a version may add."""
+    fields = attrs.fields(kind)
+    return frozenset(field.name for field in fields if field.default is not attrs.NOTHING)
+
+
+#: Fields a document written before they existed lacks: absent, they take their default.
+_EVENT_DEFAULTED = _defaulted(AuditEvent)
+_ORIGIN_DEFAULTED = _defaulted(Origin)
+
+
 def _origin_from_dict(document: Mapping[str, Any] | None) -> Origin | None:
     """The origin of its fields' members; the derived members are not read, as they
     follow from the fields (and outputs older than a derived member lack it)."""
     if document is None:
         return None
     return Origin(
-        **{field.name: _READ[field.form](document, field.name) for field in ORIGIN_FIELDS}
+        **{
+            field.name: _READ[field.form](document, field.name)
+            for field in ORIGIN_FIELDS
+            if field.name in document or field.name not in _ORIGIN_DEFAULTED
+        }
     )
 
 
 def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
     """The event :func:`event_to_dict` wrote, byte for byte; ``key`` is recomputed.
 
+    A document written by an earlier version, before a field with a default was added,
+    lacks its member: the field takes its default, as the event that version knew had.
     Raises :class:`ValueError` naming what is missing or malformed.
     """
     try:
         return AuditEvent(
-            **{field.name: _READ[field.form](document, field.name) for field in EVENT_FIELDS}
+            **{
+                field.name: _READ[field.form](document, field.name)
+                for field in EVENT_FIELDS
+                if field.name in document or field.name not in _EVENT_DEFAULTED
+            }
         )
     except KeyError as missing:
         raise AuditSyncError(f"not an auditsync event: no member {missing}") from None

@@ -1182,6 +1182,33 @@ def test_any_columns_of_fields_added_later_are_added_and_old_rows_read_back(
     connection.close()
 
 
+def test_outputs_of_a_version_before_a_field_read_back_with_its_default(tmp_path: Path) -> None:
+    """JSON without the members, and a SQLite table without the columns, of fields with
+    a default (as a version before them wrote): the fields take their defaults. Read-only,
+    the table is not migrated."""
+    item = attrs.evolve(event(3), connection_type="SSL", truncated=True, prefix="<13>")
+    later = {"connection_type": None, "truncated": False, "prefix": None}
+    document = event_to_dict(item)
+    for name in later:
+        del document[name]
+    del document["origin"]["line_number"]
+    expected = attrs.evolve(item, origin=attrs.evolve(item.origin, line_number=None), **later)
+    assert event_from_dict(document) == expected
+    without = event_to_dict(item)
+    del without["timestamp"]  # no default: still an error
+    with pytest.raises(AuditSyncError, match="no member 'timestamp'"):
+        event_from_dict(without)
+
+    connection = sqlite3.connect(tmp_path / "older.db")
+    with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
+        sink.write([item])
+    _made_without(connection, [*later, "origin_line_number", *_DERIVED])
+    connection.execute("ALTER TABLE t RENAME TO audit_events")
+    connection.commit()
+    connection.close()
+    assert _stored(tmp_path / "older.db") == [expected]
+
+
 def test_a_column_without_a_default_cannot_be_added_and_says_which() -> None:
     columns = [column for column in EVENT_COLUMNS if column != "serverhost"]
     with pytest.raises(AuditSyncError, match=r"audit_events.*serverhost.*no default"):

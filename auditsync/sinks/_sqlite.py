@@ -224,24 +224,31 @@ def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
     return (key, *cells[:at], object_bytes, *cells[at:], *origin, raw_fields)
 
 
+_FLAGS = tuple(field.name for field in _FIELD_COLUMNS if field.form is Form.FLAG)
+
+
 def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
     """The event :func:`event_row` stored, byte for byte: a row of :data:`EVENT_COLUMNS`
     (by name) made into the JSON form, which :func:`event_from_dict` reads. The derived
-    columns are not read: they follow from the origin's, and a table of an earlier
-    version, read where it cannot be migrated, may lack them."""
+    columns are not read: they follow from the origin's. A table of an earlier version,
+    read where it is not migrated (read-only), lacks the columns of fields added since:
+    they take their defaults, as in :func:`event_from_dict`."""
+    present = set(row.keys())
     exact = dict(orjson.loads(row["raw_fields"])) if row["raw_fields"] else {}
     if row["object_bytes"] is not None:
         exact["object"] = _b64(bytes(row["object_bytes"]))
     document: dict[str, Any] = {}
     origin: dict[str, Any] = {}
     for column in EVENT_COLUMNS:
-        if column in ("object_bytes", "raw_fields") or column in _DERIVED_COLUMNS:
+        if column in ("object_bytes", "raw_fields", *_DERIVED_COLUMNS) or column not in present:
             continue
         into, name = (origin, column[7:]) if column in _ORIGIN_COLUMNS else (document, column)
         into[name] = row[column]
         if column in exact:
             into[f"{name}_base64"] = exact[column]
-    document["truncated"] = bool(document["truncated"])
+    for name in _FLAGS:  # SQLite keeps them as 0 and 1
+        if name in document:
+            document[name] = bool(document[name])
     document["origin"] = origin if any(value is not None for value in origin.values()) else None
     return event_from_dict(document)
 
