@@ -9,7 +9,9 @@
  *
  * What it writes follows the event's table in Python (auditsync/_events.py), handed over
  * by configure(): the members in their order, each with its Form; the origin's; the
- * fields of the key's record and the origin's fields of its place. Each Form is written
+ * origin's derived members (what its log group names, written after its fields), which
+ * it asks Python for once per log group; the fields of the key's record and the
+ * origin's fields of its place. Each Form is written
  * one way here, as event_to_dict writes it, and the key's text as AuditEvent.key makes
  * it; the digest is hashlib's.
  */
@@ -44,11 +46,16 @@ typedef struct {
 } Fields;
 
 /* Set once by configure(). */
-static Fields event_fields, origin_fields;
+static Fields event_fields, origin_fields, derived_fields;
 static PyTypeObject *event_type = NULL, *origin_type = NULL; /* the fields' types */
 static int key_record[MAX_FIELDS], key_record_size; /* positions in event_fields */
 static int key_place[MAX_FIELDS], key_place_size;   /* positions in origin_fields */
 static int origin_at = -1, event_id_at = -1;         /* the origin; the origin's event id */
+/* The derived members: derive(value of the origin's field at derived_from_at) gives an
+ * instance of derived_fields.type. Its values for None, and for the last value asked. */
+static PyObject *derive = NULL;
+static int derived_from_at = -1;
+static PyObject *none_derived[MAX_FIELDS], *last_source = NULL, *last_derived[MAX_FIELDS];
 static PyObject *dialects[4], *utc, *hash_copy, *hash_update, *hash_digest;
 
 enum { WRITTEN = 0, DECLINED = 1, FAILED = -1 };
@@ -312,7 +319,46 @@ release_values(const Fields *fields, PyObject **values)
 static int put_members(Buffer *b, const Fields *fields, PyObject **values,
                        PyObject **origin_values, const char *first);
 
-/* The origin, its fields' values read: an object of its members, or null. */
+/* The derived members' values for the origin field's value ``source``, borrowed: those
+ * for None, and for the last value asked, are kept, so the command line (no log group)
+ * never calls Python and a batch (one or two log groups) calls it once per log group,
+ * or per run of events of one. NULL with an exception, or with none where the values
+ * are not an instance of the table's class (DECLINED). */
+static PyObject **
+derived_values(PyObject *source)
+{
+    if (source == Py_None) {
+        return none_derived;
+    }
+    if (source == last_source) {
+        return last_derived;
+    }
+    if (last_source != NULL && PyUnicode_CheckExact(source) && PyUnicode_CheckExact(last_source) &&
+        PyUnicode_Compare(source, last_source) == 0) {
+        Py_SETREF(last_source, Py_NewRef(source));
+        return last_derived;
+    }
+    PyObject *derived = PyObject_CallOneArg(derive, source);
+    if (derived == NULL) {
+        return NULL;
+    }
+    PyObject *values[MAX_FIELDS];
+    int taken = Py_TYPE(derived) == derived_fields.type &&
+                read_values(derived, &derived_fields, values) == 0;
+    Py_DECREF(derived);
+    if (!taken) {
+        return NULL;
+    }
+    if (last_source != NULL) {
+        release_values(&derived_fields, last_derived);
+    }
+    memcpy(last_derived, values, sizeof(PyObject *) * (size_t)derived_fields.count);
+    Py_XSETREF(last_source, Py_NewRef(source));
+    return last_derived;
+}
+
+/* The origin, its fields' values read: an object of its members and its derived
+ * members, or null. */
 static int
 put_origin(Buffer *b, PyObject **origin_values)
 {
@@ -320,6 +366,13 @@ put_origin(Buffer *b, PyObject **origin_values)
         return PUT_LITERAL(b, "null");
     }
     int result = put_members(b, &origin_fields, origin_values, NULL, "{");
+    if (result == WRITTEN && derived_fields.count) {
+        PyObject **derived = derived_values(origin_values[derived_from_at]);
+        if (derived == NULL) {
+            return PyErr_Occurred() ? FAILED : DECLINED;
+        }
+        result = put_members(b, &derived_fields, derived, NULL, NULL);
+    }
     return result == WRITTEN ? put(b, "}", 1) : result;
 }
 
@@ -751,25 +804,82 @@ take_positions(const Fields *fields, PyObject *names, int *positions, const char
     return (int)PyTuple_GET_SIZE(names);
 }
 
+/* Forget the derived members' values kept for None and for the last value asked. */
+static void
+clear_derived(void)
+{
+    if (last_source != NULL) {
+        release_values(&derived_fields, last_derived);
+        Py_CLEAR(last_source);
+    }
+    for (Py_ssize_t i = 0; i < derived_fields.count; i++) {
+        Py_CLEAR(none_derived[i]);
+    }
+}
+
+/* The derived members' values for None, kept. 0, or -1 with an exception. */
+static int
+take_none_derived(void)
+{
+    PyObject *derived = PyObject_CallOneArg(derive, Py_None);
+    if (derived == NULL) {
+        return -1;
+    }
+    int result = Py_TYPE(derived) == derived_fields.type
+                     ? read_values(derived, &derived_fields, none_derived)
+                     : -1;
+    if (result) {
+        memset(none_derived, 0, sizeof(none_derived)); /* released by read_values */
+    }
+    if (result && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_TypeError, "configure: derive(None) is not of the derived table");
+    }
+    Py_DECREF(derived);
+    return result;
+}
+
+/* args: 0-2 the event's type, table and members' order; 3-5 the origin's; 6-8 the
+ * origin's derived members'; 9 derive; 10 the origin field they follow from; 11 the
+ * key's record; 12 its place; 13 the dialects; 14 UTC; 15 blake2b; 16 the digest size. */
 static PyObject *
 configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 12 || !PyType_Check(args[0]) || !PyType_Check(args[3]) ||
-        !PyTuple_Check(args[8]) || PyTuple_GET_SIZE(args[8]) != 4 || !PyLong_CheckExact(args[11])) {
+    if (nargs != 17 || !PyType_Check(args[0]) || !PyType_Check(args[3]) ||
+        !PyType_Check(args[6]) || !PyCallable_Check(args[9]) || !PyUnicode_Check(args[10]) ||
+        !PyTuple_Check(args[13]) || PyTuple_GET_SIZE(args[13]) != 4 ||
+        !PyLong_CheckExact(args[16])) {
         PyErr_SetString(PyExc_TypeError,
                         "configure(event_type, event_fields, event_members, origin_type, "
-                        "origin_fields, origin_members, key_record, key_place, dialects, utc, "
-                        "key_hash, digest_size)");
+                        "origin_fields, origin_members, derived_type, derived_fields, "
+                        "derived_members, derive, derived_from, key_record, key_place, "
+                        "dialects, utc, key_hash, digest_size)");
         return NULL;
     }
     event_type = origin_type = NULL;
+    clear_derived();
     if (take_fields(&event_fields, args[0], args[1], args[2], "event") ||
-        take_fields(&origin_fields, args[3], args[4], args[5], "origin")) {
+        take_fields(&origin_fields, args[3], args[4], args[5], "origin") ||
+        take_fields(&derived_fields, args[6], args[7], args[8], "derived")) {
         return NULL;
     }
-    key_record_size = take_positions(&event_fields, args[6], key_record, "key record");
+    int from[1];
+    PyObject *from_names = PyTuple_Pack(1, args[10]);
+    if (from_names == NULL) {
+        return NULL;
+    }
+    derived_from_at = take_positions(&origin_fields, from_names, from, "derived from");
+    Py_DECREF(from_names);
+    if (derived_from_at < 0) {
+        return NULL;
+    }
+    derived_from_at = from[0];
+    Py_XSETREF(derive, Py_NewRef(args[9]));
+    if (take_none_derived()) {
+        return NULL;
+    }
+    key_record_size = take_positions(&event_fields, args[11], key_record, "key record");
     key_place_size =
-        key_record_size < 0 ? -1 : take_positions(&origin_fields, args[7], key_place, "key place");
+        key_record_size < 0 ? -1 : take_positions(&origin_fields, args[12], key_place, "key place");
     if (key_place_size < 0) {
         return NULL;
     }
@@ -791,17 +901,17 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     event_type = event_fields.type;
     origin_type = origin_fields.type;
     for (int i = 0; i < 4; i++) {
-        Py_XSETREF(dialects[i], Py_NewRef(PyTuple_GET_ITEM(args[8], i)));
+        Py_XSETREF(dialects[i], Py_NewRef(PyTuple_GET_ITEM(args[13], i)));
     }
-    if (PyLong_AsLong(args[11]) != 16) {
+    if (PyLong_AsLong(args[16]) != 16) {
         PyErr_SetString(PyExc_ValueError, "configure: this writer writes 16-byte digests");
         return NULL;
     }
     /* The key's hash: a hashlib object of the digest's size, fed nothing; each key
      * is digested by a copy of it. */
-    PyObject *copy = PyObject_GetAttrString(args[10], "copy");
-    PyObject *update = copy ? PyObject_GetAttrString((PyObject *)Py_TYPE(args[10]), "update") : NULL;
-    PyObject *digest = update ? PyObject_GetAttrString((PyObject *)Py_TYPE(args[10]), "digest") : NULL;
+    PyObject *copy = PyObject_GetAttrString(args[15], "copy");
+    PyObject *update = copy ? PyObject_GetAttrString((PyObject *)Py_TYPE(args[15]), "update") : NULL;
+    PyObject *digest = update ? PyObject_GetAttrString((PyObject *)Py_TYPE(args[15]), "digest") : NULL;
     if (digest == NULL) {
         Py_XDECREF(copy);
         Py_XDECREF(update);
@@ -810,14 +920,15 @@ configure(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_XSETREF(hash_copy, copy);
     Py_XSETREF(hash_update, update);
     Py_XSETREF(hash_digest, digest);
-    Py_XSETREF(utc, Py_NewRef(args[9]));
+    Py_XSETREF(utc, Py_NewRef(args[14]));
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
-     "Hand over the event's and the origin's tables, the key's fields, the dialects, UTC "
-     "and the key's hash (a hashlib object of the digest's size, fed nothing)."},
+     "Hand over the event's and the origin's tables, the origin's derived members and "
+     "their function, the key's fields, the dialects, UTC and the key's hash (a hashlib "
+     "object of the digest's size, fed nothing)."},
     {"event_json", (PyCFunction)event_json, METH_O,
      "event_json(event) -> bytes | None: the event's JSON line, as the Python writer's"},
     {"json_lines", (PyCFunction)json_lines, METH_O,

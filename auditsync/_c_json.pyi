@@ -2,7 +2,7 @@ from collections.abc import Callable
 from datetime import tzinfo
 from typing import Any
 
-from ._events import AuditEvent, Dialect, Origin
+from ._events import AuditEvent, Dialect, Origin, OriginDerived
 
 FORMS: tuple[str, ...]
 
@@ -13,6 +13,11 @@ def configure(
     origin_type: type[Origin],
     origin_fields: tuple[tuple[str, int], ...],
     origin_members: tuple[str, ...],
+    derived_type: type[OriginDerived],
+    derived_fields: tuple[tuple[str, int], ...],
+    derived_members: tuple[str, ...],
+    derive: Callable[[Any], OriginDerived],
+    derived_from: str,
     key_record: tuple[str, ...],
     key_place: tuple[str, ...],
     dialects: tuple[Dialect, Dialect, Dialect, Dialect],

@@ -93,7 +93,19 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         default="jsonl",
         metavar="SINK",
         help="jsonl (standard output), jsonl:PATH, sqlite:PATH, parquet:DIR, ocsf[:PATH],"
-        " ecs[:PATH] or postgresql://… (default: jsonl)",
+        " ocsf-parquet:DIR, ecs[:PATH] or postgresql://… (default: jsonl)",
+    )
+    lake = decode.add_argument_group("Security Lake (--to ocsf-parquet:DIR)")
+    lake.add_argument(
+        "--account-id", metavar="ID", help="the AWS account id of the accountId= partitions"
+    )
+    lake.add_argument("--region", help="the AWS region of the region= partitions")
+    lake.add_argument(
+        "--lake-source",
+        action="append",
+        metavar="CLASS=LOCATION",
+        help="where an OCSF class goes under DIR: the custom source's location"
+        " (e.g. 3002=ext/rds-audit-auth; default ext/auditsync-…)",
     )
     decode.add_argument(
         "--dead-letter",
@@ -222,7 +234,7 @@ def _add_input_options(command: argparse.ArgumentParser) -> None:
 
 def _decode(arguments: argparse.Namespace) -> int:
     settings = _settings(arguments)
-    sink = _open_sink(arguments.to)
+    sink = _open_sink(arguments.to, _lake(arguments))
     dead_letter, letters = _dead_letters(arguments.dead_letter)
     if arguments.dead_letter and arguments.redact:
         print(
@@ -419,12 +431,52 @@ def _time(text: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _open_sink(spec: str) -> Sink:
+#: An AWS account id, and a region name (``eu-west-1``, ``us-gov-west-1``).
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-[0-9]+")
+
+
+def _lake(arguments: argparse.Namespace) -> dict[str, Any] | None:
+    """The Security Lake options of ``--to ocsf-parquet:DIR``, checked; ``None`` for any
+    other sink, which must not be given them."""
+    given = [
+        option
+        for option, value in (
+            ("--account-id", arguments.account_id),
+            ("--region", arguments.region),
+            ("--lake-source", arguments.lake_source),
+        )
+        if value
+    ]
+    if not arguments.to.startswith("ocsf-parquet:"):
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for --to ocsf-parquet:DIR")
+        return None
+    if not arguments.account_id or not arguments.region:
+        raise UsageError(
+            "--to ocsf-parquet:DIR writes Security Lake's region=…/accountId=… partitions:"
+            " give --account-id and --region"
+        )
+    if not _ACCOUNT_ID.fullmatch(arguments.account_id):
+        raise UsageError(f"--account-id {arguments.account_id!r}: an AWS account id is 12 digits")
+    if not _REGION.fullmatch(arguments.region):
+        raise UsageError(f"--region {arguments.region!r}: not an AWS region name (eu-west-1)")
+    sources: dict[int, str] = {}
+    for text in arguments.lake_source or ():
+        number, equals, location = text.partition("=")
+        location = location.strip("/")
+        if not (equals and number.isdigit() and location):
+            raise UsageError(f"--lake-source {text!r}: write CLASS=LOCATION, e.g. 3002=ext/auth")
+        sources[int(number)] = location
+    return {"account_id": arguments.account_id, "region": arguments.region, "sources": sources}
+
+
+def _open_sink(spec: str, lake: dict[str, Any] | None = None) -> Sink:
     """The sink ``--to`` names; whatever goes wrong is told without a password in it."""
     from .sinks._postgres import redact_conninfo
 
     try:
-        return _sink_for(spec)
+        return _sink_for(spec, lake)
     except UsageError as error:
         problem = str(error)
     except OSError as error:
@@ -434,7 +486,7 @@ def _open_sink(spec: str) -> Sink:
     raise UsageError(redact_conninfo(problem, spec))
 
 
-def _sink_for(spec: str) -> Sink:
+def _sink_for(spec: str, lake: dict[str, Any] | None) -> Sink:
     from .sinks import JsonLinesSink, SQLiteSink
 
     if spec == "jsonl":
@@ -457,6 +509,17 @@ def _sink_for(spec: str) -> Sink:
             return ParquetSink(target)
         except ImportError as error:
             raise UsageError(str(error)) from None
+    if kind == "ocsf-parquet" and target and lake is not None:
+        from .sinks import OcsfParquetSink
+
+        unknown = sorted(set(lake["sources"]) - set(OcsfParquetSink.SOURCES))
+        if unknown:
+            classes = ", ".join(map(str, OcsfParquetSink.SOURCES))
+            raise UsageError(f"--lake-source: no OCSF class {unknown[0]} written, only {classes}")
+        try:
+            return OcsfParquetSink(target, **lake)
+        except ImportError as error:
+            raise UsageError(str(error)) from None
     if kind in ("postgresql", "postgres"):
         from .sinks import PostgresSink
 
@@ -467,8 +530,8 @@ def _sink_for(spec: str) -> Sink:
         except Exception as error:  # a connection refused is a usage problem here
             raise UsageError(f"cannot connect to {spec}: {error}") from None
     raise UsageError(
-        f"unknown sink {spec!r}: use jsonl, jsonl:PATH, sqlite:PATH, parquet:DIR, ocsf, ecs"
-        " or postgresql://…"
+        f"unknown sink {spec!r}: use jsonl, jsonl:PATH, sqlite:PATH, parquet:DIR, ocsf, ecs,"
+        " ocsf-parquet:DIR or postgresql://…"
     )
 
 

@@ -8,6 +8,7 @@ and it checks the line, not the object.
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ __all__ = [
     "KEY_PLACE",
     "KEY_RECORD",
     "KEY_VERSION",
+    "ORIGIN_DERIVED",
+    "ORIGIN_DERIVED_FROM",
     "ORIGIN_FIELDS",
     "TABLE_OPERATIONS",
     "AuditEvent",
@@ -36,9 +39,12 @@ __all__ = [
     "Field",
     "Form",
     "Origin",
+    "OriginDerived",
     "compiled",
+    "derived_of",
     "exact_bytes",
     "field_reads",
+    "origin_derived",
     "values_of",
 ]
 
@@ -104,6 +110,42 @@ class Origin:
     def rds(self) -> RdsResource | None:
         """The RDS instance or Aurora cluster its log group names, if it names one."""
         return rds_resource(self.log_group)
+
+
+@attrs.frozen(slots=True)
+class OriginDerived:
+    """What an origin's fields name beyond themselves: the origin's *derived members*.
+
+    The class body is their table (:data:`ORIGIN_DERIVED`), as :class:`Origin`'s is its
+    fields': every output form (JSON, SQL, Arrow) writes them after the origin's fields,
+    each by its form, so a user can filter and group by the database without parsing
+    the log group. No reader takes them back: they follow from the fields, so an event
+    read back recomputes them, and outputs written before a member existed still read.
+    They follow from one field only, :data:`ORIGIN_DERIVED_FROM`, which lets a writer
+    compute them once per log group (:func:`derived_of`).
+    """
+
+    #: The RDS DB instance of a ``/aws/rds/instance/NAME/…`` log group (:attr:`Origin.rds`).
+    rds_instance: str | None = None
+    #: The Aurora DB cluster of a ``/aws/rds/cluster/NAME/…`` log group.
+    rds_cluster: str | None = None
+
+
+#: The origin's field that its derived members follow from, and nothing else.
+ORIGIN_DERIVED_FROM: Final = "log_group"
+_NOTHING_DERIVED: Final = OriginDerived()
+
+
+@functools.lru_cache(maxsize=256)
+def derived_of(log_group: str | None) -> OriginDerived:
+    """The derived members of an origin with this log group: what :attr:`Origin.rds` says.
+
+    Cached: a batch holds thousands of events of one or two log groups.
+    """
+    resource = rds_resource(log_group)
+    if resource is None:
+        return _NOTHING_DERIVED
+    return OriginDerived(rds_instance=resource.instance, rds_cluster=resource.cluster)
 
 
 class _StatementCache:
@@ -287,6 +329,18 @@ def values_of(names: Iterable[str]) -> Callable[[Any], tuple[Any, ...]]:
 EVENT_FIELDS: Final = _fields_of(AuditEvent)
 #: The origin's fields, in order.
 ORIGIN_FIELDS: Final = _fields_of(Origin)
+#: The origin's derived members, in order: written after its fields, never read back.
+ORIGIN_DERIVED: Final = _fields_of(OriginDerived)
+if {field.name for field in ORIGIN_FIELDS} & {field.name for field in ORIGIN_DERIVED} or any(
+    field.form is Form.ORIGIN for field in ORIGIN_DERIVED
+):
+    raise TypeError("OriginDerived: a member named as a field of Origin, or an origin in it")
+#: The derived members of an origin (:func:`derived_of` of its :data:`ORIGIN_DERIVED_FROM`).
+origin_derived: Callable[[Origin], OriginDerived] = compiled(
+    "origin",
+    f"derived_of({field_reads('origin', [ORIGIN_DERIVED_FROM])[0]})",
+    {"derived_of": derived_of},
+)
 #: The version of the key's definition (:attr:`AuditEvent.key`, docs/keys.md).
 KEY_VERSION: Final = 1
 #: The key's record: these fields of the event, in this order, each as text by its form

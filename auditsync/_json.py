@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import attrs
 import orjson
 
 from ._errors import AuditSyncError
@@ -33,6 +34,8 @@ from ._events import (
     KEY_DIGEST_SIZE,
     KEY_PLACE,
     KEY_RECORD,
+    ORIGIN_DERIVED,
+    ORIGIN_DERIVED_FROM,
     ORIGIN_FIELDS,
     AuditEvent,
     DeadLetter,
@@ -40,10 +43,13 @@ from ._events import (
     Field,
     Form,
     Origin,
+    OriginDerived,
     _isoformat,
     compiled,
+    derived_of,
     exact_bytes,
     field_reads,
+    origin_derived,
 )
 from ._native import DIALECTS, c_json
 
@@ -64,8 +70,11 @@ _EVENT_MEMBERS = (
 )
 _EVENT_NAMES = ("key", *(field.name for field in _EVENT_MEMBERS))
 _EVENT_TEXT = ("key", *(field.name for field in _EVENT_MEMBERS if field.form in _TEXT_FORMS))
+#: An origin's members: its fields, then its derived members (docs/sinks.md).
+_ORIGIN_MEMBERS = (*ORIGIN_FIELDS, *ORIGIN_DERIVED)
 _ORIGIN_NAMES = tuple(field.name for field in ORIGIN_FIELDS)
-_ORIGIN_TEXT = tuple(field.name for field in ORIGIN_FIELDS if field.form in _TEXT_FORMS)
+_DERIVED_NAMES = tuple(field.name for field in ORIGIN_DERIVED)
+_ORIGIN_TEXT = tuple(field.name for field in _ORIGIN_MEMBERS if field.form in _TEXT_FORMS)
 #: The text members of a document, for one check of them all.
 _EVENT_TEXT_OF = operator.itemgetter(*_EVENT_TEXT)
 _ORIGIN_TEXT_OF = operator.itemgetter(*_ORIGIN_TEXT)
@@ -161,10 +170,10 @@ def _document(value: str, members: Sequence[Field]) -> str:
 
 
 def origin_to_dict(origin: Origin | None) -> dict[str, Any] | None:
-    """The origin as a JSON object, or ``None``."""
+    """The origin as a JSON object, its derived members after its fields; or ``None``."""
     if origin is None:
         return None
-    document: dict[str, Any] = _origin_document(origin)
+    document: dict[str, Any] = _origin_document(origin, origin_derived(origin))
     # One check of all the text, as in event_to_dict.
     if is_unicode("".join(filter(None, _ORIGIN_TEXT_OF(document)))):
         return document
@@ -183,7 +192,10 @@ def event_to_dict(event: AuditEvent) -> dict[str, Any]:
 
 _NAMESPACE = {"iso_timestamp": iso_timestamp, "origin_to_dict": origin_to_dict}
 #: The JSON members of an origin, and of an event and its key, as dicts.
-_origin_document = compiled("origin", f"{{{_document('origin', ORIGIN_FIELDS)}}}")
+_origin_document = compiled(
+    "origin, derived",
+    f"{{{_document('origin', ORIGIN_FIELDS)}{_document('derived', ORIGIN_DERIVED)}}}",
+)
 _event_document = compiled(
     "event, key",
     f"{{'key': key, {_document('event', _EVENT_MEMBERS)}}}",
@@ -213,22 +225,45 @@ _READ: dict[Form, Callable[[Mapping[str, Any], str], Any]] = {
 }
 
 
+def _defaulted(kind: type) -> frozenset[str]:
+    """The fields of an attrs class that have a default: those a version may add."""
+    fields = attrs.fields(kind)
+    return frozenset(field.name for field in fields if field.default is not attrs.NOTHING)
+
+
+#: Fields a document written before they existed lacks: absent, they take their default.
+_EVENT_DEFAULTED = _defaulted(AuditEvent)
+_ORIGIN_DEFAULTED = _defaulted(Origin)
+
+
 def _origin_from_dict(document: Mapping[str, Any] | None) -> Origin | None:
+    """The origin of its fields' members; the derived members are not read, as they
+    follow from the fields (and outputs older than a derived member lack it)."""
     if document is None:
         return None
     return Origin(
-        **{field.name: _READ[field.form](document, field.name) for field in ORIGIN_FIELDS}
+        **{
+            field.name: _READ[field.form](document, field.name)
+            for field in ORIGIN_FIELDS
+            if field.name in document or field.name not in _ORIGIN_DEFAULTED
+        }
     )
 
 
 def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
     """The event :func:`event_to_dict` wrote, byte for byte; ``key`` is recomputed.
 
+    A document written by an earlier version, before a field with a default was added,
+    lacks its member: the field takes its default, as the event that version knew had.
     Raises :class:`ValueError` naming what is missing or malformed.
     """
     try:
         return AuditEvent(
-            **{field.name: _READ[field.form](document, field.name) for field in EVENT_FIELDS}
+            **{
+                field.name: _READ[field.form](document, field.name)
+                for field in EVENT_FIELDS
+                if field.name in document or field.name not in _EVENT_DEFAULTED
+            }
         )
     except KeyError as missing:
         raise AuditSyncError(f"not an auditsync event: no member {missing}") from None
@@ -288,6 +323,9 @@ _TRIAL_ORIGINS = (
     Origin(path="logs/it's.log", line_number=7),
     Origin("/aws/rds/instance/db/audit", "db.audit.log.0", None, "shardId-0", "4959"),
     Origin("/aws/rds/instance/db/audit", "db.audit.log.0", "37120", "shardId-0", "4959"),
+    Origin("/aws/rds/cluster/prod/audit", "prod-1.audit.log.0", "37121"),
+    Origin("/aws/rds/cluster/prod/audit", "prod-2.audit.log.0", "37122"),
+    Origin("/custom/group", "stream"),
 )
 _TRIAL_EVENTS = tuple(
     AuditEvent(
@@ -329,6 +367,11 @@ def _configured_c_writer() -> tuple[
         Origin,
         tuple((field.name, int(field.form)) for field in ORIGIN_FIELDS),
         _ORIGIN_NAMES,
+        OriginDerived,
+        tuple((field.name, int(field.form)) for field in ORIGIN_DERIVED),
+        _DERIVED_NAMES,
+        derived_of,
+        ORIGIN_DERIVED_FROM,
         KEY_RECORD,
         KEY_PLACE,
         DIALECTS,

@@ -64,14 +64,13 @@ EVENT_FIELDS: Mapping[str, Kind] = {
     field.name: _KINDS[field.form] for field in _events.EVENT_FIELDS
 }
 
-#: Each field of :class:`~auditsync.Origin`, then what is derived from them: the RDS DB
-#: instance or Aurora cluster named by the log group (at most one of the two is set).
+#: Each field of :class:`~auditsync.Origin`, then its derived members (the field table's
+#: ``ORIGIN_DERIVED``): the RDS DB instance or Aurora cluster named by the log group (at
+#: most one of the two is set).
 ORIGIN_FIELDS: Mapping[str, Kind] = {
-    **{field.name: _KINDS[field.form] for field in _events.ORIGIN_FIELDS},
-    "rds_instance": "text",
-    "rds_cluster": "text",
+    field.name: _KINDS[field.form]
+    for field in (*_events.ORIGIN_FIELDS, *_events.ORIGIN_DERIVED)
 }
-_ORIGIN_DERIVED = ("rds_instance", "rds_cluster")
 
 
 def _columns() -> dict[str, Kind]:
@@ -166,12 +165,9 @@ def _row(event: AuditEvent) -> dict[str, Any]:
     raw: list[tuple[str, bytes]] = []
     document["timestamp"] = event.timestamp
     document["object_bytes"] = _exact(document, "", raw)
-    origin = document["origin"]
+    origin = document["origin"]  # its derived members included, as in the JSON form
     if origin is not None:
         _exact(origin, "origin.", raw)
-        resource = event.origin.rds if event.origin else None
-        origin["rds_instance"] = resource.instance if resource else None
-        origin["rds_cluster"] = resource.cluster if resource else None
     document["raw_fields"] = raw or None
     return document
 
@@ -204,9 +200,6 @@ def _document(row: dict[str, Any]) -> dict[str, Any]:
     if object_bytes is not None:
         row["object_base64"] = _b64(object_bytes)
     origin: dict[str, Any] | None = row.get("origin")
-    if origin is not None:
-        for name in _ORIGIN_DERIVED:
-            origin.pop(name, None)
     for name, data in row.pop("raw_fields", None) or ():
         where, _, member = name.rpartition(".")
         target = origin if where == "origin" and origin is not None else row

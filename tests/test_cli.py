@@ -252,6 +252,8 @@ def test_json_lines_hold_every_field_as_documented(tmp_path: Path) -> None:
         "sequence_number": None,
         "path": "server_audit.log",
         "line_number": 1,
+        "rds_instance": None,
+        "rds_cluster": None,
     }
     assert re.fullmatch(r"[0-9a-f]{32}", first["key"])
     assert (second["connection_type"], second["dialect"]) == ("SOCKET", "rds-mysql")
@@ -716,6 +718,10 @@ def test_unreadable_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
     assert_usage_error(run(tmp_path, "decode", "secret.log"), "secret.log")
 
 
+_LAKE = ["decode", "--to", "ocsf-parquet:lake", "--account-id"]
+_LAKE_IE = [*_LAKE, "123456789012", "--region", "eu-west-1"]
+
+
 @pytest.mark.parametrize(
     ("args", "words"),
     [
@@ -724,6 +730,12 @@ def test_unreadable_file_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
         (["decode", "--tz", "Mars/Olympus_Mons", "a.log"], ["unknown time zone", "Mars"]),
         (["decode", "--since", "yesterday", "a.log"], ["ISO 8601", "yesterday"]),
         (["stats", "--until", "2024-13-01", "a.log"], ["ISO 8601"]),
+        (["decode", "--to", "ocsf-parquet:lake", "a.log"], ["--account-id", "--region"]),
+        ([*_LAKE, "1234", "--region", "eu-west-1"], ["12 digits", "1234"]),
+        ([*_LAKE, "123456789012", "--region", "x"], ["region", "'x'"]),
+        ([*_LAKE_IE, "--lake-source", "9999=ext/x", "a.log"], ["no OCSF class 9999", "3002"]),
+        ([*_LAKE_IE, "--lake-source", "auth", "a.log"], ["CLASS=LOCATION", "auth"]),
+        (["decode", "--to", "parquet:x", "--region", "eu-west-1", "a.log"], ["--region", "only"]),
     ],
 )
 def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], words: list[str]) -> None:
@@ -811,7 +823,7 @@ def test_sink_failure_in_process_exits_3_and_stops(
     first = write_log(tmp_path / "a.log", lines)
     second = write_log(tmp_path / "b.log", MARIADB)
     sink = FailingSink(good=1)
-    monkeypatch.setattr(cli_module, "_open_sink", lambda spec: sink)
+    monkeypatch.setattr(cli_module, "_open_sink", lambda spec, lake: sink)
     status = cli_module.main(["decode", str(first), str(second)])
     assert status == 3
     err = capsys.readouterr().err

@@ -7,12 +7,13 @@ import io
 import json
 import multiprocessing
 import random
+import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,14 @@ from zoneinfo import ZoneInfo
 import attrs
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from auditsync import AuditEvent, Origin, parse_line
+from auditsync import AuditEvent, Dialect, Origin, parse_line
+from auditsync._errors import AuditSyncError
 from auditsync._events import DeadLetter
 from auditsync._json import iso_timestamp
+from auditsync._pipeline import Events
 from auditsync.sinks import (
     CallbackSink,
     DeadLetterSink,
@@ -45,7 +48,15 @@ from auditsync.sinks import (
     to_json,
 )
 from auditsync.sinks._postgres import redact_conninfo
-from auditsync.sinks._sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
+from auditsync.sinks._sqlite import (
+    _SQLITE_EVENT_TYPES,
+    DEAD_LETTER_COLUMNS,
+    EVENT_COLUMNS,
+    INDEXED_COLUMNS,
+    event_from_row,
+    migration,
+    sql_refusal,
+)
 from auditsync.testing import audit_events
 
 LINE = r"20240131 14:02:07,db1,root,localhost,5,12,QUERY,shop,'insert into t values (\'a,b\')',0"
@@ -120,6 +131,8 @@ def test_event_to_dict_holds_every_field_in_plain_json_types() -> None:
             "sequence_number": None,
             "path": "/var/log/mysql/server_audit.log",
             "line_number": 3,
+            "rds_instance": None,
+            "rds_cluster": None,
         },
     }
     assert json.loads(orjson.dumps(document)) == document
@@ -278,6 +291,50 @@ def test_nul_in_a_query_is_plain_json() -> None:
     assert document["object"] == "select \x00 from t"
     assert "object_base64" not in document
     assert b"\\u0000" in orjson.dumps(document)
+
+
+@pytest.mark.parametrize(
+    ("log_group", "instance", "cluster"),
+    [
+        ("/aws/rds/instance/db-1/audit", "db-1", None),
+        ("/aws/rds/cluster/prod/audit", None, "prod"),
+        ("/aws/rds/instance/db-1", None, None),  # no log after the name: not RDS's
+        ("/custom/audit", None, None),
+        (None, None, None),
+    ],
+)
+def test_the_origin_names_its_database_in_every_json_line(
+    log_group: str | None, instance: str | None, cluster: str | None
+) -> None:
+    item = event(2, log_group=log_group)
+    origin = orjson.loads(to_json(item))["origin"]
+    assert (origin["rds_instance"], origin["rds_cluster"]) == (instance, cluster)
+    assert list(origin)[-2:] == ["rds_instance", "rds_cluster"]  # after the fields
+    assert event_from_dict(orjson.loads(to_json(item))) == item
+    refused = DeadLetter("sink", "refused", b"x", origin=item.origin, event=item)
+    letter_origin = orjson.loads(to_json(refused))["origin"]
+    assert (letter_origin["rds_instance"], letter_origin["rds_cluster"]) == (instance, cluster)
+
+
+def test_derived_members_are_recomputed_not_read() -> None:
+    """They follow from the log group: a document without them (written before they
+    existed) or with other values reads back as the event the log group says."""
+    item = event(2, log_group="/aws/rds/cluster/prod/audit")
+    document = event_to_dict(item)
+    older = {**document, "origin": {**document["origin"]}}
+    del older["origin"]["rds_instance"], older["origin"]["rds_cluster"]
+    assert event_from_dict(older) == item
+    document["origin"]["rds_cluster"] = "other"
+    assert event_from_dict(document) == item
+    assert event_to_dict(event_from_dict(document))["origin"]["rds_cluster"] == "prod"
+
+
+def test_a_derived_member_that_is_not_unicode_keeps_its_bytes() -> None:
+    item = event(2, log_group="/aws/rds/instance/caf\udce9/audit")
+    document = orjson.loads(to_json(item))
+    assert document["origin"]["rds_instance"] == "caf\ufffd"
+    assert base64.b64decode(document["origin"]["rds_instance_base64"]) == b"caf\xe9"
+    assert event_from_dict(document) == item
 
 
 @pytest.mark.parametrize(
@@ -698,10 +755,13 @@ def test_sqlite_stores_each_field_in_its_column(db: Path) -> None:
         "origin_sequence_number": None,
         "origin_path": "/var/log/mysql/server_audit.log",
         "origin_line_number": 4,
+        "origin_rds_instance": None,
+        "origin_rds_cluster": "prod",
         "raw_fields": None,
     }
     assert aurora["timestamp"] == "2022-05-20T13:30:59.680124Z"
     assert aurora["origin_path"] is None
+    assert aurora["origin_rds_cluster"] is None
 
 
 def test_sqlite_timestamps_sort_and_work_with_date_functions(db: Path) -> None:
@@ -949,6 +1009,215 @@ def test_sqlite_concurrent_processes_store_exactly_the_union(db: Path) -> None:
         keys = [row["key"] for row in rows(sink)]
     assert len(keys) == len(expected)
     assert set(keys) == expected
+
+
+# --- SQL tables of earlier versions ----------------------------------------------------------
+
+#: A SQLite database made by auditsync before the origin's derived members, and its
+#: inputs (make.py there says how).
+BEFORE_DERIVED = Path(__file__).parent / "data" / "sqlite-before-derived"
+_DERIVED = ("origin_rds_instance", "origin_rds_cluster")
+
+
+def _columns(connection: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    return tuple(row[1] for row in connection.execute(f"PRAGMA table_info({table})"))
+
+
+def _old_database(tmp_path: Path) -> Path:
+    for name in ("audit.db", "input.log", "kinesis-event.json"):
+        shutil.copy(BEFORE_DERIVED / name, tmp_path / name)
+    return tmp_path / "audit.db"
+
+
+def _stored(path: Path) -> list[AuditEvent]:
+    from auditsync._stored import database_events
+
+    stored: list[AuditEvent] = []
+    for block in database_events(str(path)):
+        assert isinstance(block, Events), block
+        stored += block.events
+    return stored
+
+
+def test_an_old_sqlite_table_gains_the_columns_it_lacks(tmp_path: Path) -> None:
+    database = _old_database(tmp_path)
+    old = sqlite3.connect(database)
+    old.row_factory = sqlite3.Row
+    assert not set(_DERIVED) & set(_columns(old, "audit_events"))
+    old_rows = [dict(row) for row in old.execute("SELECT * FROM audit_events ORDER BY rowid")]
+    old.close()
+    read_before = _stored(database)  # read-only: the derived columns are not needed
+    assert len(read_before) == len(old_rows) == 8
+
+    with SQLiteSink(database) as sink:
+        # Added at the end, as ALTER TABLE adds them: the sink names its columns.
+        assert _columns(sink.connection, "audit_events") == (
+            *(column for column in EVENT_COLUMNS if column not in _DERIVED),
+            *_DERIVED,
+        )
+        assert _columns(sink.connection, "dead_letters")[-2:] == _DERIVED
+        assert set(_columns(sink.connection, "dead_letters")) == set(DEAD_LETTER_COLUMNS)
+        new_rows = rows(sink)
+        letters = rows(sink, "dead_letters")
+    # Each old row keeps its cells; the derived ones follow from its log group.
+    assert [{k: row[k] for k in old_rows[0]} for row in map(dict, new_rows)] == old_rows
+    derived = {row["key"]: (row[_DERIVED[0]], row[_DERIVED[1]]) for row in new_rows}
+    cloudwatch = {int(key): value for key, value in derived.items() if key.isdigit()}
+    assert cloudwatch == {
+        100: ("shop", None),
+        101: ("shop", None),
+        200: (None, "prod"),
+        300: (None, None),
+    }
+    assert [v for k, v in derived.items() if not k.isdigit()] == [(None, None)] * 4  # files
+    assert [(row[_DERIVED[0]], row[_DERIVED[1]]) for row in letters] == [("shop", None)]
+    assert _stored(database) == read_before
+
+    # Opened again: nothing to add; the same input again: every event already there.
+    SQLiteSink(database).close()
+    result = subprocess.run(
+        [sys.executable, "-m", "auditsync", "decode", "--to", "sqlite:audit.db", "input.log",
+         "kinesis-event.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert "8 delivered (0 new, 8 already present)" in result.stderr.decode()
+    assert _stored(database) == read_before
+
+
+def _open_old_table(path: str, start: Any) -> None:
+    start.wait()
+    SQLiteSink(path).close()
+
+
+def test_processes_opening_an_old_sqlite_table_at_once_all_succeed(tmp_path: Path) -> None:
+    database = _old_database(tmp_path)
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [
+        context.Process(target=_open_old_table, args=(str(database), start)) for _ in range(4)
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(60)
+        assert worker.exitcode == 0
+    check = sqlite3.connect(database)
+    assert sorted(_columns(check, "audit_events")) == sorted(EVENT_COLUMNS)
+    check.close()
+
+
+def _made_without(connection: sqlite3.Connection, missing: Collection[str]) -> list[str]:
+    """Table ``t`` made again as a version without the ``missing`` columns made it, its
+    rows kept; the columns it has."""
+    kept = [column for column in EVENT_COLUMNS if column not in missing]
+    definitions = ", ".join(f"{column} {_SQLITE_EVENT_TYPES[column]}" for column in kept)
+    connection.execute(f"CREATE TABLE older ({definitions})")
+    connection.execute(f"INSERT INTO older SELECT {', '.join(kept)} FROM t")
+    connection.execute("DROP TABLE t")
+    connection.execute("ALTER TABLE older RENAME TO t")
+    connection.commit()
+    return kept
+
+
+#: The columns a table is made without, to stand for fields added later: one of each
+#: form that may be NOT NULL (given the field's default), and optional ones.
+_LATER = ("truncated", "dialect", "suffix", "connection_type", "origin_line_number", *_DERIVED)
+
+
+def test_columns_of_any_form_are_added_with_their_fields_defaults(tmp_path: Path) -> None:
+    item = parse_line(LINE, origin=Origin("/aws/rds/instance/db-1/audit", "db-1.log", "7"))
+    assert not item.truncated
+    assert item.dialect is Dialect.MARIADB
+    assert item.suffix is None
+    connection = sqlite3.connect(tmp_path / "older.db")
+    with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
+        sink.write([item])
+    kept = _made_without(connection, _LATER)
+    with SQLiteSink(connection, table="t", dead_letter_table="d"):
+        pass
+    assert _columns(connection, "t") == (*kept, *(c for c in EVENT_COLUMNS if c in _LATER))
+    types = {row[1]: (row[2], row[3], row[4]) for row in connection.execute("PRAGMA table_info(t)")}
+    assert types["truncated"] == ("INTEGER", 1, "0")
+    assert types["dialect"] == ("TEXT", 1, "'mariadb'")
+    assert types["suffix"] == ("TEXT", 0, None)
+    connection.row_factory = sqlite3.Row
+    [row] = connection.execute("SELECT * FROM t").fetchall()
+    assert event_from_row(row) == item
+    assert (row["origin_rds_instance"], row["origin_rds_cluster"]) == ("db-1", None)
+    connection.close()
+
+
+#: The event's fields with a default: what a field added later has (AuditEvent's rule).
+_DEFAULTS = {
+    field.name: field.default
+    for field in attrs.fields(AuditEvent)
+    if field.default is not attrs.NOTHING and field.name != "origin"
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sets(st.sampled_from([*_DEFAULTS, *_DERIVED]), min_size=1), audit_events())
+def test_any_columns_of_fields_added_later_are_added_and_old_rows_read_back(
+    missing: set[str], item: AuditEvent
+) -> None:
+    """A table made without some columns (as by a version before their fields) gains
+    them on open, whatever their forms; its rows read back with each such field's
+    default, as the version that stored them knew the event."""
+    assume(sql_refusal(item) is None)
+    connection = sqlite3.connect(":memory:")
+    with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
+        sink.write([item])
+    _made_without(connection, missing)
+    with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
+        assert sorted(_columns(connection, "t")) == sorted(EVENT_COLUMNS)
+        assert sink.write([item]) == Stored(0, 1)  # its key, unchanged, already there
+    connection.row_factory = sqlite3.Row
+    [row] = connection.execute("SELECT * FROM t").fetchall()
+    defaults = {name: value for name, value in _DEFAULTS.items() if name in missing}
+    assert event_from_row(row) == attrs.evolve(item, **defaults)
+    connection.close()
+
+
+def test_outputs_of_a_version_before_a_field_read_back_with_its_default(tmp_path: Path) -> None:
+    """JSON without the members, and a SQLite table without the columns, of fields with
+    a default (as a version before them wrote): the fields take their defaults. Read-only,
+    the table is not migrated."""
+    item = attrs.evolve(event(3), connection_type="SSL", truncated=True, prefix="<13>")
+    later = {"connection_type": None, "truncated": False, "prefix": None}
+    document = event_to_dict(item)
+    for name in later:
+        del document[name]
+    del document["origin"]["line_number"]
+    expected = attrs.evolve(item, origin=attrs.evolve(item.origin, line_number=None), **later)
+    assert event_from_dict(document) == expected
+    without = event_to_dict(item)
+    del without["timestamp"]  # no default: still an error
+    with pytest.raises(AuditSyncError, match="no member 'timestamp'"):
+        event_from_dict(without)
+
+    connection = sqlite3.connect(tmp_path / "older.db")
+    with SQLiteSink(connection, table="t", dead_letter_table="d") as sink:
+        sink.write([item])
+    _made_without(connection, [*later, "origin_line_number", *_DERIVED])
+    connection.execute("ALTER TABLE t RENAME TO audit_events")
+    connection.commit()
+    connection.close()
+    assert _stored(tmp_path / "older.db") == [expected]
+
+
+def test_a_column_without_a_default_cannot_be_added_and_says_which() -> None:
+    columns = [column for column in EVENT_COLUMNS if column != "serverhost"]
+    with pytest.raises(AuditSyncError, match=r"audit_events.*serverhost.*no default"):
+        migration("audit_events", columns, EVENT_COLUMNS, _SQLITE_EVENT_TYPES)
+    optional = {**_SQLITE_EVENT_TYPES, "serverhost": "TEXT"}
+    plan = migration("audit_events", columns, EVENT_COLUMNS, optional)
+    assert plan.columns == (("serverhost", "TEXT", None),)
+    plan = migration("audit_events", EVENT_COLUMNS, EVENT_COLUMNS, _SQLITE_EVENT_TYPES)
+    assert plan.columns == plan.derived == ()
 
 
 # --- PostgresSink without a server --------------------------------------------------------

@@ -1360,6 +1360,10 @@ WRITER_ORIGINS = (
     Origin("gr\u00f6up", None, None, None, None, None, -1),
     Origin(sequence_number="49590338271490256608559692538361571095921575989136588898"),
     Origin(path="x", line_number=2**70),
+    Origin("/aws/rds/cluster/prod/audit", "prod-1.audit.log.0", "3713"),
+    Origin("/aws/rds/instance/d\"b\\1/audit", "s", None),  # escaped in the derived member
+    Origin("/aws/rds/instance/caf\udce9/audit", "s", "3714"),  # derived text not Unicode
+    Origin("/aws/lambda/not-a-database", "s", "3715"),
 )
 
 
@@ -1436,6 +1440,40 @@ def test_the_json_writer_writes_a_batch_as_python_does() -> None:
     assert len(plain) > 100
     assert c_json.json_lines(plain) == b"".join(_python_json(e) + b"\n" for e in plain)
     assert c_json.json_lines([]) == b""
+
+
+def _derive_calls() -> int:
+    info = _events.derived_of.cache_info()
+    return info.hits + info.misses
+
+
+def test_the_json_writer_asks_for_derived_members_once_per_log_group() -> None:
+    """No call into Python for events without a log group (the command line's); one per
+    run of events of one log group (a batch's), however many str objects spell it."""
+    event = auditlog.parse_line(PLAIN_READ)
+    files = [attrs.evolve(event, origin=Origin(path="a.log", line_number=n)) for n in range(500)]
+    before = _derive_calls()
+    assert c_json.json_lines(files) == b"".join(_python_json(e) + b"\n" for e in files)
+    assert _derive_calls() - before == len(files)  # all of them Python's own
+    before = _derive_calls()
+    assert c_json.json_lines(files) is not None
+    assert _derive_calls() == before
+
+    groups = ["/aws/rds/instance/db-1/audit", "/aws/rds/cluster/prod/audit"]
+    batch = [
+        attrs.evolve(event, origin=Origin("".join(groups[run % 2]), "s", str(run * 100 + n)))
+        for run in range(3)
+        for n in range(100)
+    ]
+    before = _derive_calls()
+    written = c_json.json_lines(batch)
+    assert _derive_calls() - before == 3
+    assert written == b"".join(_python_json(e) + b"\n" for e in batch)
+    origins = [orjson.loads(line)["origin"] for line in written.splitlines()]
+    assert [(o["rds_instance"], o["rds_cluster"]) for o in origins[99:101]] == [
+        ("db-1", None),
+        (None, "prod"),
+    ]
 
 
 def test_the_json_writer_leaves_a_batch_it_cannot_write_whole_to_python() -> None:

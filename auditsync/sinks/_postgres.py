@@ -26,6 +26,8 @@ from ._sqlite import (
     EVENT_COLUMNS,
     INDEXED_COLUMNS,
     column_types,
+    derived_updates,
+    migration,
     split_batch,
 )
 
@@ -142,6 +144,7 @@ class _Table:
             raise ValueError(f"table name {name!r} should be 'table' or 'schema.table'")
         self.name = name
         self.columns = tuple(columns)
+        self.types = types
         self.identifier = sql.Identifier(*parts)
         # A temporary twin per target: COPY fills it, one INSERT moves new keys across.
         digest = hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
@@ -247,6 +250,7 @@ class PostgresSink:
             for table in (self._events, self._dead_letters):
                 for statement in table.create:
                     cursor.execute(statement)
+                _migrate(sql, cursor, table)
             for column in INDEXED_COLUMNS:
                 cursor.execute(self._events.index(sql, column))
 
@@ -294,6 +298,46 @@ class PostgresSink:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _migrate(sql: Any, cursor: Any, table: _Table) -> None:
+    """Add the columns a table of an earlier version lacks, and fill in derived ones
+    (docs/sinks.md); run under the sink's advisory lock, in the creating transaction."""
+    cursor.execute(
+        "SELECT attname FROM pg_attribute"
+        " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped",
+        (table.identifier.as_string(cursor),),
+    )
+    plan = migration(table.name, {row[0] for row in cursor.fetchall()}, table.columns, table.types)
+    for column, kind, default in plan.columns:
+        fallback = sql.SQL("") if default is None else sql.SQL(" DEFAULT {}")
+        cursor.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}{}").format(
+                table.identifier,
+                sql.Identifier(column),
+                sql.SQL(kind),
+                fallback.format(sql.Literal(default)),
+            )
+        )
+    if plan.derived:
+        source = sql.Identifier(plan.source)
+        cursor.execute(
+            sql.SQL("SELECT DISTINCT {} FROM {} WHERE {} IS NOT NULL").format(
+                source, table.identifier, source
+            )
+        )
+        sources = [row[0] for row in cursor.fetchall()]
+        updates = derived_updates(plan.derived, sources, nul_free=True)
+        if updates:
+            assignments = sql.SQL(", ").join(
+                sql.SQL("{} = %s").format(sql.Identifier(column)) for column in plan.derived
+            )
+            cursor.executemany(
+                sql.SQL("UPDATE {} SET {} WHERE {} = %s").format(
+                    table.identifier, assignments, source
+                ),
+                updates,
+            )
 
 
 def _store(cursor: Any, table: _Table, rows: Sequence[tuple[Any, ...]]) -> int:

@@ -3,7 +3,8 @@
 The columns, and how a value becomes a row, are shared with the PostgreSQL sink
 (:mod:`auditsync.sinks._postgres`), so both databases hold the same rows:
 
-* one column per event field; the origin flattened into ``origin_*`` columns;
+* one column per event field; the origin flattened into ``origin_*`` columns, its
+  derived members (:class:`~auditsync._events.OriginDerived`) after its fields;
 * ``timestamp`` as ISO 8601 UTC text with microseconds (``2024-01-31T14:02:07.000000Z``):
   fixed width, so text order is time order and an index serves ranges; SQLite's date
   functions read it. PostgreSQL stores it as ``timestamptz``;
@@ -20,22 +21,29 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final, NamedTuple
 
 import attrs
 import orjson
 
+from .._errors import AuditSyncError
 from .._events import (
     EVENT_FIELDS,
+    ORIGIN_DERIVED,
+    ORIGIN_DERIVED_FROM,
     ORIGIN_FIELDS,
     AuditEvent,
     DeadLetter,
     Field,
     Form,
+    Origin,
+    OriginDerived,
     compiled,
+    derived_of,
     exact_bytes,
     field_reads,
+    origin_derived,
 )
 from .._json import (
     _b64,
@@ -51,14 +59,19 @@ __all__ = [
     "DEAD_LETTER_COLUMNS",
     "EVENT_COLUMNS",
     "INDEXED_COLUMNS",
+    "Migration",
     "SQLiteSink",
     "dead_letter_row",
     "event_from_row",
     "event_row",
+    "migration",
     "sql_refusal",
 ]
 
-_ORIGIN_COLUMNS = tuple(f"origin_{field.name}" for field in ORIGIN_FIELDS)
+#: The origin's columns: its fields, then its derived members, which are written and
+#: never read back (they follow from the fields).
+_ORIGIN_COLUMNS = tuple(f"origin_{field.name}" for field in (*ORIGIN_FIELDS, *ORIGIN_DERIVED))
+_DERIVED_COLUMNS = frozenset(f"origin_{field.name}" for field in ORIGIN_DERIVED)
 #: The event's fields that are a column each; the origin is flattened into _ORIGIN_COLUMNS.
 _FIELD_COLUMNS = tuple(field for field in EVENT_FIELDS if field.form is not Form.ORIGIN)
 #: The event table's columns, in the order of :func:`event_row`: the key, the fields in
@@ -85,7 +98,7 @@ def column_types(
     """A database's type for each of ``columns``: a field's by its form (``forms``), an
     origin column's likewise, and ``others`` for the columns that are no field."""
     by_column = {field.name: field.form for field in _FIELD_COLUMNS}
-    by_column |= {f"origin_{field.name}": field.form for field in ORIGIN_FIELDS}
+    by_column |= {f"origin_{field.name}": field.form for field in (*ORIGIN_FIELDS, *ORIGIN_DERIVED)}
     return {
         column: others[column] if column in others else forms[by_column[column]]
         for column in columns
@@ -186,12 +199,15 @@ def _cells(value: str, fields: Sequence[Field], prefix: str) -> Callable[..., tu
 
 _field_cells = _cells("event", _FIELD_COLUMNS, "")
 _origin_cells = _cells("origin", ORIGIN_FIELDS, "origin_")
+_derived_cells = _cells("derived", ORIGIN_DERIVED, "origin_")
 _NO_ORIGIN = (None,) * len(_ORIGIN_COLUMNS)
 
 
 def _origin_values(text: _Text, event_or_letter: AuditEvent | DeadLetter) -> tuple[Any, ...]:
     origin = event_or_letter.origin
-    return _NO_ORIGIN if origin is None else _origin_cells(text, origin)
+    if origin is None:
+        return _NO_ORIGIN
+    return _origin_cells(text, origin) + _derived_cells(text, origin_derived(origin))
 
 
 def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
@@ -208,22 +224,31 @@ def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
     return (key, *cells[:at], object_bytes, *cells[at:], *origin, raw_fields)
 
 
+_FLAGS = tuple(field.name for field in _FIELD_COLUMNS if field.form is Form.FLAG)
+
+
 def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
     """The event :func:`event_row` stored, byte for byte: a row of :data:`EVENT_COLUMNS`
-    (by name) made into the JSON form, which :func:`event_from_dict` reads."""
+    (by name) made into the JSON form, which :func:`event_from_dict` reads. The derived
+    columns are not read: they follow from the origin's. A table of an earlier version,
+    read where it is not migrated (read-only), lacks the columns of fields added since:
+    they take their defaults, as in :func:`event_from_dict`."""
+    present = set(row.keys())
     exact = dict(orjson.loads(row["raw_fields"])) if row["raw_fields"] else {}
     if row["object_bytes"] is not None:
         exact["object"] = _b64(bytes(row["object_bytes"]))
     document: dict[str, Any] = {}
     origin: dict[str, Any] = {}
     for column in EVENT_COLUMNS:
-        if column in ("object_bytes", "raw_fields"):
+        if column in ("object_bytes", "raw_fields", *_DERIVED_COLUMNS) or column not in present:
             continue
         into, name = (origin, column[7:]) if column in _ORIGIN_COLUMNS else (document, column)
         into[name] = row[column]
         if column in exact:
             into[f"{name}_base64"] = exact[column]
-    document["truncated"] = bool(document["truncated"])
+    for name in _FLAGS:  # SQLite keeps them as 0 and 1
+        if name in document:
+            document[name] = bool(document[name])
     document["origin"] = origin if any(value is not None for value in origin.values()) else None
     return event_from_dict(document)
 
@@ -246,6 +271,120 @@ def dead_letter_row(letter: DeadLetter, *, nul_free: bool = False) -> tuple[Any,
         None if event is None else text("event_key", event.key),
         None if event is None else orjson.dumps(event_to_dict(event)).decode(),
     )
+
+
+# --- tables of earlier versions ---------------------------------------------------------------
+
+
+class Migration(NamedTuple):
+    """What a table of an earlier version lacks: each column to add, with its type and
+    the cell the rows already stored get (``None``: no default), and the derived
+    columns among them, which :func:`derived_updates` fills in from the ``source``
+    column."""
+
+    columns: tuple[tuple[str, str, Any], ...]
+    derived: tuple[str, ...]
+    source: str = f"origin_{ORIGIN_DERIVED_FROM}"
+
+
+#: The class and field of each column that is a field's: what its default is.
+_COLUMN_FIELDS: Final = {
+    **{field.name: (AuditEvent, field) for field in _FIELD_COLUMNS},
+    **{f"origin_{field.name}": (Origin, field) for field in ORIGIN_FIELDS},
+    **{f"origin_{field.name}": (OriginDerived, field) for field in ORIGIN_DERIVED},
+}
+
+
+def _default_cell(column: str) -> Any:
+    """The cell a column added to a table gives the rows stored before: its field's
+    default, written as a cell of its form; ``None`` where there is none."""
+    if column not in _COLUMN_FIELDS:
+        return None
+    kind, field = _COLUMN_FIELDS[column]
+    default: Any = attrs.fields_dict(kind)[field.name].default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = None if default.takes_self else default.factory()
+    if default is attrs.NOTHING or default is None:
+        return None
+    if field.form is Form.TIMESTAMP:
+        return iso_timestamp(default)
+    if field.form is Form.DIALECT:
+        return default.value
+    return default
+
+
+def migration(
+    table: str, existing: Collection[str], columns: Sequence[str], types: Mapping[str, str]
+) -> Migration:
+    """The columns of ``columns`` a table whose columns are ``existing`` lacks, in order.
+
+    A column whose type is ``NOT NULL`` can only be added with a default for the rows
+    already stored: its field's. A field without one cannot be added; the error says so.
+    """
+    added = []
+    for column in columns:
+        if column in existing:
+            continue
+        default = _default_cell(column)
+        if default is None and "NOT NULL" in types[column].upper():
+            raise AuditSyncError(
+                f"table {table}: cannot add column {column} ({types[column]}) to the rows "
+                "it holds: its field has no default"
+            )
+        added.append((column, types[column], default))
+    derived = tuple(column for column, _, _ in added if column in _DERIVED_COLUMNS)
+    if derived and Migration((), ()).source not in existing:
+        derived = ()  # the rows have no log group to derive them from
+    return Migration(tuple(added), derived)
+
+
+def derived_updates(
+    derived: Sequence[str], sources: Iterable[Any], *, nul_free: bool = False
+) -> list[tuple[Any, ...]]:
+    """For each value of the origin's :data:`ORIGIN_DERIVED_FROM` column, the cells of
+    the ``derived`` columns, then the value: the parameters of ``UPDATE … SET`` each
+    column ``WHERE`` the column is the value. Values that derive nothing are left out,
+    and so is text the database would not hold exactly (it is never read back)."""
+    at = [_ORIGIN_COLUMNS.index(column) - len(ORIGIN_FIELDS) for column in derived]
+    updates = []
+    for source in sources:
+        if not isinstance(source, str):
+            continue
+        text = _Text(nul_free)
+        cells = _derived_cells(text, derived_of(source))
+        chosen = tuple(None if derived[n] in text.exact else cells[i] for n, i in enumerate(at))
+        if any(cell is not None for cell in chosen):
+            updates.append((*chosen, source))
+    return updates
+
+
+def _sqlite_literal(value: Any) -> str:
+    if isinstance(value, bool | int):
+        return str(int(value))
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _migrate(
+    connection: sqlite3.Connection, table: str, columns: Sequence[str], types: Mapping[str, str]
+) -> None:
+    """Add the columns a table of an earlier version lacks, and fill in derived ones."""
+    existing = {row[1] for row in connection.execute(f"PRAGMA table_info({_quote(table)})")}
+    plan = migration(table, existing, columns, types)
+    for column, kind, default in plan.columns:
+        default_clause = "" if default is None else f" DEFAULT {_sqlite_literal(default)}"
+        connection.execute(
+            f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(column)} {kind}{default_clause}"
+        )
+    if plan.derived:
+        source = _quote(plan.source)
+        sources = connection.execute(
+            f"SELECT DISTINCT {source} FROM {_quote(table)} WHERE {source} IS NOT NULL"
+        )
+        assignments = ", ".join(f"{_quote(column)} = ?" for column in plan.derived)
+        connection.executemany(
+            f"UPDATE {_quote(table)} SET {assignments} WHERE {source} = ?",
+            derived_updates(plan.derived, [row[0] for row in sources]),
+        )
 
 
 # --- the sink -----------------------------------------------------------------------------
@@ -330,15 +469,19 @@ class SQLiteSink:
             if self._owned:
                 self._connection.execute("PRAGMA journal_mode=WAL")
             with self._transaction():
-                self._connection.execute(_create_table(table, EVENT_COLUMNS, _SQLITE_EVENT_TYPES))
+                # One transaction, begun IMMEDIATE: a process opening the table at the
+                # same time waits, then finds the columns this one added.
+                for name, columns, types in (
+                    (table, EVENT_COLUMNS, _SQLITE_EVENT_TYPES),
+                    (dead_letter_table, DEAD_LETTER_COLUMNS, _SQLITE_DEAD_LETTER_TYPES),
+                ):
+                    self._connection.execute(_create_table(name, columns, types))
+                    _migrate(self._connection, name, columns, types)
                 for column in INDEXED_COLUMNS:
                     self._connection.execute(
                         f"CREATE INDEX IF NOT EXISTS {_quote(f'{table}_{column}_idx')} "
                         f"ON {_quote(table)} ({column})"
                     )
-                self._connection.execute(
-                    _create_table(dead_letter_table, DEAD_LETTER_COLUMNS, _SQLITE_DEAD_LETTER_TYPES)
-                )
             self._file = _identity(self._path)
         except BaseException:
             self.close()

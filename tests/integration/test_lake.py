@@ -106,3 +106,46 @@ def test_separate_runs_make_one_table_in_duckdb(tmp_path: Path) -> None:
     print(f"partitions (dt, hour, rows): {partitions}")
     print(f"rows with exact bytes kept beside lossy text: {exact}")
     print(f"rows by RDS instance: {instances}")
+
+
+def test_security_lake_layout_from_the_command_line_reads_back_in_duckdb(tmp_path: Path) -> None:
+    """``--to ocsf-parquet:DIR``: one location per OCSF class, in Security Lake's
+    partitions, every event once, each class's rows of its own class, a rerun replacing
+    its files."""
+    for name in ("server_audit.log", "kinesis-event.json"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    lake_options = ["--account-id", "123456789012", "--region", "eu-west-1"]
+    args = [
+        "--to",
+        "ocsf-parquet:security-lake",
+        *lake_options,
+        "--lake-source",
+        "3002=ext/rds-audit-auth/",
+        "server_audit.log",
+        "kinesis-event.json",
+    ]
+    first = decode(tmp_path, *args)
+    files = sorted((tmp_path / "security-lake").rglob("*.parquet"))
+    again = decode(tmp_path, *args)
+    assert sorted((tmp_path / "security-lake").rglob("*.parquet")) == files
+    delivered = int(re.findall(r"(\d+) delivered", first)[0])
+    assert f"0 new, {delivered} already present" in again
+
+    places = {str(path.parent.relative_to(tmp_path / "security-lake")) for path in files}
+    assert places == {
+        "ext/rds-audit-auth/region=eu-west-1/accountId=123456789012/eventDay=20261127",
+        "ext/auditsync-datastore-activity/region=eu-west-1/accountId=123456789012/eventDay=20261127",
+    }
+    rows = duckdb.sql(
+        "SELECT split_part(filename, '/', -5) AS source, class_uid, region, accountId,"
+        " eventDay, count(*), count(DISTINCT metadata.uid)"
+        f" FROM read_parquet('{tmp_path}/security-lake/ext/*/*/*/*/*.parquet',"
+        " hive_partitioning = true, filename = true, union_by_name = true)"
+        " GROUP BY ALL ORDER BY class_uid"
+    ).fetchall()
+    assert [row[:5] for row in rows] == [
+        ("rds-audit-auth", 3002, "eu-west-1", 123456789012, 20261127),
+        ("auditsync-datastore-activity", 6005, "eu-west-1", 123456789012, 20261127),
+    ]
+    assert sum(row[5] for row in rows) == sum(row[6] for row in rows) == delivered
+    print(f"Security Lake layout: {first} | again: {again} | DuckDB: {rows}")

@@ -22,7 +22,7 @@ from hypothesis import example, given, settings
 
 from auditsync import AuditEvent, Origin, parse_line
 from auditsync._events import DeadLetter
-from auditsync.sinks import PostgresSink, Refused, event_from_dict
+from auditsync.sinks import PostgresSink, Refused, Stored, event_from_dict
 from auditsync.sinks._sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
 from auditsync.testing import query_texts
 
@@ -333,3 +333,129 @@ def test_create_false_leaves_the_schema_alone(psycopg: Any, schema: str) -> None
     sink.close()
     with pytest.raises(ValueError, match="closed"):
         sink.write(events(1))
+
+
+# --- tables of earlier versions ------------------------------------------------------------
+
+#: The event table's columns and types as auditsync made them before the origin's derived
+#: members (main at 76ec3aa), frozen: a table of that version, made here by hand.
+BEFORE_DERIVED = (
+    ("key", "text PRIMARY KEY"),
+    ("timestamp", "timestamptz NOT NULL"),
+    ("serverhost", "text NOT NULL"),
+    ("username", "text NOT NULL"),
+    ("host", "text NOT NULL"),
+    ("connection_id", "bigint NOT NULL"),
+    ("query_id", "bigint NOT NULL"),
+    ("operation", "text NOT NULL"),
+    ("database", "text NOT NULL"),
+    ("object", "text NOT NULL"),
+    ("object_bytes", "bytea"),
+    ("retcode", "bigint"),
+    ("connection_type", "text"),
+    ("truncated", "boolean NOT NULL"),
+    ("dialect", "text NOT NULL"),
+    ("prefix", "text"),
+    ("suffix", "text"),
+    ("origin_log_group", "text"),
+    ("origin_log_stream", "text"),
+    ("origin_event_id", "text"),
+    ("origin_shard_id", "text"),
+    ("origin_sequence_number", "text"),
+    ("origin_path", "text"),
+    ("origin_line_number", "bigint"),
+    ("raw_fields", "jsonb"),
+)
+_DERIVED = ("origin_rds_instance", "origin_rds_cluster")
+
+
+@pytest.fixture
+def origin_rds_schema(psycopg: Any) -> Iterator[str]:
+    """A schema of the test's own, named for the branch that made these tests, dropped."""
+    name = f"auditsync_origin_rds_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(DSN, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(DSN, autocommit=True) as connection:
+            connection.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def _old_table(psycopg: Any, table: str, items: list[AuditEvent]) -> None:
+    """``table`` as the earlier version made it, holding ``items`` as it stored them."""
+    from auditsync.sinks._sqlite import event_row
+
+    names = [name for name, _ in BEFORE_DERIVED]
+    with psycopg.connect(DSN, autocommit=True) as connection:
+        definitions = ", ".join(f'"{name}" {kind}' for name, kind in BEFORE_DERIVED)
+        connection.execute(f"CREATE TABLE {table} ({definitions})")
+        quoted = ", ".join(f'"{name}"' for name in names)
+        for item in items:
+            cells = dict(zip(EVENT_COLUMNS, event_row(item, nul_free=True), strict=True))
+            connection.execute(
+                f"INSERT INTO {table} ({quoted}) VALUES ({', '.join(['%s'] * len(names))})",
+                [cells[name] for name in names],
+            )
+
+
+def _rds_items() -> list[AuditEvent]:
+    groups = ["/aws/rds/instance/shop/audit", "/aws/rds/cluster/prod/audit", "/custom/audit", None]
+    return [
+        parse_line(LINE, origin=Origin(group, "s", f"{n}")) if group else event(n)
+        for n, group in enumerate(groups, start=1)
+    ]
+
+
+def test_an_old_table_gains_the_columns_it_lacks(psycopg: Any, origin_rds_schema: str) -> None:
+    table = f"{origin_rds_schema}.audit_events"
+    items = _rds_items()
+    _old_table(psycopg, table, items)
+    before = select(psycopg, f"SELECT * FROM {table} ORDER BY key")
+    with PostgresSink(DSN, table=table, dead_letter_table=f"{origin_rds_schema}.letters") as sink:
+        after = select(psycopg, f"SELECT * FROM {table} ORDER BY key")
+        assert [{name: row[name] for name in before[0]} for row in after] == before
+        derived = {row["origin_event_id"]: tuple(row[name] for name in _DERIVED) for row in after}
+        assert derived == {
+            "1": ("shop", None),
+            "2": (None, "prod"),
+            "3": (None, None),
+            None: (None, None),
+        }
+        assert sink.write(items) == Stored(0, len(items))  # every key already present
+        sink.write([parse_line(LINE, origin=Origin("/aws/rds/instance/shop/audit", "s", "9"))])
+    columns = select(
+        psycopg,
+        "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+        f" '{origin_rds_schema}' AND table_name = 'audit_events' ORDER BY ordinal_position",
+    )
+    assert [row["column_name"] for row in columns] == [*(n for n, _ in BEFORE_DERIVED), *_DERIVED]
+    (new,) = select(psycopg, f"SELECT * FROM {table} WHERE origin_event_id = '9'")
+    assert (new["origin_rds_instance"], new["origin_rds_cluster"]) == ("shop", None)
+    # Opened again: nothing left to add.
+    PostgresSink(DSN, table=table, dead_letter_table=f"{origin_rds_schema}.letters").close()
+
+
+def test_sinks_opening_an_old_table_at_once_all_succeed(
+    psycopg: Any, origin_rds_schema: str
+) -> None:
+    table = f"{origin_rds_schema}.audit_events"
+    _old_table(psycopg, table, _rds_items())
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_it() -> None:
+        try:
+            start.wait()
+            PostgresSink(DSN, table=table, dead_letter_table=f"{origin_rds_schema}.letters").close()
+        except BaseException as error:  # handed to the test
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    rows = select(psycopg, f"SELECT origin_rds_instance FROM {table} ORDER BY key")
+    assert sorted(filter(None, (row["origin_rds_instance"] for row in rows))) == ["shop"]
