@@ -112,6 +112,7 @@ def test_event_to_dict_holds_every_field_in_plain_json_types() -> None:
         "dialect": "mariadb",
         "prefix": None,
         "suffix": None,
+        "tls_version": None,
         "origin": {
             "log_group": None,
             "log_stream": None,
@@ -691,6 +692,7 @@ def test_sqlite_stores_each_field_in_its_column(db: Path) -> None:
         "dialect": "mariadb",
         "prefix": None,
         "suffix": None,
+        "tls_version": None,
         "origin_log_group": "/aws/rds/cluster/prod/audit",
         "origin_log_stream": None,
         "origin_event_id": None,

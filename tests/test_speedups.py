@@ -1509,11 +1509,11 @@ def test_the_c_reader_reads_fields_of_the_table_and_defaults_the_rest() -> None:
     read = speedups.READ_FIELDS
     defaults = dict(_native._reader_defaults(read))
     assert set(read) | set(defaults) == set(FIELDS)
-    assert defaults == {"truncated": False, "suffix": None}
+    assert defaults == {"truncated": False, "suffix": None, "tls_version": None}
     with pytest.raises(RuntimeError, match="no plain default"):
         _native._reader_defaults(tuple(name for name in read if name != "serverhost"))
     with pytest.raises(RuntimeError, match="lacks"):
-        _native._reader_defaults((*read, "tls_version"))
+        _native._reader_defaults((*read, "client_certificate"))
 
 
 def test_the_c_writer_knows_the_forms_by_their_numbers() -> None:
