@@ -45,7 +45,12 @@ from auditsync.sinks import (
     to_json,
 )
 from auditsync.sinks._postgres import redact_conninfo
-from auditsync.sinks._sqlite import DEAD_LETTER_COLUMNS, EVENT_COLUMNS, INDEXED_COLUMNS
+from auditsync.sinks._sqlite import (
+    DEAD_LETTER_COLUMNS,
+    EVENT_COLUMNS,
+    INDEXED_COLUMNS,
+    event_from_row,
+)
 from auditsync.testing import audit_events
 
 LINE = r"20240131 14:02:07,db1,root,localhost,5,12,QUERY,shop,'insert into t values (\'a,b\')',0"
@@ -65,6 +70,9 @@ SYSLOG_LINE = (
 HUGE_ID_LINE = (
     "20240131 14:02:07,db1,root,localhost,99999999999999999999,12,QUERY,shop,'select 1',0"
 )
+#: MariaDB Enterprise 12.3 connection records: the TLS version, and an empty eleventh field.
+ES_TLS = "20260731 09:14:22,mdbe123,root,192.168.1.24:54312,7,0,CONNECT,mysql,,0,TLSv1.3"
+ES_SOCKET = "20260731 09:15:03,mdbe123,app,localhost:unavailable,8,0,CONNECT,,,0,"
 
 
 def event(number: int = 1, line: str | bytes = LINE, **origin: Any) -> AuditEvent:
@@ -282,7 +290,8 @@ def test_nul_in_a_query_is_plain_json() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", [LINE, NON_UTF8_LINE, NON_UTF8_NAMES, NUL_LINE, AURORA_LINE, HUGE_ID_LINE]
+    "line",
+    [LINE, NON_UTF8_LINE, NON_UTF8_NAMES, NUL_LINE, AURORA_LINE, HUGE_ID_LINE, ES_TLS, ES_SOCKET],
 )
 def test_event_from_dict_reverses_event_to_dict(line: str | bytes) -> None:
     item = event(9, line)
@@ -704,6 +713,23 @@ def test_sqlite_stores_each_field_in_its_column(db: Path) -> None:
     }
     assert aurora["timestamp"] == "2022-05-20T13:30:59.680124Z"
     assert aurora["origin_path"] is None
+
+
+def test_sqlite_keeps_the_eleventh_field_apart_from_its_absence(db: Path) -> None:
+    """The TLS version of MariaDB Enterprise 12.3: ``""`` (present, not encrypted) is not
+    NULL (no such field), and each row reads back as its event."""
+    written = [event(1, ES_TLS), event(2, ES_SOCKET), event(3, LINE)]
+    with SQLiteSink(db) as sink:
+        sink.write(written)
+        stored = rows(sink)
+    assert [row["tls_version"] for row in stored] == ["TLSv1.3", "", None]
+    assert [row["dialect"] for row in stored] == [
+        "mariadb-enterprise",
+        "mariadb-enterprise",
+        "mariadb",
+    ]
+    assert [event_from_row(row) for row in stored] == written
+    assert [json.loads(to_json(item))["tls_version"] for item in written] == ["TLSv1.3", "", None]
 
 
 def test_sqlite_timestamps_sort_and_work_with_date_functions(db: Path) -> None:
