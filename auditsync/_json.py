@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import attrs
 import orjson
 
 from ._errors import AuditSyncError
@@ -221,9 +222,16 @@ def _origin_from_dict(document: Mapping[str, Any] | None) -> Origin | None:
     )
 
 
+#: The fields whose default is ``None``: their members may be missing, as in a document
+#: written before the field joined the event (``tls_version``), which holds no value.
+_MAY_BE_MISSING = tuple(field.name for field in attrs.fields(AuditEvent) if field.default is None)
+
+
 def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
     """The event :func:`event_to_dict` wrote, byte for byte; ``key`` is recomputed.
 
+    A member whose field defaults to ``None`` may be missing (an older auditsync wrote no
+    such member).
     Raises :class:`ValueError` naming what is missing or malformed.
     """
     try:
@@ -231,6 +239,9 @@ def event_from_dict(document: Mapping[str, Any]) -> AuditEvent:
             **{field.name: _READ[field.form](document, field.name) for field in EVENT_FIELDS}
         )
     except KeyError as missing:
+        absent = dict.fromkeys(name for name in _MAY_BE_MISSING if name not in document)
+        if missing.args and missing.args[0] in absent:
+            return event_from_dict({**document, **absent})
         raise AuditSyncError(f"not an auditsync event: no member {missing}") from None
     except (TypeError, ValueError, OverflowError, binascii.Error) as error:
         raise AuditSyncError(f"not an auditsync event: {error}") from None

@@ -24,9 +24,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditsync import AuditEvent, Origin, parse_line
+from auditsync import AuditEvent, AuditSyncError, Origin, parse_line
 from auditsync._events import DeadLetter
 from auditsync._json import iso_timestamp
+from auditsync._stored import database_events
 from auditsync.sinks import (
     CallbackSink,
     DeadLetterSink,
@@ -336,6 +337,19 @@ def test_every_event_survives_the_json_form(item: AuditEvent, number: int | None
     # ("\udcc2\udc80" for U+0080), which read back as the character they spell.
     assert back.object_bytes == item.object_bytes
     assert attrs.evolve(back, object=item.object) == item
+
+
+def test_event_from_dict_reads_what_an_older_auditsync_wrote() -> None:
+    """JSON written before ``tls_version`` joined the event has no such member: a member
+    that may be null may be missing, and the others may not."""
+    for line in (LINE, ES_TLS):
+        document = event_to_dict(event(1, line))
+        del document["tls_version"]
+        assert event_from_dict(document) == attrs.evolve(event(1, line), tls_version=None)
+    document = event_to_dict(event(1))
+    del document["tls_version"], document["retcode"]
+    with pytest.raises(AuditSyncError, match="no member 'retcode'"):
+        event_from_dict(document)
 
 
 @pytest.mark.parametrize(
@@ -730,6 +744,17 @@ def test_sqlite_keeps_the_eleventh_field_apart_from_its_absence(db: Path) -> Non
     ]
     assert [event_from_row(row) for row in stored] == written
     assert [json.loads(to_json(item))["tls_version"] for item in written] == ["TLSv1.3", "", None]
+
+
+def test_a_database_made_before_the_eleventh_field_reads_back(db: Path) -> None:
+    """``auditsync decode`` of an SQLite file an older auditsync wrote: no tls_version column."""
+    written = [event(1), event(2, AURORA_LINE)]
+    with SQLiteSink(db) as sink:
+        sink.write(written)
+    with sqlite3.connect(db) as connection:
+        connection.execute("ALTER TABLE audit_events DROP COLUMN tls_version")
+    read = [item for block in database_events(str(db)) for item in block.events]  # type: ignore[union-attr]
+    assert read == written
 
 
 def test_sqlite_timestamps_sort_and_work_with_date_functions(db: Path) -> None:

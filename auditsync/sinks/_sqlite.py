@@ -210,14 +210,17 @@ def event_row(event: AuditEvent, *, nul_free: bool = False) -> tuple[Any, ...]:
 
 def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
     """The event :func:`event_row` stored, byte for byte: a row of :data:`EVENT_COLUMNS`
-    (by name) made into the JSON form, which :func:`event_from_dict` reads."""
+    (by name) made into the JSON form, which :func:`event_from_dict` reads. A column the
+    row lacks (a table made before its field joined the event) is left out of the form,
+    where it reads as null if its field may be."""
+    present = set(row.keys())
     exact = dict(orjson.loads(row["raw_fields"])) if row["raw_fields"] else {}
     if row["object_bytes"] is not None:
         exact["object"] = _b64(bytes(row["object_bytes"]))
     document: dict[str, Any] = {}
     origin: dict[str, Any] = {}
     for column in EVENT_COLUMNS:
-        if column in ("object_bytes", "raw_fields"):
+        if column in ("object_bytes", "raw_fields") or column not in present:
             continue
         into, name = (origin, column[7:]) if column in _ORIGIN_COLUMNS else (document, column)
         into[name] = row[column]
