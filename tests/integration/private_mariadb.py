@@ -42,8 +42,20 @@ __all__ = ["PrivateMariaDB", "ServerFailed", "availability", "private_mariadb"]
 PROGRAMS = ("mariadbd", "mariadb-install-db", "mariadb-binlog")
 SEARCH_PATH = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin")
 PLUGIN_DIRS = ("/usr/lib/mysql/plugin", "/usr/lib64/mysql/plugin", "/usr/local/mysql/lib/plugin")
-#: Ports above the range the brief leaves to the machine's own servers.
-PORTS = range(33401, 39999)
+
+
+def _ports() -> range:
+    """Ports above the range the brief leaves to the machine's own servers, or the range
+    ``AUDITSYNC_PRIVATE_PORTS`` names (``33411-33419``) where sessions sharing the machine
+    are each given their own."""
+    chosen = os.environ.get("AUDITSYNC_PRIVATE_PORTS", "")
+    first, dash, last = chosen.partition("-")
+    if dash and first.isdigit() and last.isdigit() and int(first) <= int(last):
+        return range(int(first), int(last) + 1)
+    return range(33401, 39999)
+
+
+PORTS = _ports()
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
