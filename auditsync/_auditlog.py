@@ -234,15 +234,10 @@ def _parse_text(
 
     epoch = stamp_form is _EPOCH_MICROS or stamp_form is _EPOCH_OTHER
     if wanted is _AUTO:
-        wanted = (
-            _RDS_MYSQL
-            if tail.rds
-            else _ENTERPRISE
-            if tail.enterprise
-            else _AURORA
-            if epoch
-            else _MARIADB
-        )
+        if tail.rds or tail.enterprise:
+            wanted = _RDS_MYSQL if tail.rds else _ENTERPRISE
+        else:
+            wanted = _AURORA if epoch else _MARIADB
     elif (wanted is _AURORA and not epoch and stamp_form is not _SYSLOG) or (
         (wanted is _MARIADB or wanted is _ENTERPRISE) and epoch
     ):

@@ -33,6 +33,7 @@ __all__ = [
     "TLS_OPERATIONS",
     "UNAVAILABLE_PORT",
     "AuditEvent",
+    "ClientAddress",
     "DeadLetter",
     "Dialect",
     "Field",
@@ -224,7 +225,7 @@ class AuditEvent(_StatementCache):
     @property
     def client_host(self) -> str:
         """The client's host or address, without the port MariaDB 12 writes after it."""
-        return client_address(self.host, self.dialect)[0]
+        return client_address(self.host, self.dialect).host
 
     @property
     def client_port(self) -> int | None:
@@ -232,7 +233,7 @@ class AuditEvent(_StatementCache):
         12 and Enterprise 12.3); ``None`` for ``host:unavailable`` (a socket or named
         pipe), a host without a port, and an IPv6 address whose port cannot be told apart
         from its last group (docs/line-grammar.md)."""
-        return client_address(self.host, self.dialect)[1]
+        return client_address(self.host, self.dialect).port
 
     @property
     def failed(self) -> bool:
@@ -442,7 +443,14 @@ def host_has_port(host: str) -> bool:
     return bool(colon) and (port == UNAVAILABLE_PORT or _port(port) is not None)
 
 
-def client_address(host: str, dialect: Dialect) -> tuple[str, int | None]:
+class ClientAddress(NamedTuple):
+    """Where a client connected from: its host or address, and its TCP port if known."""
+
+    host: str
+    port: int | None
+
+
+def client_address(host: str, dialect: Dialect) -> ClientAddress:
     """``host`` split into the client's address and port (see :attr:`AuditEvent.client_port`).
 
     ``[addr]:port`` and a single colon are unambiguous. An unbracketed IPv6 address with a
@@ -451,15 +459,15 @@ def client_address(host: str, dialect: Dialect) -> tuple[str, int | None]:
     """
     address, colon, port = host.rpartition(":")
     if not colon:
-        return host, None
+        return ClientAddress(host, None)
     if address.startswith("[") and address.endswith("]"):
         address = address[1:-1]
     elif ":" in address and dialect is not Dialect.MARIADB_ENTERPRISE:
-        return host, None
+        return ClientAddress(host, None)
     if port == UNAVAILABLE_PORT:
-        return address, None
+        return ClientAddress(address, None)
     number = _port(port)
-    return (address, number) if number is not None else (host, None)
+    return ClientAddress(address, number) if number is not None else ClientAddress(host, None)
 
 
 def exact_bytes(text: str) -> bytes:
