@@ -9,8 +9,9 @@ directory — ``mariadb-install-db`` for a fresh datadir, then ``mariadbd`` with
 run the suite are shared.
 
 It never speaks to the machine's main server: it listens on 127.0.0.1 on a port above
-33400 and on a socket inside its own directory, and every connection it hands out goes
-through that socket.
+33400 (within ``AUDITSYNC_PRIVATE_PORTS``, ``33411-33419``, where that is set) and on a
+socket inside its own directory, and every connection it hands out goes through that
+socket.
 """
 
 from __future__ import annotations
