@@ -22,9 +22,11 @@ from ._events import (
     CONNECTION_TYPES,
     ORIGIN_FIELDS,
     TABLE_OPERATIONS,
+    TLS_OPERATIONS,
     AuditEvent,
     Dialect,
     Origin,
+    host_has_port,
     values_of,
 )
 from ._native import parse_line as _c_parse_line
@@ -45,12 +47,19 @@ _CONNECTION_TYPE_NAMES = frozenset(CONNECTION_TYPES.values())
 _ORIGIN_NAMES = tuple(field.name for field in ORIGIN_FIELDS)
 
 _DIALECTS = {d.value: d for d in Dialect} | {d: d for d in Dialect}
-_AUTO, _MARIADB, _AURORA, _RDS_MYSQL = (
+_AUTO, _MARIADB, _AURORA, _RDS_MYSQL, _ENTERPRISE = (
     Dialect.AUTO,
     Dialect.MARIADB,
     Dialect.AURORA,
     Dialect.RDS_MYSQL,
+    Dialect.MARIADB_ENTERPRISE,
 )
+#: The dialects in which a record may be written MariaDB Enterprise 12.3's way.
+_ENTERPRISE_READ = (_AUTO, _ENTERPRISE)
+#: What OpenSSL's ``SSL_get_version`` (and wolfSSL's) names a protocol: ``TLSv1.3``,
+#: ``TLSv1``, ``SSLv3``, ``DTLSv1.2``, ``QUICv1``, ``unknown``. None of RDS's connection
+#: types, and no return code, looks like one.
+_TLS_VERSION = re.compile(r"(?:TLS|SSL|DTLS|QUIC)v\d{1,2}(?:\.\d{1,2})?|unknown", re.ASCII)
 
 # Fallback for heads the fast split cannot read: a user name holding commas, or an
 # operation this module does not know yet. The user is the shortest run that lets the
@@ -97,7 +106,12 @@ _DATE, _EPOCH_MICROS, _EPOCH_OTHER, _CUSTOM, _SYSLOG = (
 )
 #: The timestamp forms format_line writes itself, by dialect.
 _STANDARD_FORMS = frozenset(
-    {(_DATE, Dialect.MARIADB), (_DATE, Dialect.RDS_MYSQL), (_EPOCH_MICROS, Dialect.AURORA)}
+    {
+        (_DATE, Dialect.MARIADB),
+        (_DATE, Dialect.RDS_MYSQL),
+        (_DATE, Dialect.MARIADB_ENTERPRISE),
+        (_EPOCH_MICROS, Dialect.AURORA),
+    }
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -214,15 +228,18 @@ def _parse_text(
     if operation == "QUERY":
         tail = _read_query_tail(tail_text, wanted, text, head.tail_start)
     elif operation in CONNECTION_OPERATIONS:
-        tail = _read_connection_tail(tail_text, operation, wanted, text, head.tail_start)
+        tail = _read_connection_tail(tail_text, operation, wanted, head.host, text, head.tail_start)
     else:
-        tail = _read_table_tail(tail_text, operation, text, head.tail_start)
+        tail = _read_table_tail(tail_text, operation, wanted, text, head.tail_start)
 
     epoch = stamp_form is _EPOCH_MICROS or stamp_form is _EPOCH_OTHER
     if wanted is _AUTO:
-        wanted = _RDS_MYSQL if tail.rds else _AURORA if epoch else _MARIADB
+        if tail.rds or tail.enterprise:
+            wanted = _RDS_MYSQL if tail.rds else _ENTERPRISE
+        else:
+            wanted = _AURORA if epoch else _MARIADB
     elif (wanted is _AURORA and not epoch and stamp_form is not _SYSLOG) or (
-        wanted is _MARIADB and epoch
+        (wanted is _MARIADB or wanted is _ENTERPRISE) and epoch
     ):
         raise LineError(
             f"a {wanted.value} line does not carry this timestamp form", line=text, offset=0
@@ -247,6 +264,7 @@ def _parse_text(
         origin=origin,
         prefix=prefix,
         suffix=tail.suffix,
+        tls_version=tail.tls_version,
     )
 
 
@@ -404,10 +422,23 @@ def format_line(
             return head + quoted + (event.suffix or "")
         tail = f"{quoted}',{retcode}"
         return head + (tail + ",," if chosen is Dialect.RDS_MYSQL else tail)
-    tail = f"{event.object},{retcode}"
+    obj = event.object
+    if event.operation == "RENAME" and chosen is Dialect.MARIADB_ENTERPRISE:
+        obj = _enterprise_rename(obj)
+    tail = f"{obj},{retcode}"
     if event.connection_type is not None:
         tail += "," + event.connection_type
+    if event.tls_version is not None:
+        tail += "," + event.tls_version
     return head + tail
+
+
+def _enterprise_rename(obj: str) -> str:
+    """``old|newdb.new`` as MariaDB Enterprise writes it, ``old,newdb,new``; an object of
+    another shape as it is."""
+    old, bar, new = obj.partition("|")
+    newdb, dot, table = new.partition(".")
+    return f"{old},{newdb},{table}" if bar and dot else obj
 
 
 # --- timestamps ---------------------------------------------------------------------------
@@ -615,7 +646,8 @@ def _head_error(text: str, start: int, parts: list[str]) -> LineError:
 
 class _Tail(NamedTuple):
     """What a record holds after the operation; ``rds`` says it was written the RDS way
-    (a QUERY's trailing ``,,``, a connection type)."""
+    (a QUERY's trailing ``,,``, a connection type), ``enterprise`` MariaDB Enterprise
+    12.3's way (a TLS version after the status, a RENAME of four names)."""
 
     database: str
     object: str
@@ -624,6 +656,8 @@ class _Tail(NamedTuple):
     truncated: bool = False
     rds: bool = False
     suffix: str | None = None
+    tls_version: str | None = None
+    enterprise: bool = False
 
 
 def _read_query_tail(tail: str, dialect: Dialect, text: str, offset: int) -> _Tail:
@@ -661,9 +695,26 @@ def _read_query_tail(tail: str, dialect: Dialect, text: str, offset: int) -> _Ta
 
 
 def _read_connection_tail(
-    tail: str, operation: str, dialect: Dialect, text: str, offset: int
+    tail: str, operation: str, dialect: Dialect, host: str, text: str, offset: int
 ) -> _Tail:
-    """``db,object,status``, and on RDS a fourth field: the connection type."""
+    """``db,object,status``; on RDS a fourth field, the connection type; on MariaDB
+    Enterprise 12.3 a fourth field, the TLS version.
+
+    The TLS version is read by structure, never by shifting: the record must be one that
+    carries it (a connection operation other than PROXY_CONNECT, in a dialect that allows
+    it, from a host field written ``host:port``), its last field must be empty or name a
+    TLS protocol, and an empty object and a status must stand before it. A ten-field
+    record ends with its status, an RDS one with a connection type: neither is empty or a
+    protocol name.
+    """
+    if dialect in _ENTERPRISE_READ and operation in TLS_OPERATIONS and host_has_port(host):
+        rest, comma, last = tail.rpartition(",")
+        if comma and (not last or _TLS_VERSION.fullmatch(last)):
+            names, status_comma, status = rest.rpartition(",")
+            # The object is empty: what MariaDB 12 writes there moved to the last field.
+            if status_comma and _is_int(status) and names.endswith(","):
+                read = _read_connection_tail(rest, operation, _MARIADB, host, text, offset)
+                return read._replace(tls_version=last, enterprise=True)
     connection_type = None
     body = tail
     if dialect is not Dialect.MARIADB and dialect is not Dialect.AURORA:
@@ -679,6 +730,12 @@ def _read_connection_tail(
     if not comma:
         raise LineError(
             f"{operation} record should end with db,object,status", line=text, offset=offset
+        )
+    if not status:
+        # The server always writes a connection's status; a record without one is a
+        # record of another layout, and reading it here would shift its fields.
+        raise LineError(
+            f"{operation} record without its status", line=text, offset=offset + len(head) + 1
         )
     retcode = _retcode(status, text, offset + len(head) + 1)
     return _Tail(database, obj, retcode, connection_type, rds=connection_type is not None)
@@ -698,20 +755,57 @@ def _looks_like_connection_type(rest: str, last: str) -> bool:
     return _is_int(status) and (before.endswith(",") or before.endswith("`"))
 
 
-def _read_table_tail(tail: str, operation: str, text: str, offset: int) -> _Tail:
+def _read_table_tail(tail: str, operation: str, dialect: Dialect, text: str, offset: int) -> _Tail:
     """``db,table,`` (Aurora adds the retcode). A comma in both names cannot be placed:
     the split goes at the last one, so a database name with commas reads right.
 
     RENAME's object is ``old|newdb.new``: split before the bar, so that a comma in the
-    new database's name stays in the object.
+    new database's name stays in the object. MariaDB Enterprise writes it as four names,
+    ``db,old,newdb,new``, read by :func:`_enterprise_rename_tail`.
     """
     head, comma, status = tail.rpartition(",")
+    if operation == "RENAME" and comma and "|" not in head:
+        return _enterprise_rename_tail(head, status, dialect, text, offset)
     before, bar, after = head.partition("|") if operation == "RENAME" else (head, "", "")
+    if bar and "." not in after:
+        # Every RENAME the community plugin writes has newdb.new after the bar; without
+        # one, this is no form a server writes (or an Enterprise RENAME of a name with a
+        # bar, which cannot be placed).
+        raise LineError("RENAME record whose object is not old|newdb.new", line=text, offset=offset)
     database, comma2, obj = before.rpartition(",")
     obj += bar + after
     if not comma or not comma2:
         raise LineError("record should end with db,object,retcode", line=text, offset=offset)
     return _Tail(database, obj, _retcode(status, text, offset + len(head) + 1))
+
+
+def _enterprise_rename_tail(
+    head: str, status: str, dialect: Dialect, text: str, offset: int
+) -> _Tail:
+    """``db,old,newdb,new``: a RENAME as MariaDB Enterprise writes it, read into the one
+    representation of a RENAME, database ``db`` and object ``old|newdb.new``.
+
+    Only four names without commas can be placed, and only a new database without a dot
+    can be written back from the object; anything else is refused, as is this form in a
+    dialect whose servers write the bar (every RENAME of theirs has one).
+    """
+    if dialect not in _ENTERPRISE_READ:
+        raise LineError(
+            f"RENAME record without old|newdb.new: not a {dialect.value} form",
+            line=text,
+            offset=offset,
+        )
+    names = head.split(",")
+    if len(names) != 4 or "." in names[2]:
+        raise LineError(
+            "RENAME record of MariaDB Enterprise's form db,old,newdb,new that cannot be "
+            "read one way (a comma in a name, or a dot in the new database's)",
+            line=text,
+            offset=offset,
+        )
+    database, old, newdb, new = names
+    retcode = _retcode(status, text, offset + len(head) + 1)
+    return _Tail(database, f"{old}|{newdb}.{new}", retcode, enterprise=True)
 
 
 def _retcode(status: str, text: str, offset: int) -> int | None:

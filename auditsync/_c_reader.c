@@ -450,10 +450,13 @@ looks_like_connection_type(const Text *t, Py_ssize_t start, Py_ssize_t comma, Py
 }
 
 /* ``db,object,status`` in [start, end), as both tails end: the last two commas split it
- * (a PROXY_CONNECT's proxied user, after ",`", is left to the Python reader). */
+ * (a PROXY_CONNECT's proxied user, after ",`", is left to the Python reader). A
+ * connection's status is never empty: a record that ends ``,`` there is MariaDB
+ * Enterprise 12.3's eleven fields (an empty TLS version) or no record, and the Python
+ * reader decides which (``connection``). */
 static int
 names_and_status(PyObject *line, const Text *t, Py_ssize_t start, Py_ssize_t end, int proxy,
-                 Tail *tail)
+                 int connection, Tail *tail)
 {
     Py_ssize_t status = rfind_char(t, ',', start, end);
     if (status == -1) {
@@ -471,6 +474,9 @@ names_and_status(PyObject *line, const Text *t, Py_ssize_t start, Py_ssize_t end
         return 0;
     }
     int empty_status = status + 1 == end;
+    if (empty_status && connection) {
+        return 0;
+    }
     if (!empty_status && !is_retcode(t, status + 1, end)) {
         return 0;
     }
@@ -496,7 +502,7 @@ connection_tail(PyObject *line, const Text *t, Py_ssize_t start, int proxy, PyOb
             body = last;
         }
     }
-    int found = names_and_status(line, t, start, body, proxy, tail);
+    int found = names_and_status(line, t, start, body, proxy, 1, tail);
     if (found == 1 && body != end) {
         tail->connection_type = PyUnicode_Substring(line, body + 1, end);
         if (tail->connection_type == NULL) {
@@ -510,7 +516,7 @@ connection_tail(PyObject *line, const Text *t, Py_ssize_t start, int proxy, PyOb
 static int
 table_tail(PyObject *line, const Text *t, Py_ssize_t start, Tail *tail)
 {
-    return names_and_status(line, t, start, t->length, 0, tail);
+    return names_and_status(line, t, start, t->length, 0, 0, tail);
 }
 
 /* --- building instances ------------------------------------------------------------------ */

@@ -33,17 +33,22 @@ __all__ = [
     "ORIGIN_DERIVED_FROM",
     "ORIGIN_FIELDS",
     "TABLE_OPERATIONS",
+    "TLS_OPERATIONS",
+    "UNAVAILABLE_PORT",
     "AuditEvent",
+    "ClientAddress",
     "DeadLetter",
     "Dialect",
     "Field",
     "Form",
     "Origin",
     "OriginDerived",
+    "client_address",
     "compiled",
     "derived_of",
     "exact_bytes",
     "field_reads",
+    "host_has_port",
     "origin_derived",
     "values_of",
 ]
@@ -60,12 +65,19 @@ class Dialect(enum.StrEnum):
     MARIADB = "mariadb"
     AURORA = "aurora"
     RDS_MYSQL = "rds-mysql"
+    #: MariaDB Enterprise Server 12.3: connection records end with an eleventh field, the
+    #: TLS version, and RENAME is written ``db,old,newdb,new``. Like RDS for MySQL, only
+    #: those records tell it apart; its other records read as ``MARIADB``.
+    MARIADB_ENTERPRISE = "mariadb-enterprise"
 
 
-#: Operations whose record ends ``db,object,status`` (and, on RDS, ``,connection_type``).
+#: Operations whose record ends ``db,object,status`` (and, on RDS, ``,connection_type``;
+#: on MariaDB Enterprise 12.3, ``,tls_version`` except for PROXY_CONNECT).
 CONNECTION_OPERATIONS: Final = frozenset(
     {"CONNECT", "FAILED_CONNECT", "DISCONNECT", "CHANGEUSER", "PROXY_CONNECT"}
 )
+#: The connection operations whose MariaDB Enterprise 12.3 records carry the TLS version.
+TLS_OPERATIONS: Final = CONNECTION_OPERATIONS - {"PROXY_CONNECT"}
 #: Operations on a table: ``object`` is the table (RENAME's: ``old|newdb.new``).
 TABLE_OPERATIONS: Final = frozenset({"READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME"})
 
@@ -170,9 +182,13 @@ class AuditEvent(_StatementCache):
     only the code that reads it from a line is left to write.
 
     ``object`` is the unescaped query text of QUERY events, the table of table events,
-    ``old|newdb.new`` of RENAME, the proxied user of PROXY_CONNECT and, on MariaDB 12,
-    the TLS version of connection records. Query bytes that are not UTF-8 are kept as
-    ``surrogateescape`` characters: :attr:`object_bytes` gives back the server's bytes.
+    ``old|newdb.new`` of RENAME (whichever way the server wrote it), the proxied user of
+    PROXY_CONNECT and, on MariaDB 12, the TLS version of connection records. Query bytes
+    that are not UTF-8 are kept as ``surrogateescape`` characters: :attr:`object_bytes`
+    gives back the server's bytes.
+
+    ``host`` is the host field as the server wrote it: ``host:port`` on MariaDB 12 and
+    Enterprise 12.3, where :attr:`client_host` and :attr:`client_port` take it apart.
     """
 
     timestamp: datetime
@@ -196,6 +212,11 @@ class AuditEvent(_StatementCache):
     #: The text after a truncated query where the server wrote more than nothing: the
     #: closing quote alone, when its buffer had room for it but not for the retcode.
     suffix: str | None = None
+    #: The eleventh field of a MariaDB Enterprise 12.3 connection record: the negotiated
+    #: TLS version, ``""`` where the connection is not encrypted, ``None`` where the line
+    #: has no such field (every other server and record) -- so the line is written back
+    #: as it was.
+    tls_version: str | None = None
 
     @property
     def key(self) -> str:
@@ -242,6 +263,19 @@ class AuditEvent(_StatementCache):
         if self.connection_type is None:
             return None
         return CONNECTION_TYPES.get(self.connection_type, self.connection_type)
+
+    @property
+    def client_host(self) -> str:
+        """The client's host or address, without the port MariaDB 12 writes after it."""
+        return client_address(self.host, self.dialect).host
+
+    @property
+    def client_port(self) -> int | None:
+        """The client's TCP port where the host field carries one (``host:port``, MariaDB
+        12 and Enterprise 12.3); ``None`` for ``host:unavailable`` (a socket or named
+        pipe), a host without a port, and an IPv6 address whose port cannot be told apart
+        from its last group (docs/line-grammar.md)."""
+        return client_address(self.host, self.dialect).port
 
     @property
     def failed(self) -> bool:
@@ -445,6 +479,55 @@ def _isoformat(moment: datetime) -> str:
             _ISOFORMAT.clear()
         _ISOFORMAT[moment] = text
     return text
+
+
+#: The port word MariaDB Enterprise 12.3 (and, by its tests, MariaDB 12) writes for
+#: clients on a Unix socket or a named pipe.
+UNAVAILABLE_PORT: Final = "unavailable"
+
+
+def _port(text: str) -> int | None:
+    """A TCP port, 0-65535 in ASCII digits, or None."""
+    if 0 < len(text) <= 5 and text.isdigit() and text.isascii() and int(text) <= 65535:
+        return int(text)
+    return None
+
+
+def host_has_port(host: str) -> bool:
+    """Whether the host field is written ``host:port`` (the port digits, or ``unavailable``).
+
+    An IPv6 address alone ends in a colon and a group of hex digits too (``::1``), so this
+    says only that the field *may* carry a port; :func:`client_address` decides what it is.
+    """
+    _, colon, port = host.rpartition(":")
+    return bool(colon) and (port == UNAVAILABLE_PORT or _port(port) is not None)
+
+
+class ClientAddress(NamedTuple):
+    """Where a client connected from: its host or address, and its TCP port if known."""
+
+    host: str
+    port: int | None
+
+
+def client_address(host: str, dialect: Dialect) -> ClientAddress:
+    """``host`` split into the client's address and port (see :attr:`AuditEvent.client_port`).
+
+    ``[addr]:port`` and a single colon are unambiguous. An unbracketed IPv6 address with a
+    port (``2001:db8::7:54312``) is split only in the Enterprise dialect, whose host field
+    always carries a port; elsewhere its last group may be part of the address.
+    """
+    address, colon, port = host.rpartition(":")
+    if not colon:
+        return ClientAddress(host, None)
+    if address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]
+    elif ":" in address and dialect is not Dialect.MARIADB_ENTERPRISE:
+        return ClientAddress(host, None)
+    if port == UNAVAILABLE_PORT:
+        return ClientAddress(address, None)
+    number = _port(port)
+    return ClientAddress(address, number) if number is not None else ClientAddress(host, None)
 
 
 def exact_bytes(text: str) -> bytes:

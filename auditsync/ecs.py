@@ -15,11 +15,12 @@ under ``auditsync``, the convention of the JSON form.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from ._auditlog import format_line
-from ._events import AuditEvent
+from ._events import AuditEvent, client_address
 from ._json import event_to_dict
 
 __all__ = ["ECS_VERSION", "to_ecs"]
@@ -36,6 +37,21 @@ _AUTHENTICATION: Mapping[str, str] = {
 }
 #: Table records that change the table (ECS type ``change``); READ is an ``access``.
 _CHANGES = frozenset(("WRITE", "CREATE", "DROP", "ALTER", "RENAME"))
+
+
+#: A TLS version as OpenSSL names it (``TLSv1.3``): ECS's ``tls.version_protocol`` and
+#: ``tls.version``.
+_TLS_VERSION = re.compile(r"(TLS|SSL|DTLS|QUIC)v(\d+)(\.\d+)?", re.ASCII)
+
+
+def _tls(version: str | None) -> dict[str, str] | None:
+    """ECS's ``tls`` of a MariaDB Enterprise 12.3 TLS version: ``TLSv1.3`` is ``tls`` 1.3,
+    OpenSSL's ``TLSv1`` is 1.0. None for no version, or one of another shape."""
+    match = _TLS_VERSION.fullmatch(version or "")
+    if match is None:
+        return None
+    protocol, major, minor = match.groups()
+    return {"version_protocol": protocol.lower(), "version": major + (minor or ".0")}
 
 
 def _outcome(retcode: int | None) -> str:
@@ -62,11 +78,14 @@ def to_ecs(event: AuditEvent) -> dict[str, Any]:
     operation = event.operation
     authentication = operation in _AUTHENTICATION
     retcode = event.retcode
-    source: dict[str, str] = {"address": document["host"]}
+    client, port = client_address(document["host"], event.dialect)
+    source: dict[str, Any] = {"address": client}
     try:
-        source["ip"] = str(ipaddress.ip_address(document["host"]))
+        source["ip"] = str(ipaddress.ip_address(client))
     except ValueError:
-        source["domain"] = document["host"]
+        source["domain"] = client
+    if port is not None:
+        source["port"] = port
     database: dict[str, Any] = {"name": document["database"]}
     if operation == "QUERY":
         database["statement"] = document["object"]
@@ -81,6 +100,7 @@ def to_ecs(event: AuditEvent) -> dict[str, Any]:
         "connection_type": document["connection_type"],
         "truncated": document["truncated"],
         "dialect": document["dialect"],
+        "tls_version": document["tls_version"],
         "origin": document["origin"],
     }
     if authentication and document["object"]:
@@ -109,6 +129,9 @@ def to_ecs(event: AuditEvent) -> dict[str, Any]:
     }
     if "ip" in source:
         result["related"]["ip"] = [source["ip"]]
+    tls = _tls(event.tls_version)
+    if tls is not None:
+        result["tls"] = tls
     if retcode:
         result["error"] = {"code": str(retcode)}
     resource = event.origin.rds if event.origin else None

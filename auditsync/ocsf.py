@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ._auditlog import format_line
-from ._events import AuditEvent, Dialect
+from ._events import AuditEvent, Dialect, client_address
 from ._json import event_to_dict
 
 __all__ = [
@@ -79,11 +79,19 @@ _PRODUCTS: Mapping[Dialect, dict[str, str]] = {
         "name": "Amazon RDS for MySQL (MariaDB Audit Plugin)",
         "vendor_name": "Amazon Web Services",
     },
+    Dialect.MARIADB_ENTERPRISE: {"name": "MariaDB Enterprise Audit", "vendor_name": "MariaDB"},
 }
 _PRODUCTS_AUTO = {"name": "MariaDB Audit Plugin", "vendor_name": "MariaDB"}
 
 #: Members of the JSON form that OCSF has no place for, kept under ``unmapped``.
-_UNMAPPED = ("connection_id", "query_id", "connection_type", "truncated", "dialect")
+_UNMAPPED = (
+    "connection_id",
+    "query_id",
+    "connection_type",
+    "truncated",
+    "dialect",
+    "tls_version",
+)
 
 
 def ocsf_class(event: AuditEvent) -> int:
@@ -122,6 +130,10 @@ def to_ocsf(event: AuditEvent) -> dict[str, Any]:
     activity_id, activity_name = table.get(event.operation, _OTHER)
     user = {"name": document["username"]}
     destination = _endpoint(document["serverhost"])
+    client, port = client_address(document["host"], event.dialect)
+    source: dict[str, Any] = _endpoint(client)
+    if port is not None:
+        source["port"] = port
     unmapped: dict[str, Any] = {name: document[name] for name in _UNMAPPED}
     unmapped["operation"] = document["operation"]
     if document["origin"] is not None:
@@ -153,7 +165,7 @@ def to_ocsf(event: AuditEvent) -> dict[str, Any]:
             "log_provider": "auditsync",
         },
         "actor": {"user": user, "session": {"uid": str(event.connection_id)}},
-        "src_endpoint": _endpoint(document["host"]),
+        "src_endpoint": source,
         "dst_endpoint": destination,
         "raw_data": raw_line,
         "unmapped": unmapped,
@@ -162,7 +174,7 @@ def to_ocsf(event: AuditEvent) -> dict[str, Any]:
     if class_uid == AUTHENTICATION:
         result["user"] = user
         result["session"] = {"uid": str(event.connection_id)}
-        result["is_remote"] = document["host"] != "localhost"
+        result["is_remote"] = client != "localhost"
         unmapped["database"] = document["database"]
         unmapped["object"] = document["object"]
         return result
@@ -206,7 +218,7 @@ _COMMON: Mapping[str, Any] = {
         "log_provider": "text",
     },
     "actor": {"user": {"name": "text"}, "session": {"uid": "text"}},
-    "src_endpoint": {"ip": "text", "hostname": "text"},
+    "src_endpoint": {"ip": "text", "hostname": "text", "port": "integer"},
     "dst_endpoint": {"ip": "text", "hostname": "text", "name": "text"},
     "raw_data": "text",
 }

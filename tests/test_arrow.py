@@ -249,3 +249,14 @@ def test_parquet_on_s3_through_pyarrow_fs(s3_endpoint: str) -> None:
     assert objects[0].startswith("audit-lake/events/dt=2024-01-31/hour=14/part-")
     assert arrow.read_events("audit-lake/events", filesystem=s3) == [LATIN1, WRITE, NEXT_DAY]
     print(f"S3 (moto on {s3_endpoint}): {len(objects)} objects, {objects}")
+
+
+def test_parquet_written_before_the_eleventh_field_reads_back(tmp_path: Path) -> None:
+    """Files an older auditsync wrote have no ``tls_version`` column: it reads as null,
+    beside newer files that hold MariaDB Enterprise 12.3's TLS version."""
+    old = [at(1, "20240131 14:02:07,db1,app,10.0.0.7,42,0,CONNECT,shop,,0")]
+    new = [at(2, "20260731 09:14:22,mdbe123,root,10.0.0.8:54312,7,0,CONNECT,mysql,,0,TLSv1.3")]
+    table = arrow.to_table(old)
+    pq.write_table(table.drop_columns(["tls_version"]), tmp_path / "old.parquet")
+    pq.write_table(arrow.to_table(new), tmp_path / "new.parquet")
+    assert arrow.read_events(tmp_path) == old + new

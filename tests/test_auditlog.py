@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -148,6 +149,272 @@ def test_table_events_have_no_retcode_on_mariadb() -> None:
 def test_rename_object() -> None:
     event = parse_line(f"{HEAD},RENAME,test,t1|test.renamed_t1,")
     assert event.object == "t1|test.renamed_t1"
+
+
+# --- MariaDB 12 and MariaDB Enterprise Server 12.3 (docs/server-observations.md) -----------
+
+#: The two examples of MariaDB's Enterprise Audit documentation, "Changed in MariaDB
+#: Enterprise Server 12.3": an encrypted TCP client, and a socket client without TLS.
+ES_TLS = "20260731 09:14:22,mdbe123,root,192.168.1.24:54312,7,0,CONNECT,mysql,,0,TLSv1.3"
+ES_SOCKET = "20260731 09:15:03,mdbe123,app,localhost:unavailable,8,0,CONNECT,,,0,"
+ES_HEAD = "20260731 09:15:03,mdbe123,app,10.0.0.7:40112,8,0"
+
+
+@pytest.mark.parametrize("dialect", ["auto", "mariadb-enterprise"])
+def test_enterprise_12_3_connection_records_carry_the_tls_version(dialect: str) -> None:
+    encrypted, plain = parse_line(ES_TLS, dialect=dialect), parse_line(ES_SOCKET, dialect=dialect)
+    assert encrypted == AuditEvent(
+        timestamp=datetime(2026, 7, 31, 9, 14, 22, tzinfo=UTC),
+        serverhost="mdbe123",
+        username="root",
+        host="192.168.1.24:54312",
+        connection_id=7,
+        query_id=0,
+        operation="CONNECT",
+        database="mysql",
+        object="",
+        retcode=0,
+        dialect=Dialect.MARIADB_ENTERPRISE,
+        tls_version="TLSv1.3",
+    )
+    # Today's reader took this one as database ",", object "0" and no return code.
+    assert (plain.database, plain.object, plain.retcode, plain.tls_version) == ("", "", 0, "")
+    assert plain.dialect is Dialect.MARIADB_ENTERPRISE
+    assert (encrypted.client_host, encrypted.client_port) == ("192.168.1.24", 54312)
+    assert (plain.client_host, plain.client_port) == ("localhost", None)
+    assert format_line(encrypted) == ES_TLS
+    assert format_line(plain) == ES_SOCKET
+
+
+@pytest.mark.parametrize("operation", ["FAILED_CONNECT", "DISCONNECT", "CHANGEUSER"])
+@pytest.mark.parametrize("tls", ["", "TLSv1.2", "TLSv1", "SSLv3", "DTLSv1.2", "unknown"])
+def test_every_connection_operation_but_proxy_carries_it(operation: str, tls: str) -> None:
+    line = f"{ES_HEAD},{operation},shop,,1045,{tls}"
+    event = parse_line(line)
+    assert (event.operation, event.database, event.object, event.retcode) == (
+        operation,
+        "shop",
+        "",
+        1045,
+    )
+    assert (event.tls_version, event.dialect) == (tls, Dialect.MARIADB_ENTERPRISE)
+    assert format_line(event) == line
+
+
+def test_a_database_with_commas_keeps_them_beside_the_eleventh_field() -> None:
+    event = parse_line(f"{ES_HEAD},CONNECT,a,b,,0,TLSv1.3")
+    assert (event.database, event.object, event.retcode, event.tls_version) == (
+        "a,b",
+        "",
+        0,
+        "TLSv1.3",
+    )
+
+
+def test_proxy_connect_carries_no_eleventh_field() -> None:
+    line = f"{ES_HEAD},PROXY_CONNECT,shop,`admin`@`%`,0"
+    event = parse_line(line)
+    assert (event.object, event.retcode, event.tls_version) == ("`admin`@`%`", 0, None)
+    assert event.dialect is Dialect.MARIADB
+    assert format_line(event) == line
+    for ending in (",", ",TLSv1.3"):
+        with pytest.raises(LineError):
+            parse_line(line + ending)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # Ten fields and a host without a port: today's reader shifted the fields of both.
+        f"{HEAD},CONNECT,shop,,0,",
+        f"{HEAD},CONNECT,,,0,",
+        f"{HEAD},CONNECT,shop,,0,TLSv1.3",
+        # The eleventh field is not a TLS protocol, or no status stands before it.
+        f"{ES_HEAD},CONNECT,shop,,0,TLSv1.3x",
+        f"{ES_HEAD},CONNECT,shop,,x,TLSv1.3",
+        f"{ES_HEAD},CONNECT,shop,,,TLSv1.3",
+        f"{ES_HEAD},CONNECT,shop,TLSv1.3,",
+        f"{ES_HEAD},DISCONNECT,shop,,0,1,",  # an object before the status
+        f"{ES_HEAD},CONNECT,shop,TLSv1.3,0,TLSv1.3",
+    ],
+)
+def test_lines_that_fit_neither_layout_are_refused(line: str) -> None:
+    with pytest.raises(LineError):
+        parse_line(line)
+
+
+@pytest.mark.parametrize("dialect", ["mariadb", "aurora"])
+def test_the_eleventh_field_is_refused_in_dialects_that_never_write_it(dialect: str) -> None:
+    for line in (ES_TLS, ES_SOCKET):
+        with pytest.raises(LineError):
+            parse_line(line, dialect=dialect)
+
+
+@pytest.mark.parametrize(
+    ("tail", "database", "obj", "retcode", "connection_type", "dialect"),
+    [
+        # MariaDB 12: host:port, the TLS version in the object, ten fields.
+        ("CONNECT,mysql,TLSv1.3,0", "mysql", "TLSv1.3", 0, None, Dialect.MARIADB),
+        ("CONNECT,mysql,,0", "mysql", "", 0, None, Dialect.MARIADB),
+        # A database ending in what looks like an empty TLS field: the status is last.
+        ("CONNECT,x,,,0", "x,", "", 0, None, Dialect.MARIADB),
+        # RDS connection types are no TLS protocol names (SSL is RDS's, not OpenSSL's).
+        ("CONNECT,,,0,SSL", "", "", 0, "SSL", Dialect.RDS_MYSQL),
+        ("CONNECT,,,0,SOCKET", "", "", 0, "SOCKET", Dialect.RDS_MYSQL),
+        ("CONNECT,,,0,1", "", "", 0, "1", Dialect.RDS_MYSQL),
+    ],
+)
+def test_lines_that_look_like_both_layouts_read_one_documented_way(
+    tail: str, database: str, obj: str, retcode: int, connection_type: str | None, dialect: Dialect
+) -> None:
+    for host in ("10.0.0.7:40112", "localhost:unavailable", "::1", "[::1]:3306"):
+        line = f"{T0},db1,app,{host},8,0,{tail}"
+        event = parse_line(line)
+        assert (event.database, event.object, event.retcode) == (database, obj, retcode)
+        assert (event.connection_type, event.tls_version, event.dialect) == (
+            connection_type,
+            None,
+            dialect,
+        )
+        assert format_line(event) == line
+
+
+@pytest.mark.parametrize("host", ["localhost", "10.0.0.7:40112", "localhost:unavailable"])
+@pytest.mark.parametrize("ending", [",x", ",", ",TLSv1.3", ",0", ",,x"])
+def test_a_query_record_with_a_field_too_many_is_refused_as_before(host: str, ending: str) -> None:
+    """QUERY records end at the return code on every server; one more field is no record."""
+    with pytest.raises(LineError):
+        parse_line(f"{T0},db1,app,{host},5,12,QUERY,shop,'select 1',0{ending}")
+
+
+@pytest.mark.parametrize(
+    ("host", "dialect", "client_host", "client_port"),
+    [
+        ("192.168.1.24:54312", Dialect.MARIADB, "192.168.1.24", 54312),
+        ("db.example.com:3306", Dialect.MARIADB, "db.example.com", 3306),
+        ("localhost:unavailable", Dialect.MARIADB, "localhost", None),
+        ("localhost:unavailable", Dialect.MARIADB_ENTERPRISE, "localhost", None),
+        ("[::1]:54312", Dialect.MARIADB, "::1", 54312),
+        ("[2001:db8::7]:unavailable", Dialect.MARIADB, "2001:db8::7", None),
+        # An IPv6 address without brackets: its last group cannot be told from a port,
+        # except where the host field always carries one.
+        ("2001:db8::7:54312", Dialect.MARIADB, "2001:db8::7:54312", None),
+        ("2001:db8::7:54312", Dialect.MARIADB_ENTERPRISE, "2001:db8::7", 54312),
+        ("::1", Dialect.MARIADB, "::1", None),
+        # No port: servers before MariaDB 12, RDS, Aurora.
+        ("localhost", Dialect.MARIADB, "localhost", None),
+        ("10.0.0.7", Dialect.AURORA, "10.0.0.7", None),
+        ("", Dialect.MARIADB, "", None),
+        ("h:65536", Dialect.MARIADB, "h:65536", None),
+        ("h:", Dialect.MARIADB, "h:", None),
+        ("h:٣", Dialect.MARIADB, "h:٣", None),
+    ],
+)
+def test_the_client_port_where_the_host_field_carries_one(
+    host: str, dialect: Dialect, client_host: str, client_port: int | None
+) -> None:
+    event = parse_line(f"{T0},db1,app,10.0.0.7,8,0,CONNECT,,,0")
+    event = attrs.evolve(event, host=host, dialect=dialect)
+    assert (event.client_host, event.client_port) == (client_host, client_port)
+    assert event.host == host  # the field stays what the server wrote
+
+
+@pytest.mark.parametrize("dialect", ["auto", "mariadb-enterprise"])
+def test_enterprise_rename_of_four_names(dialect: str) -> None:
+    line = f"{ES_HEAD},RENAME,shop,orders,archive,orders_2025,"
+    event = parse_line(line, dialect=dialect)
+    # Today's reader took the database as "shop,orders,archive" and the table as the rest.
+    assert (event.database, event.object, event.retcode) == (
+        "shop",
+        "orders|archive.orders_2025",
+        None,
+    )
+    assert event.dialect is Dialect.MARIADB_ENTERPRISE
+    assert format_line(event) == line
+    # The one representation: written the community way, it reads back the same.
+    community = format_line(event, dialect="mariadb")
+    assert community == f"{ES_HEAD},RENAME,shop,orders|archive.orders_2025,"
+    assert attrs.evolve(parse_line(community), dialect=Dialect.MARIADB_ENTERPRISE) == event
+
+
+@pytest.mark.parametrize(
+    ("tail", "dialect"),
+    [
+        ("shop,o,rders,archive,orders_2025,", "auto"),  # a comma in a name: five parts
+        ("shop,orders,orders_2025,", "auto"),  # three parts: no form a server writes
+        ("shop,orders,arch.ive,orders_2025,", "auto"),  # new.db.table cannot be split back
+        ("shop,orders,archive,orders_2025,", "mariadb"),  # community RENAMEs have a bar
+        ("shop,orders,archive,orders_2025,", "rds-mysql"),
+        ("shop,or|ders,archive,orders_2025,", "auto"),  # a bar, but no newdb.new after it
+        ("shop,t1|x,", "auto"),
+    ],
+)
+def test_a_rename_that_cannot_be_read_one_way_is_refused(tail: str, dialect: str) -> None:
+    with pytest.raises(LineError):
+        parse_line(f"{ES_HEAD},RENAME,{tail}", dialect=dialect)
+
+
+_connection_databases = st.text(st.sampled_from("ab,0 '`.:"), max_size=8)
+_tls_fields = st.one_of(
+    st.none(),  # ten fields
+    st.sampled_from(["", "TLSv1.3", "TLSv1", "SSLv3", "unknown"]),
+    st.sampled_from(["TLSv1.3x", "TLSv", "tls", " ", "v1.3"]),  # nearly a TLS version
+)
+_hosts = st.sampled_from(
+    ["localhost", "10.0.0.7", "10.0.0.7:40112", "localhost:unavailable", "::1", "[::1]:3306"]
+)
+
+
+@given(
+    st.sampled_from(sorted(auditlog.CONNECTION_OPERATIONS)),
+    _connection_databases,
+    # What servers write there. (A number would meet an older ambiguity: after a database
+    # ending in a comma, it and a status of 0-5 read as RDS 5.7's status and type.)
+    st.sampled_from(["", "", "TLSv1.3", "TLSv1.2"]),
+    st.sampled_from(["0", "1045", "-1"]),
+    _tls_fields,
+    _hosts,
+    st.sampled_from(["auto", "mariadb", "mariadb-enterprise", "aurora"]),
+)
+def test_a_connection_record_reads_as_written_or_is_refused(
+    operation: str, database: str, obj: str, status: str, tls: str | None, host: str, dialect: str
+) -> None:
+    """No shifting: a connection record of ten or eleven fields, whatever its names hold,
+    is read with exactly the fields it was written with, or refused."""
+    if operation == "PROXY_CONNECT":  # the proxied user starts at the first ",`"
+        database, obj = database.replace(",", ""), "`u`@`%`"
+    line = f"{T0},db1,app,{host},8,0,{operation},{database},{obj},{status}"
+    if tls is not None:
+        line += f",{tls}"
+    try:
+        event = parse_line(line, dialect=dialect)
+    except LineError:
+        return
+    assert (event.database, event.object, event.retcode, event.tls_version) == (
+        database,
+        obj,
+        int(status),
+        tls,
+    )
+    assert event.connection_type is None
+    assert format_line(event) == line
+
+
+def test_records_differing_only_in_the_eleventh_field_share_a_key_only_without_a_place() -> None:
+    """docs/keys.md: the key (version 1) leaves the TLS version out, as every field added
+    after it; a place in the source tells such records apart."""
+    encrypted = parse_line(f"{ES_HEAD},CONNECT,shop,,0,TLSv1.3")
+    plain = parse_line(f"{ES_HEAD},CONNECT,shop,,0,")
+    community = parse_line(f"{ES_HEAD},CONNECT,shop,,0")
+    assert encrypted.key == plain.key == community.key
+    assert community.key == "9e84b555005ce42229ae7996c077c094"  # as keys were before 12.3
+    placed = {
+        parse_line(
+            f"{ES_HEAD},CONNECT,shop,,0{tls}", origin=Origin(path="a.log", line_number=n)
+        ).key
+        for n, tls in enumerate((",TLSv1.3", ",", ""))
+    }
+    assert len(placed) == 3
 
 
 # --- syslog ---------------------------------------------------------------------------------
@@ -348,7 +615,7 @@ class _UnhashableZone(tzinfo):
 
 @pytest.mark.parametrize(
     "line",
-    [query_line("select 1"), query_line("select 1") + "\n", f"{T0},h,u,c,1,0,RENAME,d,a|b,0"],
+    [query_line("select 1"), query_line("select 1") + "\n", f"{T0},h,u,c,1,0,RENAME,d,a|b.c,0"],
 )
 def test_a_time_zone_that_cannot_be_hashed_reads_as_any_other(line: str) -> None:
     # The C reader takes the first line itself; the others go to the Python reader.

@@ -26,7 +26,7 @@ ALLOWED_TYPES = {
 OUTCOMES = {"success", "failure", "unknown"}
 #: The ECS field sets used; anything else must be under the custom namespace.
 ECS_TOP_LEVEL = {"@timestamp", "ecs", "event", "user", "source", "host", "related", "error"}
-ECS_TOP_LEVEL |= {"cloud", "auditsync"}
+ECS_TOP_LEVEL |= {"cloud", "auditsync", "tls"}
 
 
 @given(audit_events(), st.sampled_from([None, "/aws/rds/instance/a/audit", "/aws/rds/cluster/b/x"]))
@@ -44,6 +44,23 @@ def test_every_event_uses_ecs_values(event: AuditEvent, log_group: str | None) -
         "utf-8", "replace"
     )
     json.dumps(document, allow_nan=False)
+
+
+def test_the_client_port_and_the_tls_version_of_mariadb_enterprise() -> None:
+    head = "20260731 09:14:22,mdbe123,root"
+    encrypted = to_ecs(parse_line(f"{head},192.168.1.24:54312,7,0,CONNECT,mysql,,0,TLSv1.3"))
+    assert encrypted["source"] == {"address": "192.168.1.24", "ip": "192.168.1.24", "port": 54312}
+    assert encrypted["tls"] == {"version_protocol": "tls", "version": "1.3"}
+    assert encrypted["auditsync"]["tls_version"] == "TLSv1.3"
+    socket = to_ecs(parse_line(f"{head},localhost:unavailable,8,0,CONNECT,,,0,"))
+    assert socket["source"] == {"address": "localhost", "domain": "localhost"}
+    assert "tls" not in socket
+    assert socket["auditsync"]["tls_version"] == ""
+    old = to_ecs(parse_line(f"{head},localhost:unavailable,8,0,CONNECT,,,0,TLSv1"))
+    assert old["tls"] == {"version_protocol": "tls", "version": "1.0"}
+    plain = to_ecs(parse_line("20240131 14:02:07,db1,app,10.0.0.7,43,0,CONNECT,,,0"))
+    assert "tls" not in plain
+    assert plain["auditsync"]["tls_version"] is None
 
 
 def test_connections_are_authentication_with_an_outcome() -> None:

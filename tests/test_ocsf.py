@@ -120,6 +120,25 @@ def test_connections_are_authentication() -> None:
     assert documents[0]["type_uid"] == 300201
 
 
+def test_the_client_port_and_the_tls_version_of_mariadb_enterprise() -> None:
+    head = "20260731 09:14:22,mdbe123,root"
+    encrypted = parse_line(f"{head},192.168.1.24:54312,7,0,CONNECT,mysql,,0,TLSv1.3")
+    socket = parse_line(f"{head},localhost:unavailable,8,0,CONNECT,,,0,")
+    ipv6 = parse_line(f"{head},[2001:db8::7]:40112,9,3,QUERY,shop,'select 1',0")
+    documents = [mapping.to_ocsf(event) for event in (encrypted, socket, ipv6)]
+    for document in documents:
+        validate(document)
+    assert documents[0]["src_endpoint"] == {"ip": "192.168.1.24", "port": 54312}
+    assert documents[1]["src_endpoint"] == {"hostname": "localhost"}
+    assert documents[2]["src_endpoint"] == {"ip": "2001:db8::7", "port": 40112}
+    assert (documents[0]["is_remote"], documents[1]["is_remote"]) == (True, False)
+    assert documents[0]["unmapped"]["tls_version"] == "TLSv1.3"
+    assert documents[1]["unmapped"]["tls_version"] == ""
+    assert documents[0]["metadata"]["product"]["name"] == "MariaDB Enterprise Audit"
+    table = mapping.to_table([encrypted, socket], mapping.AUTHENTICATION)
+    assert table.column("src_endpoint").to_pylist()[0]["port"] == 54312
+
+
 def test_queries_and_table_records_are_datastore_activity() -> None:
     query = parse_line(r"20240131 14:02:07,db1,app,10.0.0.7,42,7,QUERY,shop,'delete from t',1146")
     write = parse_line("20240131 14:02:07,db1,app,10.0.0.7,42,7,WRITE,shop,t,")

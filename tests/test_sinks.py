@@ -30,6 +30,7 @@ from auditsync._errors import AuditSyncError
 from auditsync._events import DeadLetter
 from auditsync._json import iso_timestamp
 from auditsync._pipeline import Events
+from auditsync._stored import database_events
 from auditsync.sinks import (
     CallbackSink,
     DeadLetterSink,
@@ -76,6 +77,9 @@ SYSLOG_LINE = (
 HUGE_ID_LINE = (
     "20240131 14:02:07,db1,root,localhost,99999999999999999999,12,QUERY,shop,'select 1',0"
 )
+#: MariaDB Enterprise 12.3 connection records: the TLS version, and an empty eleventh field.
+ES_TLS = "20260731 09:14:22,mdbe123,root,192.168.1.24:54312,7,0,CONNECT,mysql,,0,TLSv1.3"
+ES_SOCKET = "20260731 09:15:03,mdbe123,app,localhost:unavailable,8,0,CONNECT,,,0,"
 
 
 def event(number: int = 1, line: str | bytes = LINE, **origin: Any) -> AuditEvent:
@@ -123,6 +127,7 @@ def test_event_to_dict_holds_every_field_in_plain_json_types() -> None:
         "dialect": "mariadb",
         "prefix": None,
         "suffix": None,
+        "tls_version": None,
         "origin": {
             "log_group": None,
             "log_stream": None,
@@ -338,7 +343,8 @@ def test_a_derived_member_that_is_not_unicode_keeps_its_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", [LINE, NON_UTF8_LINE, NON_UTF8_NAMES, NUL_LINE, AURORA_LINE, HUGE_ID_LINE]
+    "line",
+    [LINE, NON_UTF8_LINE, NON_UTF8_NAMES, NUL_LINE, AURORA_LINE, HUGE_ID_LINE, ES_TLS, ES_SOCKET],
 )
 def test_event_from_dict_reverses_event_to_dict(line: str | bytes) -> None:
     item = event(9, line)
@@ -383,6 +389,19 @@ def test_every_event_survives_the_json_form(item: AuditEvent, number: int | None
     # ("\udcc2\udc80" for U+0080), which read back as the character they spell.
     assert back.object_bytes == item.object_bytes
     assert attrs.evolve(back, object=item.object) == item
+
+
+def test_event_from_dict_reads_what_an_older_auditsync_wrote() -> None:
+    """JSON written before ``tls_version`` joined the event has no such member: a member
+    that may be null may be missing, and the others may not."""
+    for line in (LINE, ES_TLS):
+        document = event_to_dict(event(1, line))
+        del document["tls_version"]
+        assert event_from_dict(document) == attrs.evolve(event(1, line), tls_version=None)
+    document = event_to_dict(event(1))
+    del document["tls_version"], document["retcode"]
+    with pytest.raises(AuditSyncError, match="no member 'retcode'"):
+        event_from_dict(document)
 
 
 @pytest.mark.parametrize(
@@ -748,6 +767,7 @@ def test_sqlite_stores_each_field_in_its_column(db: Path) -> None:
         "dialect": "mariadb",
         "prefix": None,
         "suffix": None,
+        "tls_version": None,
         "origin_log_group": "/aws/rds/cluster/prod/audit",
         "origin_log_stream": None,
         "origin_event_id": None,
@@ -762,6 +782,34 @@ def test_sqlite_stores_each_field_in_its_column(db: Path) -> None:
     assert aurora["timestamp"] == "2022-05-20T13:30:59.680124Z"
     assert aurora["origin_path"] is None
     assert aurora["origin_rds_cluster"] is None
+
+
+def test_sqlite_keeps_the_eleventh_field_apart_from_its_absence(db: Path) -> None:
+    """The TLS version of MariaDB Enterprise 12.3: ``""`` (present, not encrypted) is not
+    NULL (no such field), and each row reads back as its event."""
+    written = [event(1, ES_TLS), event(2, ES_SOCKET), event(3, LINE)]
+    with SQLiteSink(db) as sink:
+        sink.write(written)
+        stored = rows(sink)
+    assert [row["tls_version"] for row in stored] == ["TLSv1.3", "", None]
+    assert [row["dialect"] for row in stored] == [
+        "mariadb-enterprise",
+        "mariadb-enterprise",
+        "mariadb",
+    ]
+    assert [event_from_row(row) for row in stored] == written
+    assert [json.loads(to_json(item))["tls_version"] for item in written] == ["TLSv1.3", "", None]
+
+
+def test_a_database_made_before_the_eleventh_field_reads_back(db: Path) -> None:
+    """``auditsync decode`` of an SQLite file an older auditsync wrote: no tls_version column."""
+    written = [event(1), event(2, AURORA_LINE)]
+    with SQLiteSink(db) as sink:
+        sink.write(written)
+    with sqlite3.connect(db) as connection:
+        connection.execute("ALTER TABLE audit_events DROP COLUMN tls_version")
+    read = [item for block in database_events(str(db)) for item in block.events]  # type: ignore[union-attr]
+    assert read == written
 
 
 def test_sqlite_timestamps_sort_and_work_with_date_functions(db: Path) -> None:
@@ -1043,7 +1091,9 @@ def test_an_old_sqlite_table_gains_the_columns_it_lacks(tmp_path: Path) -> None:
     database = _old_database(tmp_path)
     old = sqlite3.connect(database)
     old.row_factory = sqlite3.Row
-    assert not set(_DERIVED) & set(_columns(old, "audit_events"))
+    old_columns = _columns(old, "audit_events")
+    # Made before the derived members and before the eleventh field (tls_version).
+    assert not {*_DERIVED, "tls_version"} & set(old_columns)
     old_rows = [dict(row) for row in old.execute("SELECT * FROM audit_events ORDER BY rowid")]
     old.close()
     read_before = _stored(database)  # read-only: the derived columns are not needed
@@ -1052,8 +1102,8 @@ def test_an_old_sqlite_table_gains_the_columns_it_lacks(tmp_path: Path) -> None:
     with SQLiteSink(database) as sink:
         # Added at the end, as ALTER TABLE adds them: the sink names its columns.
         assert _columns(sink.connection, "audit_events") == (
-            *(column for column in EVENT_COLUMNS if column not in _DERIVED),
-            *_DERIVED,
+            *old_columns,
+            *(column for column in EVENT_COLUMNS if column not in old_columns),
         )
         assert _columns(sink.connection, "dead_letters")[-2:] == _DERIVED
         assert set(_columns(sink.connection, "dead_letters")) == set(DEAD_LETTER_COLUMNS)

@@ -88,7 +88,8 @@ _parse_text: Callable[..., AuditEvent] = auditlog._parse_text
 c_parse_line: Callable[..., AuditEvent | None] = speedups.parse_line
 c_read_log_events: Callable[..., tuple[list[Any], int] | None] = speedups.read_log_events
 
-DIALECTS = (Dialect.AUTO, Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL)
+#: Every dialect: the C reader is handed the first four, and declines the Enterprise one.
+DIALECTS = tuple(Dialect)
 FIELDS = tuple(field.name for field in attrs.fields(AuditEvent))
 ORIGIN_FIELDS = tuple(field.name for field in attrs.fields(Origin))
 MINUS_FIVE = timezone(timedelta(hours=-5))
@@ -219,6 +220,15 @@ _server_hosts = _mostly(
     st.one_of(_nasty_names, st.sampled_from(["db 1", "db\t1", "", " ", "db,1"])),
 )
 
+#: Host fields: names, and MariaDB 12's host:port (``unavailable`` for sockets).
+_hosts = _mostly(
+    _names,
+    st.one_of(
+        st.builds("{}:{}".format, _names, st.sampled_from(["3306", "54312", "unavailable", "0"])),
+        st.sampled_from(["::1", "[::1]:3306", "2001:db8::7:54312", "h:99999", "h:", ":1"]),
+    ),
+)
+
 _ids = _mostly(
     st.one_of(
         st.integers(0, 2**32).map(str),
@@ -251,6 +261,8 @@ _CONNECTION_TYPES = [
     "UNDEFINED", "TCP/IP", "SOCKET", "NAMED_PIPE", "SSL", "SHARED_MEMORY",
     "0", "1", "2", "3", "4", "5", "6", "9", "10", "-1", "", "tcp/ip", "TCP/IP ", "SSL\n",
 ]  # fmt: skip
+#: MariaDB Enterprise 12.3's eleventh field, and what is nearly one.
+_TLS_VERSIONS = ["TLSv1.3", "TLSv1.2", "TLSv1", "SSLv3", "DTLSv1.2", "unknown", "TLSv1.3 ", "tls"]
 _OPERATIONS = [
     "QUERY", "CONNECT", "FAILED_CONNECT", "DISCONNECT", "CHANGEUSER", "PROXY_CONNECT",
     "READ", "WRITE", "CREATE", "DROP", "ALTER", "RENAME",
@@ -385,9 +397,15 @@ def _connection_tails(draw: st.DrawFn) -> str:
         )
     )
     status = draw(st.one_of(st.sampled_from(["0", "0", "1045", "1044", "1"]), _retcodes))
-    kind = draw(st.sampled_from(["", "", ","] + [f",{name}" for name in _CONNECTION_TYPES]))
+    kind = draw(
+        st.sampled_from(
+            ["", "", ","]
+            + [f",{name}" for name in _CONNECTION_TYPES]
+            + [f",{tls}" for tls in _TLS_VERSIONS]
+        )
+    )
     if draw(st.booleans()):
-        kind += draw(st.sampled_from(["", ",TCP/IP", ",1", ",", ",,"]))
+        kind += draw(st.sampled_from(["", ",TCP/IP", ",1", ",", ",,", ",TLSv1.3"]))
     return f"{database},{obj},{status}{kind}"
 
 
@@ -397,7 +415,9 @@ def _table_tails(draw: st.DrawFn) -> str:
     obj = draw(
         st.one_of(
             _names,
-            st.sampled_from(["t", "old|newdb.new", "a,b|c,d.e", "|", "t|", "|x", "a|b|c"]),
+            st.sampled_from(
+                ["t", "old|newdb.new", "a,b|c,d.e", "|", "t|", "|x", "a|b|c", "o,nd,n", "o,n.d,n"]
+            ),
         )
     )
     status = draw(st.one_of(st.sampled_from(["", "", "0", "1"]), _retcodes))
@@ -429,7 +449,7 @@ def adversarial_lines(draw: st.DrawFn) -> str:
     head = [
         draw(_server_hosts),
         draw(_names),
-        draw(_names),
+        draw(_hosts),
         draw(_ids),
         draw(_ids),
         operation,
@@ -451,13 +471,16 @@ def plain_lines(draw: st.DrawFn) -> tuple[str, Dialect]:
     """Standard records of every dialect with plain names: the C reader must take these."""
     dialect = draw(st.sampled_from([Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL]))
     names = st.text(st.sampled_from("abcxyz_-.0129"), min_size=1, max_size=10)
+    hosts = st.one_of(
+        names, st.builds("{}:{}".format, names, st.sampled_from(["1", "unavailable"]))
+    )
     if dialect is Dialect.AURORA:
         stamp = str(draw(st.integers(10**15, 10**16 - 1)))
     else:
         moment = draw(st.datetimes(datetime(2000, 1, 1), datetime(2040, 1, 1)))
         stamp = _date_text(moment)
     head = (
-        f"{stamp},{draw(names)},{draw(names)},{draw(names)},"
+        f"{stamp},{draw(names)},{draw(names)},{draw(hosts)},"
         # Ids of up to 18 digits: the C reader leaves longer ones to the Python reader.
         f"{draw(st.integers(0, 10**18 - 1))},{draw(st.integers(0, 10**18 - 1))}"
     )
@@ -522,6 +545,18 @@ _EXAMPLE_LINES = [
     "00010101 00:00:00,db1,app,h,42,7,READ,shop,t,",
     "20240131 14:02:07,db1,app,h,42,7,READ,shop,t,1\udc80",
     "20240131 14:02:07,\udc80,app😀,h€,0042,0007,READ,shop\udcff,t,",
+    # MariaDB 12 and Enterprise 12.3: the C reader takes the ten-field records and leaves
+    # the eleven-field ones, and Enterprise RENAMEs, to the Python reader.
+    "20260731 09:14:22,mdbe123,root,192.168.1.24:54312,7,0,CONNECT,mysql,,0,TLSv1.3",
+    "20260731 09:15:03,mdbe123,app,localhost:unavailable,8,0,CONNECT,,,0,",
+    "20260731 09:15:03,mdbe123,app,localhost:unavailable,8,0,PROXY_CONNECT,,`u`@`%`,0",
+    "20260731 09:15:03,mdbe123,app,localhost:unavailable,8,0,PROXY_CONNECT,,`u`@`%`,0,",
+    "20260731 09:15:03,mdbe123,app,10.0.0.7:5,8,0,CONNECT,a,b,,0,TLSv1.2",
+    "20260731 09:15:03,mdbe123,app,10.0.0.7:5,8,0,CONNECT,mysql,TLSv1.3,0",
+    "20260731 09:15:03,mdbe123,app,10.0.0.7:5,8,0,CONNECT,,,0,SSL",
+    "20260731 09:15:03,mdbe123,app,::1,8,0,CONNECT,,,0,1",
+    "20260731 09:15:03,mdbe123,app,10.0.0.7:5,8,9,RENAME,db,old,newdb,new,",
+    "20260731 09:15:03,mdbe123,app,10.0.0.7:5,8,9,QUERY,db,'select 1',0,",
 ]
 
 
@@ -634,6 +669,16 @@ _STANDARD = [
         "20240131 14:02:07,db1,app,10.0.0.7,42,1001,WRITE,mysql,table_stats,",
         Dialect.MARIADB,
         id="mariadb-write",
+    ),
+    pytest.param(
+        "20260731 09:14:22,mdb1,root,192.168.1.24:54312,7,0,CONNECT,mysql,TLSv1.3,0",
+        Dialect.MARIADB,
+        id="mariadb-12-connect",
+    ),
+    pytest.param(
+        "20260731 09:14:22,mdb1,root,localhost:unavailable,7,12,QUERY,mysql,'select 1',0",
+        Dialect.MARIADB,
+        id="mariadb-12-query",
     ),
     pytest.param(
         "1653053459680124,c731-instance-1,admin,52.94.133.136,35,698024,READ,testdb,test2,0",
@@ -1547,11 +1592,11 @@ def test_the_c_reader_reads_fields_of_the_table_and_defaults_the_rest() -> None:
     read = speedups.READ_FIELDS
     defaults = dict(_native._reader_defaults(read))
     assert set(read) | set(defaults) == set(FIELDS)
-    assert defaults == {"truncated": False, "suffix": None}
+    assert defaults == {"truncated": False, "suffix": None, "tls_version": None}
     with pytest.raises(RuntimeError, match="no plain default"):
         _native._reader_defaults(tuple(name for name in read if name != "serverhost"))
     with pytest.raises(RuntimeError, match="lacks"):
-        _native._reader_defaults((*read, "tls_version"))
+        _native._reader_defaults((*read, "client_certificate"))
 
 
 def test_the_c_writer_knows_the_forms_by_their_numbers() -> None:

@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 
 from .._auditlog import format_line
 from .._envelope import CONTROL_MESSAGE, DATA_MESSAGE, LogEvent, SubscriptionMessage
-from .._events import CONNECTION_OPERATIONS, TABLE_OPERATIONS, AuditEvent, Dialect
+from .._events import (
+    CONNECTION_OPERATIONS,
+    TABLE_OPERATIONS,
+    TLS_OPERATIONS,
+    AuditEvent,
+    Dialect,
+)
 from ._builders import firehose_event, kinesis_event, subscription_event, to_payload
 
 _CONTROL_TEXT = "CWL CONTROL MESSAGE: Checking health of destination Kinesis stream."
@@ -50,6 +56,18 @@ _host_names = st.text(st.sampled_from("abcxyz0123456789.-:_"), max_size=20)
 _server_hosts = st.text(st.sampled_from("abcxyz0123456789.-_"), min_size=1, max_size=20)
 _database_names = st.text(st.sampled_from("abcxyz0129_$ ,'.é"), max_size=12)
 _table_names = st.text(st.sampled_from("abcxyz0129_$ '.é#"), max_size=12)
+#: MariaDB Enterprise 12.3 writes every host ``host:port``, ``unavailable`` for sockets.
+_ports = st.one_of(st.integers(0, 65535).map(str), st.just("unavailable"))
+_host_ports = st.one_of(
+    st.builds("{}:{}".format, st.text(st.sampled_from("abcxyz0123456789.-_"), max_size=15), _ports),
+    st.builds("[{}]:{}".format, st.sampled_from(["::1", "2001:db8::7", "fe80::1%eth0"]), _ports),
+)
+#: What OpenSSL names the protocols; empty where the connection is not encrypted.
+_tls_versions = st.sampled_from(["", "", "TLSv1.3", "TLSv1.2", "TLSv1.1", "TLSv1", "SSLv3"])
+#: Enterprise RENAME names four names: none may hold a comma or a bar, and the new
+#: database no dot, for the line to be read one way and ``old|newdb.new`` to be written
+#: back as the server wrote it (docs/line-grammar.md).
+_rename_names = st.text(st.sampled_from("abcxyz0129_$ '.é#"), max_size=12)
 
 
 def _timestamps(dialect: Dialect) -> st.SearchStrategy[datetime]:
@@ -61,8 +79,18 @@ def _timestamps(dialect: Dialect) -> st.SearchStrategy[datetime]:
 
 @st.composite
 def audit_events(draw: st.DrawFn, dialect: Dialect | None = None) -> AuditEvent:
-    """An event of ``dialect`` (any concrete one by default) that its line reads back as."""
-    chosen = dialect or draw(st.sampled_from([Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL]))
+    """An event of ``dialect`` (any concrete one by default) that its line reads back as.
+
+    MariaDB Enterprise's events are those only it writes: connection records with their
+    TLS version, and RENAMEs of four names; its other records read as MariaDB's.
+    """
+    chosen = dialect or draw(
+        st.sampled_from(
+            [Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL, Dialect.MARIADB_ENTERPRISE]
+        )
+    )
+    if chosen is Dialect.MARIADB_ENTERPRISE:
+        return draw(_enterprise_events())
     kinds = ["query", "connection"] + ([] if chosen is Dialect.RDS_MYSQL else ["table"])
     kind = draw(st.sampled_from(kinds))
     connection_type = None
@@ -104,6 +132,38 @@ def audit_events(draw: st.DrawFn, dialect: Dialect | None = None) -> AuditEvent:
         connection_type=connection_type,
         truncated=truncated,
         dialect=chosen,
+    )
+
+
+@st.composite
+def _enterprise_events(draw: st.DrawFn) -> AuditEvent:
+    dialect = Dialect.MARIADB_ENTERPRISE
+    tls_version = None
+    if draw(st.booleans()):
+        operation = draw(st.sampled_from(sorted(TLS_OPERATIONS)))
+        query_id = 0
+        database, obj = draw(_database_names), ""
+        retcode: int | None = draw(st.sampled_from([0, 0, 1045, 1044]))
+        tls_version = draw(_tls_versions)
+    else:
+        operation, query_id, retcode = "RENAME", draw(st.integers(0, 2**63 - 1)), None
+        names = _rename_names.filter(lambda name: "," not in name)
+        database, old, table = draw(names), draw(names), draw(names)
+        newdb = draw(names.filter(lambda name: "." not in name))
+        obj = f"{old}|{newdb}.{table}"
+    return AuditEvent(
+        timestamp=draw(_timestamps(dialect)),
+        serverhost=draw(_server_hosts),
+        username=draw(_user_names),
+        host=draw(_host_ports),
+        connection_id=draw(st.integers(0, 2**32 - 1)),
+        query_id=query_id,
+        operation=operation,
+        database=database,
+        object=obj,
+        retcode=retcode,
+        dialect=dialect,
+        tls_version=tls_version,
     )
 
 

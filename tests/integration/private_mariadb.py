@@ -9,8 +9,9 @@ directory — ``mariadb-install-db`` for a fresh datadir, then ``mariadbd`` with
 run the suite are shared.
 
 It never speaks to the machine's main server: it listens on 127.0.0.1 on a port above
-33400 and on a socket inside its own directory, and every connection it hands out goes
-through that socket.
+33400 (within ``AUDITSYNC_PRIVATE_PORTS``, ``33411-33419``, where that is set) and on a
+socket inside its own directory, and every connection it hands out goes through that
+socket.
 """
 
 from __future__ import annotations
@@ -42,8 +43,20 @@ __all__ = ["PrivateMariaDB", "ServerFailed", "availability", "private_mariadb"]
 PROGRAMS = ("mariadbd", "mariadb-install-db", "mariadb-binlog")
 SEARCH_PATH = ("/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin")
 PLUGIN_DIRS = ("/usr/lib/mysql/plugin", "/usr/lib64/mysql/plugin", "/usr/local/mysql/lib/plugin")
-#: Ports above the range the brief leaves to the machine's own servers.
-PORTS = range(33401, 39999)
+
+
+def _ports() -> range:
+    """Ports above the range the brief leaves to the machine's own servers, or the range
+    ``AUDITSYNC_PRIVATE_PORTS`` names (``33411-33419``) where sessions sharing the machine
+    are each given their own."""
+    chosen = os.environ.get("AUDITSYNC_PRIVATE_PORTS", "")
+    first, dash, last = chosen.partition("-")
+    if dash and first.isdigit() and last.isdigit() and int(first) <= int(last):
+        return range(int(first), int(last) + 1)
+    return range(33401, 39999)
+
+
+PORTS = _ports()
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 

@@ -129,6 +129,27 @@ def test_stores_each_field_in_its_typed_column(
     assert row["dialect"] == "mariadb"
 
 
+def test_the_eleventh_field_is_kept_apart_from_its_absence(
+    psycopg: Any, sink: PostgresSink, schema: str
+) -> None:
+    """MariaDB Enterprise 12.3's TLS version: ``""`` (present, not encrypted) is not NULL."""
+    es = "20260731 09:14:22,mdbe123,root"
+    lines = [
+        f"{es},10.0.0.7:5,7,0,CONNECT,mysql,,0,TLSv1.3",
+        f"{es},h:unavailable,8,0,CONNECT,,,0,",
+    ]
+    sink.write([event(1, lines[0]), event(2, lines[1]), event(3)])
+    stored = select(
+        psycopg,
+        f"SELECT tls_version, dialect FROM {schema}.audit_events ORDER BY origin_line_number",
+    )
+    assert [(row["tls_version"], row["dialect"]) for row in stored] == [
+        ("TLSv1.3", "mariadb-enterprise"),
+        ("", "mariadb-enterprise"),
+        (None, "mariadb"),
+    ]
+
+
 def test_writing_the_same_events_again_adds_no_rows(
     psycopg: Any, sink: PostgresSink, schema: str
 ) -> None:
