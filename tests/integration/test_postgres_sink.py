@@ -450,7 +450,14 @@ def test_an_old_table_gains_the_columns_it_lacks(psycopg: Any, origin_rds_schema
         "SELECT column_name FROM information_schema.columns WHERE table_schema ="
         f" '{origin_rds_schema}' AND table_name = 'audit_events' ORDER BY ordinal_position",
     )
-    assert [row["column_name"] for row in columns] == [*(n for n, _ in BEFORE_DERIVED), *_DERIVED]
+    old = [name for name, _ in BEFORE_DERIVED]
+    # Added at the end in the field table's order: tls_version (the eleventh field of
+    # MariaDB Enterprise 12.3), then the derived members.
+    assert [row["column_name"] for row in columns] == [
+        *old,
+        *(name for name in EVENT_COLUMNS if name not in old),
+    ]
+    assert [name for name in EVENT_COLUMNS if name not in old] == ["tls_version", *_DERIVED]
     (new,) = select(psycopg, f"SELECT * FROM {table} WHERE origin_event_id = '9'")
     assert (new["origin_rds_instance"], new["origin_rds_cluster"]) == ("shop", None)
     # Opened again: nothing left to add.
