@@ -74,15 +74,24 @@ def could_be_one(head: str | bytes, tail: str | bytes) -> bool:
 
 
 def _newline_in_a_name(event: AuditEvent) -> bool:
-    """Whether the event's newline lies in a name of a length the server allows. A table
-    event's database and table are one run of text to the grammar (either may hold
-    commas), so the run counts as both names, each within its limit."""
-    if "\n" in event.username and len(event.username) <= LONGEST_USER:
-        return True
+    """Whether the event's newline lies in a name, and its names are of lengths the server
+    allows."""
     if event.operation in TABLE_OPERATIONS:
-        names = event.database + "," + event.object
-        return "\n" in names and len(names) <= LONGEST_DATABASE + 1 + LONGEST_TABLE
-    return "\n" in event.database and len(event.database) <= LONGEST_DATABASE
+        inside = "\n" in event.database or "\n" in event.object
+    else:
+        inside = "\n" in event.database
+    return (inside or "\n" in event.username) and _names_fit(event)
+
+
+def _names_fit(event: AuditEvent) -> bool:
+    """Whether the event's names are no longer than the server allows. A table event's
+    database and table are one run of text to the grammar (either may hold commas), so the
+    run counts as both names."""
+    if len(event.username) > LONGEST_USER:
+        return False
+    if event.operation in TABLE_OPERATIONS:
+        return len(event.database) + 1 + len(event.object) <= LONGEST_DATABASE + 1 + LONGEST_TABLE
+    return len(event.database) <= LONGEST_DATABASE
 
 
 def _user_split(head: str, tail: str) -> bool:
@@ -95,7 +104,8 @@ def _user_split(head: str, tail: str) -> bool:
     for after in _AFTER_USER.finditer(tail, 0, LONGEST_USER + 64):
         if len(head) - start + 1 + after.start() > LONGEST_USER:
             return False
-        if reads(head[:start] + "u" + tail[after.start() :]) is not None:
+        rest = reads(head[:start] + "u" + tail[after.start() :])
+        if rest is not None and _names_fit(rest):
             return True
     return False
 
