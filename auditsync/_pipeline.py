@@ -492,7 +492,7 @@ class Pipeline:
         read. The caller counts them as records."""
         found, last = suspects(texts, events, failed, self._seams.before(stream))
         if last is not None:
-            self._seams.remember(stream, last.text, last.event)
+            self._seams.remember(stream, last)
         if not found:
             return events
         dropped = {id(event) for _, event in found}

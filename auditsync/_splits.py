@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 
 import attrs
 
@@ -55,13 +55,14 @@ def reads(record: str | bytes) -> AuditEvent | None:
         return None
 
 
-def could_be_one(head: str | bytes, tail: str | bytes) -> bool:
+def could_be_one(head: str | bytes, tail: str | bytes, *, users: bool = True) -> bool:
     """Whether ``head``, a newline and ``tail`` can be one record whose newline lies in a
     user, database or table name no longer than the server allows.
 
-    Two readings are tried: the grammar's own of the joined text, and the one it does not
-    try first — the newline inside the user name, where ``head`` is the time, the server
-    host and the start of the name, and ``tail`` ends with the rest of a record.
+    Two readings are tried: the grammar's own of the joined text, and (with ``users``) the
+    one it does not try first — the newline inside the user name, where ``head`` is the
+    time, the server host and the start of the name, and ``tail`` ends with the rest of a
+    record.
     """
     text_head = head if isinstance(head, str) else head.decode("utf-8", "surrogateescape")
     text_tail = tail if isinstance(tail, str) else tail.decode("utf-8", "surrogateescape")
@@ -70,7 +71,7 @@ def could_be_one(head: str | bytes, tail: str | bytes) -> bool:
     joined = reads(text_head + "\n" + text_tail)
     if joined is not None and _newline_in_a_name(joined):
         return True
-    return _user_split(text_head, text_tail)
+    return users and _user_split(text_head, text_tail)
 
 
 def _newline_in_a_name(event: AuditEvent) -> bool:
@@ -115,31 +116,34 @@ def suspect_pair(
     head_event: AuditEvent | None,
     tail: str | bytes,
     tail_event: AuditEvent | None,
+    host: str | None = None,
 ) -> bool:
-    """Whether the second of two neighbouring lines of one stream, or the first, may be
-    part of one record a name split — so that the one that reads alone must not pass as
-    a record:
+    """Whether two neighbouring lines of one stream may be parts of one record a name
+    split, where that, and not two records, is what explains them — so that neither may
+    pass as a record:
 
     - the first does not read alone and the second does, and together they can be one
       record (the first is the start of a record, the second begins inside its name);
     - the first reads alone, not as a table event, and the second does not, and together
       they can be one record (the first ends inside a user or database name: everything of
       it after the name's start was chosen);
-    - the first is a table event and the second an RDS for MySQL line ending in the comma
-      that closes a table event, and together they can be one record: RDS writes no table
-      events, and a table name can end in ``…',0,`` to make the table event's closing
-      comma the RDS form's second one.
+    - both read alone, and together they can be one record, and the second shows what one
+      server's log never does after the first: a server host other than ``host``, the
+      stream's own; or an RDS for MySQL line ending in the comma that closes a table
+      event, after a table event (RDS writes no table events; a table name ending in
+      ``…',0,`` makes that comma the RDS form's second one).
     """
-    if head_event is None and tail_event is not None:
-        return could_be_one(head, tail)
-    if head_event is not None and tail_event is None:
+    if head_event is None:
+        return tail_event is not None and could_be_one(head, tail)
+    if tail_event is None:
         # A table event's fields before its name are the server's own: cut inside the name,
         # it misnames a table, no more. So junk after one stays a dead letter of its own.
         return head_event.operation not in TABLE_OPERATIONS and could_be_one(head, tail)
+    if host is not None and tail_event.serverhost != host:
+        # Not the user-name reading: any two short records of two servers read so.
+        return could_be_one(head, tail, users=False)
     return (
-        head_event is not None
-        and tail_event is not None
-        and tail_event.dialect is _RDS_MYSQL
+        tail_event.dialect is _RDS_MYSQL
         and head_event.operation in TABLE_OPERATIONS
         and tail[-1:] in (",", b",")
         and could_be_one(head, tail)
@@ -153,6 +157,10 @@ class _Last:
 
     text: str | bytes
     event: AuditEvent | None
+    #: Whether it was judged suspect (the line after it is then judged as a stranger).
+    suspect: bool = False
+    #: The stream's server host: that of its first line that read.
+    host: str | None = None
 
 
 @attrs.define
@@ -168,12 +176,12 @@ class Seams:
         """The line the stream ended with, if remembered."""
         return self.last.get(stream)
 
-    def remember(self, stream: Hashable, text: str | bytes, event: AuditEvent | None) -> None:
-        """Remember ``text`` as the stream's last line, ``event`` its reading."""
+    def remember(self, stream: Hashable, line: _Last) -> None:
+        """Remember ``line`` as the stream's last."""
         last = self.last
-        if len(text) > LONGEST_HEAD:  # it cannot head a record: nothing of it is needed
-            text, event = "", None
-        last[stream] = _Last(text, event)
+        if len(line.text) > LONGEST_HEAD:  # it cannot head a record: nothing of it is needed
+            line = _Last("", None, line.suspect, line.host)
+        last[stream] = line
         last.move_to_end(stream)
         if len(last) > STREAMS:
             last.popitem(last=False)
@@ -192,20 +200,66 @@ def suspects(
     the stream to remember. A suspect ``before`` is not among them: it was delivered with
     its own block (docs/security.md says when that can happen).
 
-    Cheap where nothing is suspect, as nearly always: only a block with a line that does
-    not read, an RDS for MySQL line, or a line after one that did not read is looked at
-    pair by pair.
+    Cheap where nothing is suspect, as nearly always: a block whose lines all read is
+    looked at only around the few lines one pass over its events marks — an RDS for
+    MySQL line, another server host; a block with a line that does not read, or after
+    one, pair by pair.
     """
     if not texts:
         return [], before
-    if (
-        not failed
-        and (before is None or before.event is not None)
-        and _RDS_MYSQL not in {event.dialect for event in events}
-    ):
-        return [], _Last(texts[-1], events[-1])
-    # Align: each text with its event, or None where it failed (the reader returns the
-    # failing texts themselves, in order).
+    host = before.host if before is not None else None
+    if host is None and events:
+        host = events[0].serverhost
+    if failed or (before is not None and before.event is None):
+        readings = _aligned(texts, events, failed)
+        pairs: Iterable[int] = range(len(texts))
+    else:
+        readings = list(events)
+        marked = [
+            index
+            for index, event in enumerate(events)
+            if event.dialect is _RDS_MYSQL
+            or event.serverhost != host
+        ]
+        if not marked:
+            return [], _Last(texts[-1], events[-1], host=host)
+        # The pairs each marked line is the second of.
+        pairs = marked
+    found: dict[int, tuple[str | bytes, AuditEvent]] = {}
+    for index in pairs:
+        if index > 0:
+            head, head_event = texts[index - 1], readings[index - 1]
+        elif before is not None:
+            head, head_event = before.text, before.event
+        else:
+            continue
+        text, event = texts[index], readings[index]
+        # Another server host counts where it comes in, or after a suspect line: a run of
+        # one other server's lines (logs concatenated) is judged at its start.
+        other = (
+            host
+            if head_event is None
+            or event is None
+            or head_event.serverhost != event.serverhost
+            or (index - 1 in found if index > 0 else before is not None and before.suspect)
+            else None
+        )
+        if not suspect_pair(head, head_event, text, event, other):
+            continue
+        if event is not None:
+            found[index] = (text, event)
+        if head_event is not None and index > 0 and head_event.operation not in TABLE_OPERATIONS:
+            # A table event's fields before its name are the server's own (see above).
+            found[index - 1] = (head, head_event)
+    last = _Last(texts[-1], readings[-1], len(texts) - 1 in found, host)
+    return [found[index] for index in sorted(found)], last
+
+
+def _aligned(
+    texts: Sequence[str | bytes], events: Sequence[AuditEvent], failed: Sequence[str | bytes]
+) -> list[AuditEvent | None]:
+    """Each text's event, or None where it failed (the reader returns the failing texts
+    themselves, in order)."""
     readings: list[AuditEvent | None] = []
     next_event = iter(events)
     at = 0
@@ -215,14 +269,4 @@ def suspects(
             at += 1
         else:
             readings.append(next(next_event))
-    found: list[tuple[str | bytes, AuditEvent]] = []
-    head, head_event = (before.text, before.event) if before else (None, None)
-    before_text = head
-    for text, event in zip(texts, readings, strict=True):
-        if head is not None and suspect_pair(head, head_event, text, event):
-            if event is not None:
-                found.append((text, event))
-            elif head_event is not None and head is not before_text:
-                found.append((head, head_event))
-        head, head_event = text, event
-    return found, _Last(texts[-1], readings[-1])
+    return readings

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from .._auditlog import format_line
@@ -193,13 +194,15 @@ def subscription_messages(
     max_events: int = 5,
 ) -> SubscriptionMessage:
     """A DATA_MESSAGE as a subscription filter delivers it; ``lines`` default to audit
-    lines of one dialect, named in the log stream: a log stream is one server's log, and a
-    server writes one dialect (a stream that mixed them could hold what no server writes
-    after a table event, which auditsync refuses: docs/security.md)."""
+    lines of one server — one dialect, one server host, both named in the log stream: a
+    log stream is one server's log (where neighbours differ in either, auditsync may judge
+    them parts of one record a name split: docs/security.md)."""
     dialect = draw(st.sampled_from([Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL]))
-    source = (lines or audit_lines(dialect)).map(_cloudwatch_safe)
+    host = draw(_server_hosts)
+    one_server = audit_events(dialect).map(lambda event: attrs.evolve(event, serverhost=host))
+    source = (lines or one_server.map(format_line)).map(_cloudwatch_safe)
     cluster = draw(st.text(st.sampled_from("abc-123"), min_size=1, max_size=10))
-    instance = f"{cluster}-{dialect.value}"
+    instance = f"{cluster}-{dialect.value}-{host}"
     return SubscriptionMessage(
         message_type=DATA_MESSAGE,
         owner=draw(st.from_regex(r"\d{12}", fullmatch=True)),

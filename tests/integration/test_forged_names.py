@@ -51,6 +51,9 @@ TABLE_MIDDLE = "x" + NL + FORGED + NL + "y"
 #: statement (last line); or the record's first line is forged (first line).
 DATABASE_LAST = "x" + NL + FORGED.partition(",'")[0]
 DATABASE_FIRST = "shop,'TRUNCATE orders',0" + NL + "z"
+#: Both lines well-formed records: a TRUNCATE with the connection's own ids, then one of
+#: another server host around the real statement.
+DATABASE_BOTH = "shop,'TRUNCATE orders',0" + NL + FORGED.partition(",'")[0]
 #: User names: logged in (last line), or only tried with a wrong password (first line):
 #: anyone who reaches the port can write that one.
 USER_LAST = "u" + NL + "20240131 14:02:08,d,admin"
@@ -89,9 +92,11 @@ def forgery() -> Iterator[Forgery]:
             "EXECUTE s",
             f"CREATE DATABASE `{DATABASE_LAST}`",
             f"CREATE DATABASE `{DATABASE_FIRST}`",
+            f"CREATE DATABASE `{DATABASE_BOTH}`",
             f"CREATE USER '{quoted(USER_LAST)}'@'localhost' IDENTIFIED BY '{PASSWORD}'",
             f"GRANT ALL ON `{DATABASE_LAST}`.* TO '{quoted(USER_LAST)}'@'localhost'",
             f"GRANT ALL ON `{DATABASE_FIRST}`.* TO '{quoted(USER_LAST)}'@'localhost'",
+            f"GRANT ALL ON `{DATABASE_BOTH}`.* TO '{quoted(USER_LAST)}'@'localhost'",
         )
         # The forger's own session, in its own databases: the log shows a TRUNCATE of
         # shop.orders where the forger truncated a table of its own.
@@ -102,6 +107,8 @@ def forgery() -> Iterator[Forgery]:
                 "TRUNCATE orders",
                 f"USE `{DATABASE_FIRST}`",
                 "SELECT 1",
+                f"USE `{DATABASE_BOTH}`",
+                "DO 1",
             ):
                 cursor.execute(statement)
         with pytest.raises(pymysql.err.OperationalError):
@@ -142,6 +149,8 @@ def test_the_server_writes_the_forged_records_as_lines_of_their_own(forgery: For
     assert any(escaped in line and "CREATE TABLE" in line for line in lines)
     assert f",{USER_FIRST.partition(NL)[0]}" in forgery.log.decode()
     assert any(line.endswith(",FAILED_CONNECT,,,1045") for line in lines)
+    # A database name of 63 characters makes a TRUNCATE out of ``DO 1``, ids and all.
+    assert any(",QUERY,shop,'TRUNCATE orders',0" in line for line in lines[-12:])
 
 
 def test_the_servers_name_limits_are_the_ones_assumed(forgery: Forgery) -> None:
