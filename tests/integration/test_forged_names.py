@@ -166,6 +166,12 @@ def test_the_servers_name_limits_are_the_ones_assumed(forgery: Forgery) -> None:
         with pytest.raises(pymysql.MySQLError):
             server.execute(statement)
     server.execute(f"DROP TABLE shop.`{'t' * 64}`", f"DROP DATABASE `{'d' * 64}`")
+    start = server.audit_offset()
+    with pytest.raises(pymysql.err.OperationalError):
+        server.connect(user="L" * 200, password="wrong")
+    logged = server.audit_log(start, server.audit_settled(start))
+    assert b"," + b"L" * 128 + b"," in logged
+    assert b"L" * 129 not in logged
 
 
 # --- the paths -----------------------------------------------------------------------------
