@@ -214,20 +214,16 @@ def suspects(
         readings = _aligned(texts, events, failed)
         pairs: Iterable[int] = range(len(texts))
     else:
-        # Two list displays, searched by identity first: the cheapest pass over a block
-        # (a set would hash each dialect through Enum.__hash__, in Python; one list display
-        # with both tests costs more).
-        if host is None:
-            host = events[0].serverhost
-        hosts = [event.serverhost for event in events]
-        dialects = [event.dialect for event in events]
-        if _RDS_MYSQL not in dialects and hosts.count(host) == len(hosts):
+        # The cheapest pass over a block: a list display of what needs a look, nearly
+        # always empty (a set would hash each dialect through Enum.__hash__, in Python).
+        rds = _RDS_MYSQL
+        if not [event for event in events if event.serverhost != host or event.dialect is rds]:
             return [], _Last(texts[-1], events[-1], host=host)
         readings = list(events)
         marked = [
             index
-            for index, (server, dialect) in enumerate(zip(hosts, dialects, strict=True))
-            if server != host or dialect is _RDS_MYSQL
+            for index, event in enumerate(events)
+            if event.serverhost != host or event.dialect is rds
         ]
         # The pairs each marked line is the second of.
         pairs = marked
