@@ -496,9 +496,13 @@ class Pipeline:
         if not found:
             return events
         dropped = {id(event) for _, event in found}
+        kept = [event for event in events if id(event) not in dropped]
+        here = {id(event) for event in events}
         for text, event in found:
+            if id(event) not in here and not _take_back(batch.events, event):
+                continue  # the line before, delivered already: past recall (security.md)
             batch.letter(DeadLetter("suspect", _SUSPECT, _raw(text), event.origin))
-        return [event for event in events if id(event) not in dropped]
+        return kept
 
     def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
         report.events += 1
@@ -614,6 +618,16 @@ _SUSPECT = (
     " newline in a user, database or table name, and whoever chose the name chose this"
     " text (docs/security.md, forged records)"
 )
+
+
+def _take_back(events: list[AuditEvent], event: AuditEvent) -> bool:
+    """Take ``event`` out of a batch not yet delivered, if it is there (from the end, where
+    the line before a block's first lies)."""
+    for index in range(len(events) - 1, -1, -1):
+        if events[index] is event:
+            del events[index]
+            return True
+    return False
 
 
 def _stream(origin: Origin | None) -> object:

@@ -197,8 +197,8 @@ def suspects(
     and ``failed`` (the texts that did not read, in order, as the reader returned them),
     must not pass as records (:func:`suspect_pair`), each with its event; ``before`` is the
     stream's line before them, if remembered. Also the last line, with its reading, for
-    the stream to remember. A suspect ``before`` is not among them: it was delivered with
-    its own block (docs/security.md says when that can happen).
+    the stream to remember. A suspect ``before`` comes first, for the caller to take back
+    if it still can (docs/security.md says when it cannot).
 
     Cheap where nothing is suspect, as nearly always: a block whose lines all read is
     looked at only around the few lines one pass over its events marks — an RDS for
@@ -250,7 +250,7 @@ def suspects(
             continue
         if event is not None:
             found[index] = (text, event)
-        if head_event is not None and index > 0 and head_event.operation not in TABLE_OPERATIONS:
+        if head_event is not None and head_event.operation not in TABLE_OPERATIONS:
             # A table event's fields before its name are the server's own (see above).
             found[index - 1] = (head, head_event)
     last = _Last(texts[-1], readings[-1], len(texts) - 1 in found, host)

@@ -227,3 +227,20 @@ def test_what_one_server_writes_is_never_suspect(events: list[AuditEvent]) -> No
     sink = MemorySink()
     report = Pipeline(sink).process_payload(to_payload(data_message(lines)))
     assert report.delivered == len(lines) == len(sink.events)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "first line" in c or "two" in c])
+def test_a_forged_first_line_is_taken_back_within_one_invocation(case: str) -> None:
+    """The forged line is the first of the pair, the pair cut between two Kinesis records
+    of one invocation: the first was taken into the batch, and is taken back out of it
+    when the second shows what it was, before the batch reaches the sink."""
+    lines = CASES[case]
+    sink, letters = MemorySink(), MemorySink()
+    payloads = [
+        to_payload(data_message(lines[:1])),
+        to_payload(data_message(lines[1:], first_id=1)),
+    ]
+    handle_kinesis_event(kinesis_event(payloads), Pipeline(sink, dead_letter=letters))
+    assert forged(sink.events) == []
+    assert letters.items[0].stage == "suspect"
+    assert letters.items[0].raw == lines[0].encode()

@@ -137,17 +137,17 @@ def _datadir_template() -> Path:
         return _template
 
 
-def _free_port(rng: random.Random, ports: range = PORTS) -> int:
+def _free_port(rng: random.Random) -> int:
     """A port nothing listens on now; the server may still lose the race, so we retry."""
     for _ in range(100):
-        port = rng.choice(ports)
+        port = rng.choice(PORTS)
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise ServerFailed(f"no free port in {ports.start}..{ports.stop - 1}")
+    raise ServerFailed(f"no free port in {PORTS.start}..{PORTS.stop - 1}")
 
 
 class PrivateMariaDB:
@@ -165,15 +165,12 @@ class PrivateMariaDB:
         query_log_limit: int = 1024,
         server_id: int = 1,
         extra_options: Sequence[str] = (),
-        ports: range = PORTS,
     ) -> None:
         self.audit_events = audit_events
         #: The server's ``server_audit_query_log_limit``, which the feed must be told.
         self.query_log_limit = query_log_limit
         self.server_id = server_id
         self.extra_options = tuple(extra_options)
-        #: Where to look for a free port (a test may be given a range of its own).
-        self.ports = ports
         self.directory: Path | None = None
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
@@ -223,7 +220,7 @@ class PrivateMariaDB:
             shutil.copytree(_datadir_template(), self._path("data"))
             rng = random.Random()
             for _ in range(5):
-                self.port = _free_port(rng, self.ports)
+                self.port = _free_port(rng)
                 if self._launch():
                     break
             else:

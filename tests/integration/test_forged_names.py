@@ -5,8 +5,9 @@ physical line its own log event, a split cut across invocations) and a ReplaySin
 MariaDB replica. What only a name made must never arrive as a record; the replica's
 table must not be truncated (docs/security.md).
 
-The server is private (its own datadir, socket and a port of 33421-33429), so the names,
-the users and the failed logins touch nothing else.
+The server is private (its own datadir, socket and port, within
+``AUDITSYNC_PRIVATE_PORTS`` where that is set), so the names, the users and the failed
+logins touch nothing else.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from auditsync.testing import data_message, kinesis_event, subscription_event, t
 
 pytestmark = pytest.mark.mariadb(private=True)
 
-PORTS = range(33421, 33430)
 NL = "\n"
 #: The record the names forge: a TRUNCATE of shop.orders that nobody ran.
 FORGED = "20240131 14:02:08,d,a,h,9,9,QUERY,shop,'TRUNCATE orders',0"
@@ -74,7 +74,7 @@ class Forgery:
 
 @pytest.fixture(scope="module")
 def forgery() -> Iterator[Forgery]:
-    with private_mariadb.PrivateMariaDB(ports=PORTS) as server:
+    with private_mariadb.PrivateMariaDB() as server:
         start = server.audit_offset()
         server.execute(
             "CREATE DATABASE shop",
@@ -200,17 +200,35 @@ def test_the_command_line_dead_letters_what_only_a_name_made(
 
 
 def test_the_cloudwatch_path_dead_letters_what_only_a_name_made(forgery: Forgery) -> None:
-    """Each physical line its own log event, three lines a message, every message its own
-    invocation of one warm function: splits fall inside messages and across them."""
+    """Each physical line its own log event, three lines a message, every message a
+    Kinesis record of one invocation: splits fall inside messages and across them, and a
+    forged first line already taken is taken back when its second line comes."""
     lines = physical_lines(forgery.log)
+    payloads = [
+        to_payload(data_message(lines[first : first + 3], first_id=first))
+        for first in range(0, len(lines), 3)
+    ]
     sink, letters = MemorySink(), MemorySink()
     pipeline = Pipeline(sink, dead_letter=letters)
-    for first in range(0, len(lines), 3):
-        message = data_message(lines[first : first + 3], first_id=first)
-        handle_subscription_event(subscription_event(to_payload(message)), pipeline)
+    assert handle_kinesis_event(kinesis_event(payloads), pipeline) == {"batchItemFailures": []}
     assert forged(sink.events) == []
     assert sum(letter.stage == "suspect" for letter in letters.items) >= 7
     assert len(sink.events) + len(letters.items) == len(lines)
+
+
+def test_a_warm_function_judges_a_line_with_the_last_of_the_invocation_before(
+    forgery: Forgery,
+) -> None:
+    """Every message its own invocation, cut before each line that begins inside a name:
+    the warm pipeline remembers each stream's last line."""
+    lines = physical_lines(forgery.log)
+    cuts = [0] + [i for i, line in enumerate(lines) if line.startswith("20240131")] + [len(lines)]
+    sink = MemorySink()
+    pipeline = Pipeline(sink, dead_letter=MemorySink())
+    for start, end in itertools.pairwise(cuts):
+        message = data_message(lines[start:end], first_id=start)
+        handle_subscription_event(subscription_event(to_payload(message)), pipeline)
+    assert [event for event in forged(sink.events) if event.serverhost == "d"] == []
 
 
 def test_the_kinesis_path_cut_before_each_forged_line(forgery: Forgery) -> None:
