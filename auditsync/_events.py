@@ -407,7 +407,8 @@ class DeadLetter:
 
     ``stage`` says where it failed: ``"source"`` (a file that could not be read to its
     end), ``"payload"`` (base64/gzip), ``"envelope"`` (the subscription JSON), ``"line"``
-    (not an audit line) or ``"sink"`` (a sink refused it).
+    (not an audit line), ``"suspect"`` (a line that reads, but that a raw newline in a
+    name may have forged: docs/security.md) or ``"sink"`` (a sink refused it).
     ``raw`` is the input of that stage, byte for byte; ``event`` is set for refusals.
     """
 

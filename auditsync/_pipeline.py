@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, tzinfo
+from typing import Any, overload
 
 import attrs
 
@@ -26,6 +27,7 @@ from ._envelope import data_message_parts, iter_json, message_or_error
 from ._errors import AuditSyncError, EnvelopeError, LineError, PayloadError
 from ._events import AuditEvent, DeadLetter, Origin, exact_bytes
 from ._payload import DEFAULT_MAX_SIZE, KEPT_OF_TOO_LONG, LONGEST_RECORD, decode_payload
+from ._splits import Seams, suspects
 from .sinks._base import DeadLetterSink, Refused, Sink
 
 __all__ = ["Events", "Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
@@ -250,6 +252,8 @@ class Pipeline:
         self.sort_window = sort_window
         self.redact = redact
         self._redaction = _redaction(redact)
+        #: The last line of each stream, to judge the next one with (docs/security.md).
+        self._seams = Seams()
 
     def process(self, inputs: Iterable[Payload | Line | Lines | Events | Unreadable]) -> Report:
         """Run every input through; stop at the first batch the sink fails to take.
@@ -358,7 +362,10 @@ class Pipeline:
         events, failures = parse_lines(
             item.texts, item.origin, item.numbers, dialect=self.dialect, tz=self.tz, year=self.year
         )
-        self._take_read(events, failures, batch, report)
+        stream = item.origin.path if item.origin is not None else None
+        kept = self._judge(stream, item.texts, events, [text for text, _, _ in failures], batch)
+        report.records += len(events) - len(kept)
+        self._take_read(kept, failures, batch, report)
 
     def _take_line(self, item: Line, batch: _Batch, report: Report) -> None:
         self._take_text(item.text, item.origin, batch, report)
@@ -369,14 +376,17 @@ class Pipeline:
         """One audit line, from a file or a CloudWatch log event: an event or a dead letter."""
         report.records += 1
         batch.size += len(text)
+        stream = _stream(origin)
         try:
             event = parse_line(
                 text, dialect=self.dialect, tz=self.tz, origin=origin, year=self.year
             )
         except LineError as error:
+            self._judge(stream, [text], [], [text], batch)
             batch.letter(_letter("line", error, _raw(text), origin))
             return
-        self._keep(event, batch, report)
+        if self._judge(stream, [text], [event], [], batch):
+            self._keep(event, batch, report)
 
     def _take_payload(self, item: Payload, batch: _Batch, report: Report) -> Iterator[None]:
         """A payload's messages, pausing after each (so at most one message, 10,000 log
@@ -443,7 +453,11 @@ class Pipeline:
         read = parse_log_events(items, origin, dialect=self.dialect, tz=self.tz, year=self.year)
         if read is None:
             return False
-        self._take_read(*read, batch, report)
+        events, failures = read
+        failed = [text for text, _, _ in failures]
+        kept = self._judge(_stream(origin), _Messages(items), events, failed, batch)
+        report.records += len(events) - len(kept)
+        self._take_read(kept, failures, batch, report)
         return True
 
     def _take_read(
@@ -463,6 +477,32 @@ class Pipeline:
             return
         for event in events:
             self._keep(event, batch, report)
+
+    def _judge(
+        self,
+        stream: object,
+        texts: Sequence[str | bytes],
+        events: list[AuditEvent],
+        failed: Sequence[str | bytes],
+        batch: _Batch,
+    ) -> list[AuditEvent]:
+        """The events of neighbouring lines of one stream without the suspect ones, which
+        become dead letters at stage ``"suspect"``: a raw newline in a name may have made
+        them (:func:`auditsync._splits.suspects`); ``failed`` are the texts that did not
+        read. The caller counts them as records."""
+        found, last = suspects(texts, events, failed, self._seams.before(stream))
+        if last is not None:
+            self._seams.remember(stream, last)
+        if not found:
+            return events
+        dropped = {id(event) for _, event in found}
+        kept = [event for event in events if id(event) not in dropped]
+        here = {id(event) for event in events}
+        for text, event in found:
+            if id(event) not in here and not _take_back(batch.events, event):
+                continue  # the line before, delivered already: past recall (security.md)
+            batch.letter(DeadLetter("suspect", _SUSPECT, _raw(text), event.origin))
+        return kept
 
     def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
         report.events += 1
@@ -570,6 +610,55 @@ def _blocks(lines: Iterable[str | bytes], origin: Origin | None) -> Iterator[Lin
             texts, size = [], 0
     if texts:
         yield Lines(texts, origin, list(range(first, first + len(texts))))
+
+
+#: Why a suspect record is a dead letter, not an event.
+_SUSPECT = (
+    "not delivered: with its neighbouring line this record can be one record cut by a raw"
+    " newline in a user, database or table name, and whoever chose the name chose this"
+    " text (docs/security.md, forged records)"
+)
+
+
+def _take_back(events: list[AuditEvent], event: AuditEvent) -> bool:
+    """Take ``event`` out of a batch not yet delivered, if it is there (from the end, where
+    the line before a block's first lies)."""
+    for index in range(len(events) - 1, -1, -1):
+        if events[index] is event:
+            del events[index]
+            return True
+    return False
+
+
+def _stream(origin: Origin | None) -> object:
+    """Which stream a line belongs to, for judging it with the line before it: a
+    CloudWatch log stream, or a file."""
+    if origin is None:
+        return None
+    if origin.log_stream is not None:
+        return (origin.log_group, origin.log_stream)
+    return origin.path
+
+
+class _Messages(Sequence[str]):
+    """The messages of a data message's log events, read when asked (the common path
+    needs only the last one)."""
+
+    def __init__(self, items: list[Any]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
+        if isinstance(index, slice):
+            return [item["message"] for item in self.items[index]]
+        message: str = self.items[index]["message"]
+        return message
 
 
 def _raw(data: str | bytes) -> bytes:

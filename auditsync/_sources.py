@@ -25,14 +25,14 @@ from typing import IO, Any, Protocol
 import attrs
 import orjson
 
-from ._auditlog import parse_line
 from ._envelope import next_document
-from ._errors import EnvelopeError, LineError
+from ._errors import EnvelopeError
 from ._events import Origin
 from ._gzip import GZIP_MAGIC, MemberReader
 from ._payload import KEPT_OF_TOO_LONG as _KEPT
 from ._payload import LONGEST_RECORD
 from ._pipeline import BLOCK_BYTES, LINES_PER_BLOCK, Events, Lines, Payload, Unreadable
+from ._splits import reads
 from ._stored import SQLITE_MAGIC, database_events, is_event, json_events
 
 __all__ = [
@@ -470,7 +470,9 @@ class _Records:
     newline in a name splits a record): in a raw log, a line that does not start like a
     record; in a CloudWatch export, a line without the export's timestamp. Whether it
     does is one rule for both, :meth:`continues`. The last record is held back until the
-    next line shows it is complete.
+    next line shows it is complete. A line that starts like a record is never joined
+    here: whether it may still belong to the one before it is the pipeline's judgement
+    (:mod:`auditsync._splits`), made on every path alike.
     """
 
     export: bool
@@ -553,7 +555,7 @@ class _Records:
         return (
             self.joined < _MAX_CONTINUATIONS
             and len(pending) + len(line) < LONGEST_RECORD
-            and not _reads(pending)
+            and reads(pending) is None
         )
 
     def finish(self) -> None:
@@ -585,15 +587,6 @@ class _Records:
         del self.texts[:end], self.numbers[:end]
         if whole:
             self.held = len(self.pending or b"")
-
-
-def _reads(record: bytes) -> bool:
-    """Whether a record reads on its own: the grammar is the judge."""
-    try:
-        parse_line(record)
-    except LineError:
-        return False
-    return True
 
 
 def _documents(stream: IO[bytes]) -> Iterator[bytes]:

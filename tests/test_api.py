@@ -100,6 +100,7 @@ LAYERS = (
     "_envelope",
     "_native",
     "_auditlog",
+    "_splits",
     "_json",
     "filters",
     "transactions",

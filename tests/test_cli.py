@@ -154,8 +154,11 @@ def write_log(path: Path, lines: Sequence[str | bytes], *, compress: bool = Fals
     return path
 
 
-def message(lines: Sequence[str], first_id: int = 0, *, control: bool = False) -> bytes:
-    """One CloudWatch Logs subscription message as compact JSON."""
+def message(
+    lines: Sequence[str], first_id: int = 0, *, control: bool = False, stream: str = STREAM
+) -> bytes:
+    """One CloudWatch Logs subscription message as compact JSON; ``stream`` names its log
+    stream, one server's log."""
     if control:
         return orjson.dumps(
             {
@@ -178,7 +181,7 @@ def message(lines: Sequence[str], first_id: int = 0, *, control: bool = False) -
             "messageType": "DATA_MESSAGE",
             "owner": "123456789012",
             "logGroup": GROUP,
-            "logStream": STREAM,
+            "logStream": stream,
             "subscriptionFilters": ["to-firehose"],
             "policyLevel": "ACCOUNT_LEVEL_POLICY",
             "logEvents": [
@@ -201,10 +204,8 @@ def expected_messages(
             line,
             path,
             number,
-            log_group=GROUP,
-            log_stream=STREAM,
+            **{"log_group": GROUP, "log_stream": STREAM, **origin},
             event_id=event_id(first_id + n),
-            **origin,
         )
         for n, line in enumerate(lines)
     ]
@@ -352,14 +353,19 @@ def test_a_raw_newline_in_a_name_is_rejoined(tmp_path: Path) -> None:
 
 
 def test_firehose_object_of_gzip_members_without_delimiter(tmp_path: Path) -> None:
-    members = [message(MARIADB[:2], 0), message([], control=True), message(AURORA, 10)]
+    aurora = "c731-instance-1.audit.log.0"  # another server: a log stream of its own
+    members = [
+        message(MARIADB[:2], 0),
+        message([], control=True),
+        message(AURORA, 10, stream=aurora),
+    ]
     path = tmp_path / "audit-1-2024-01-31-14-02-07-uuid"
     path.write_bytes(b"".join(gzip.compress(member) for member in members))
     result = run(tmp_path, "decode", path.name)
     counts = assert_clean(result)
     assert output(result) == [
         *expected_messages(MARIADB[:2], 0, path.name, 1),
-        *expected_messages(AURORA, 10, path.name, 3),
+        *expected_messages(AURORA, 10, path.name, 3, log_stream=aurora),
     ]
     assert (counts["records"], counts["delivered"], counts["control"]) == (6, 5, 1)
 
@@ -671,9 +677,11 @@ def test_sort_window_bounds_how_late_an_event_may_come(
 
 
 def test_stats_prints_summary_tables(tmp_path: Path) -> None:
+    # One file, one server's log (docs/security.md): the RDS lines and the others apart.
     write_log(tmp_path / "a.log", MARIADB)
-    write_log(tmp_path / "b.log.gz", [*RDS, *FILTERED], compress=True)
-    result = run(tmp_path, "stats", "--top", "3", "a.log", "b.log.gz")
+    write_log(tmp_path / "b.log.gz", RDS, compress=True)
+    write_log(tmp_path / "c.log", FILTERED)
+    result = run(tmp_path, "stats", "--top", "3", "a.log", "b.log.gz", "c.log")
     counts = assert_clean(result)
     assert counts["delivered"] == len(MARIADB) + len(RDS) + len(FILTERED)
     text = result.stdout.decode()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import attrs
 from hypothesis import strategies as st
 
 from .._auditlog import format_line
@@ -192,14 +193,21 @@ def subscription_messages(
     lines: st.SearchStrategy[str] | None = None,
     max_events: int = 5,
 ) -> SubscriptionMessage:
-    """A DATA_MESSAGE as a subscription filter delivers it; ``lines`` default to audit lines."""
-    source = (lines or audit_lines()).map(_cloudwatch_safe)
+    """A DATA_MESSAGE as a subscription filter delivers it; ``lines`` default to audit
+    lines of one server — one dialect, one server host, both named in the log stream: a
+    log stream is one server's log (where neighbours differ in either, auditsync may judge
+    them parts of one record a name split: docs/security.md)."""
+    dialect = draw(st.sampled_from([Dialect.MARIADB, Dialect.AURORA, Dialect.RDS_MYSQL]))
+    host = draw(_server_hosts)
+    one_server = audit_events(dialect).map(lambda event: attrs.evolve(event, serverhost=host))
+    source = (lines or one_server.map(format_line)).map(_cloudwatch_safe)
     cluster = draw(st.text(st.sampled_from("abc-123"), min_size=1, max_size=10))
+    instance = f"{cluster}-{dialect.value}-{host}"
     return SubscriptionMessage(
         message_type=DATA_MESSAGE,
         owner=draw(st.from_regex(r"\d{12}", fullmatch=True)),
         log_group=f"/aws/rds/cluster/{cluster}/audit",
-        log_stream=f"{cluster}-instance-1.audit.log.{draw(st.integers(0, 3))}",
+        log_stream=f"{instance}.audit.log.{draw(st.integers(0, 3))}",
         subscription_filters=("to-kinesis",),
         log_events=tuple(draw(st.lists(_log_events(source), min_size=1, max_size=max_events))),
         policy_level=draw(st.sampled_from([None, "ACCOUNT_LEVEL_POLICY"])),
