@@ -130,23 +130,6 @@ _ESCAPE_TABLE = str.maketrans(_ESCAPES)
 _UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char != "\\")
 
 
-_DATE_CACHES: dict[tzinfo, dict[str, datetime]] = {}
-
-
-def _date_cache(tz: tzinfo) -> dict[str, datetime]:
-    """Date-form stamps already read in ``tz``: a second's lines share one (C reader)."""
-    try:
-        cache = _DATE_CACHES.get(tz)
-    except TypeError:  # a zone that cannot be hashed: nothing is kept for it
-        return {}
-    if cache is None:
-        if len(_DATE_CACHES) >= _MAX_ZONES:
-            _DATE_CACHES.clear()
-        cache = _DATE_CACHES[tz] = {}
-    return cache
-
-
-_MAX_ZONES = 64
 
 
 def parse_line(
@@ -171,11 +154,7 @@ def parse_line(
     if _c_parse_line is not None:
         # The C reader first, on the text as given: it declines a line that still ends in
         # a newline and a dialect that is not a member, which are settled below.
-        try:
-            cache = _DATE_CACHES[tz]
-        except (KeyError, TypeError):
-            cache = _date_cache(tz)
-        event = _c_parse_line(text, _DIALECTS.get(dialect), tz, cache, origin)
+        event = _c_parse_line(text, _DIALECTS.get(dialect), tz, origin)
         if event is not None:
             return event
     return _parse_declined(text, dialect, tz, origin, year)
@@ -191,7 +170,7 @@ def _parse_declined(
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
     wanted = _dialect(dialect)
     if stripped and _c_parse_line is not None:
-        event = _c_parse_line(text, wanted, tz, _date_cache(tz), origin)
+        event = _c_parse_line(text, wanted, tz, origin)
         if event is not None:
             return event
     return _parse_text(text, wanted, tz, origin, year)
@@ -286,7 +265,7 @@ def parse_log_events(
     wanted = _dialect(dialect)
     fields = _origin_fields(origin)
     if _c_read_log_events is not None:
-        read = _c_read_log_events(items, fields, wanted, tz, _date_cache(tz))
+        read = _c_read_log_events(items, fields, wanted, tz)
     else:
         read = _log_event_origins(items, fields)
     if read is None:
@@ -320,7 +299,7 @@ def parse_lines(
         raise ValueError(f"{len(texts)} lines but {len(numbers)} line numbers")
     read = None
     if _c_read_lines is not None:
-        read = _c_read_lines(texts, numbers, fields, wanted, tz, _date_cache(tz))
+        read = _c_read_lines(texts, numbers, fields, wanted, tz)
     if read is None:
         origin_at = _origins_with(fields, "line_number")
         origins = [origin_at(number) for number in numbers]

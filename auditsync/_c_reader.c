@@ -19,7 +19,6 @@
 #include <Python.h>
 #include <datetime.h>
 
-#define MAX_DATE_CACHE 4096
 #define MAX_FIELDS 64
 
 /* The event's fields this reader reads, in the order of its values. */
@@ -263,23 +262,30 @@ date_shape(const Text *t)
     return 1;
 }
 
-/* ``YYYYMMDD HH:MM:SS`` in tz, as UTC; cached per stamp in the caller's dict. New
- * reference; NULL with no exception set for a stamp the Python reader must judge. */
+/* Date-form stamps already read: a second's lines share one datetime. Each slot holds the
+ * last stamp (its fourteen digits, its zone) that fell in it, so looking one up costs a
+ * few integer operations, where a dict would have a key made and hashed for every line. */
+#define DATE_SLOTS 512
+static struct {
+    long long digits;
+    PyObject *tz, *moment; /* strong references; NULL in an empty slot */
+} date_slots[DATE_SLOTS];
+
+/* ``YYYYMMDD HH:MM:SS`` in tz, as UTC. New reference; NULL with no exception set for a
+ * stamp the Python reader must judge. */
 static PyObject *
-date_time(PyObject *line, const Text *t, PyObject *tz, PyObject *cache)
+date_time(const Text *t, PyObject *tz)
 {
-    PyObject *stamp = PyUnicode_Substring(line, 0, 17);
-    if (stamp == NULL) {
-        return NULL;
+    long long digits = 0;
+    static const int starts[] = {0, 2, 4, 6, 9, 12, 15};
+    for (int i = 0; i < 7; i++) {
+        digits = digits * 100 + two(t, starts[i]);
     }
-    PyObject *found = PyDict_GetItemWithError(cache, stamp);
-    if (found != NULL) {
-        Py_DECREF(stamp);
-        return Py_NewRef(found);
-    }
-    if (PyErr_Occurred()) {
-        Py_DECREF(stamp);
-        return NULL;
+    unsigned long long mixed = (unsigned long long)digits ^ ((uintptr_t)tz >> 4);
+    size_t slot = (size_t)((mixed ^ (mixed >> 9)) % DATE_SLOTS);
+    if (date_slots[slot].moment != NULL && date_slots[slot].digits == digits &&
+        date_slots[slot].tz == tz) {
+        return Py_NewRef(date_slots[slot].moment);
     }
     PyObject *moment = PyDateTimeAPI->DateTime_FromDateAndTime(
         two(t, 0) * 100 + two(t, 2), two(t, 4), two(t, 6), two(t, 9), two(t, 12), two(t, 15),
@@ -288,22 +294,15 @@ date_time(PyObject *line, const Text *t, PyObject *tz, PyObject *cache)
         Py_SETREF(moment, PyObject_CallMethodOneArg(moment, astimezone_name, utc));
     }
     if (moment == NULL) {
-        Py_DECREF(stamp);
         if (PyErr_ExceptionMatches(PyExc_ValueError) ||
             PyErr_ExceptionMatches(PyExc_OverflowError)) {
             PyErr_Clear();
         }
         return NULL;
     }
-    if (PyDict_GET_SIZE(cache) >= MAX_DATE_CACHE) {
-        PyDict_Clear(cache);
-    }
-    int failed = PyDict_SetItem(cache, stamp, moment);
-    Py_DECREF(stamp);
-    if (failed) {
-        Py_DECREF(moment);
-        return NULL;
-    }
+    date_slots[slot].digits = digits;
+    Py_XSETREF(date_slots[slot].tz, Py_NewRef(tz));
+    Py_XSETREF(date_slots[slot].moment, Py_NewRef(moment));
     return moment;
 }
 
@@ -578,7 +577,7 @@ build(const Class *c, PyObject **values)
 /* The event for ``line``, or None (a new reference to it) when the Python reader must
  * read it, or NULL with an exception set. */
 static PyObject *
-parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *cache, PyObject *origin)
+parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *origin)
 {
     Text text = {PyUnicode_KIND(line), PyUnicode_DATA(line), PyUnicode_GET_LENGTH(line)};
     const Text *t = &text;
@@ -651,7 +650,7 @@ parse(PyObject *line, PyObject *dialect, PyObject *tz, PyObject *cache, PyObject
     }
     PyObject *timestamp = NULL;
     if (found == 1) {
-        timestamp = epoch ? epoch_time(t, 16) : date_time(line, t, tz, cache);
+        timestamp = epoch ? epoch_time(t, 16) : date_time(t, tz);
         if (timestamp == NULL) {
             found = PyErr_Occurred() ? -1 : 0;
         }
@@ -715,18 +714,18 @@ check_configured(void)
 static PyObject *
 parse_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "parse_line(text, dialect, tz, cache, origin)");
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "parse_line(text, dialect, tz, origin)");
         return NULL;
     }
     if (!check_configured()) {
         return NULL;
     }
-    if (!PyUnicode_Check(args[0]) || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "parse_line needs a str and a dict");
+    if (!PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "parse_line needs a str");
         return NULL;
     }
-    return parse(args[0], args[1], args[2], args[3], args[4]);
+    return parse(args[0], args[1], args[2], args[3]);
 }
 
 /* One line and its origin -- ``fields`` with field ``slot`` set to ``value`` -- appended
@@ -735,7 +734,7 @@ parse_line(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static int
 append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fields,
             Py_ssize_t slot,
-            PyObject *value, PyObject *dialect, PyObject *tz, PyObject *cache)
+            PyObject *value, PyObject *dialect, PyObject *tz)
 {
     PyObject *values[MAX_FIELDS];
     for (Py_ssize_t j = 0; j < origin_fields_count; j++) {
@@ -743,7 +742,7 @@ append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fie
     }
     Py_SETREF(values[slot], Py_NewRef(value));
     PyObject *origin = build(&origin_class, values);
-    PyObject *event = origin ? parse(text, dialect, tz, cache, origin) : NULL;
+    PyObject *event = origin ? parse(text, dialect, tz, origin) : NULL;
     if (event == Py_None) {
         Py_SETREF(event, Py_NewRef(origin));
         (*misses)++;
@@ -758,10 +757,9 @@ append_line(PyObject *results, Py_ssize_t *misses, PyObject *text, PyObject *fie
 }
 
 static int
-origin_fields_ok(PyObject *fields, PyObject *cache)
+origin_fields_ok(PyObject *fields)
 {
-    return PyTuple_CheckExact(fields) && PyTuple_GET_SIZE(fields) == origin_fields_count &&
-           PyDict_Check(cache);
+    return PyTuple_CheckExact(fields) && PyTuple_GET_SIZE(fields) == origin_fields_count;
 }
 
 /* The log events of a data message: ``(results, misses)``, a result per item -- its event,
@@ -770,17 +768,15 @@ origin_fields_ok(PyObject *fields, PyObject *cache)
 static PyObject *
 read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError,
-                        "read_log_events(items, origin_fields, dialect, tz, cache)");
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "read_log_events(items, origin_fields, dialect, tz)");
         return NULL;
     }
     if (!check_configured()) {
         return NULL;
     }
     PyObject *items = args[0], *fields = args[1], *dialect = args[2], *tz = args[3];
-    PyObject *cache = args[4];
-    if (!PyList_CheckExact(items) || !origin_fields_ok(fields, cache)) {
+    if (!PyList_CheckExact(items) || !origin_fields_ok(fields)) {
         Py_RETURN_NONE;
     }
     PyObject *results = PyList_New(0);
@@ -811,7 +807,7 @@ read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             }
             Py_RETURN_NONE;
         }
-        int failed = append_line(results, &misses, message, fields, origin_event_id, id, dialect, tz, cache);
+        int failed = append_line(results, &misses, message, fields, origin_event_id, id, dialect, tz);
         Py_DECREF(id);
         Py_DECREF(message);
         if (failed) {
@@ -828,18 +824,17 @@ read_log_events(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError,
-                        "read_lines(texts, numbers, origin_fields, dialect, tz, cache)");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "read_lines(texts, numbers, origin_fields, dialect, tz)");
         return NULL;
     }
     if (!check_configured()) {
         return NULL;
     }
     PyObject *texts = args[0], *numbers = args[1], *fields = args[2], *dialect = args[3];
-    PyObject *tz = args[4], *cache = args[5];
+    PyObject *tz = args[4];
     if (!PyList_CheckExact(texts) || !PyList_CheckExact(numbers) ||
-        PyList_GET_SIZE(texts) != PyList_GET_SIZE(numbers) || !origin_fields_ok(fields, cache)) {
+        PyList_GET_SIZE(texts) != PyList_GET_SIZE(numbers) || !origin_fields_ok(fields)) {
         Py_RETURN_NONE;
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(texts); i++) {
@@ -872,7 +867,7 @@ read_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
         PyObject *number = Py_NewRef(PyList_GET_ITEM(numbers, i));
-        int failed = append_line(results, &misses, text, fields, origin_line_number, number, dialect, tz, cache);
+        int failed = append_line(results, &misses, text, fields, origin_line_number, number, dialect, tz);
         Py_DECREF(number);
         Py_DECREF(text);
         if (failed) {
@@ -991,11 +986,11 @@ static PyMethodDef methods[] = {
      "Hand over the event class and the defaults of the fields not read, the origin class "
      "and its fields, the dialects and UTC."},
     {"parse_line", (PyCFunction)(void (*)(void))parse_line, METH_FASTCALL,
-     "parse_line(text, dialect, tz, cache, origin) -> AuditEvent | None"},
+     "parse_line(text, dialect, tz, origin) -> AuditEvent | None"},
     {"read_log_events", (PyCFunction)(void (*)(void))read_log_events, METH_FASTCALL,
-     "read_log_events(items, origin_fields, dialect, tz, cache) -> (list, int) | None"},
+     "read_log_events(items, origin_fields, dialect, tz) -> (list, int) | None"},
     {"read_lines", (PyCFunction)(void (*)(void))read_lines, METH_FASTCALL,
-     "read_lines(texts, numbers, origin_fields, dialect, tz, cache) -> (list, int) | None"},
+     "read_lines(texts, numbers, origin_fields, dialect, tz) -> (list, int) | None"},
     {NULL, NULL, 0, NULL},
 };
 

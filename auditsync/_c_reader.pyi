@@ -1,4 +1,4 @@
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import Any
 
 from ._events import AuditEvent, Dialect, Origin
@@ -17,7 +17,6 @@ def parse_line(
     text: str,
     dialect: Dialect | None,
     tz: tzinfo,
-    cache: dict[str, datetime],
     origin: Origin | None,
 ) -> AuditEvent | None: ...
 def read_log_events(
@@ -25,7 +24,6 @@ def read_log_events(
     origin_fields: tuple[Any, ...],
     dialect: Dialect,
     tz: tzinfo,
-    cache: dict[str, datetime],
 ) -> tuple[list[AuditEvent | Origin], int] | None: ...
 def read_lines(
     texts: list[str | bytes],
@@ -33,5 +31,4 @@ def read_lines(
     origin_fields: tuple[Any, ...],
     dialect: Dialect,
     tz: tzinfo,
-    cache: dict[str, datetime],
 ) -> tuple[list[AuditEvent | Origin], int] | None: ...

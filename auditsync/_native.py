@@ -12,7 +12,7 @@ built. ``AUDITSYNC_PURE_PYTHON=1`` turns them off (and ISA-L's inflater, chosen 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, tzinfo
 from types import ModuleType
 from typing import Any
 
@@ -29,14 +29,14 @@ __all__ = [
 ]
 
 ParseLine = Callable[
-    [str, Dialect | None, tzinfo, dict[str, datetime], Origin | None], AuditEvent | None
+    [str, Dialect | None, tzinfo, Origin | None], AuditEvent | None
 ]
 ReadLogEvents = Callable[
-    [list[Any], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
+    [list[Any], tuple[Any, ...], Dialect, tzinfo],
     tuple[list[AuditEvent | Origin], int] | None,
 ]
 ReadLines = Callable[
-    [list[str | bytes], list[int | None], tuple[Any, ...], Dialect, tzinfo, dict[str, datetime]],
+    [list[str | bytes], list[int | None], tuple[Any, ...], Dialect, tzinfo],
     tuple[list[AuditEvent | Origin], int] | None,
 ]
 

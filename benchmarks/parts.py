@@ -37,7 +37,7 @@ c_parse_line = _auditlog._c_parse_line
 
 
 def read_log_events_by_line(
-    items: list[Any], fields: tuple[Any, ...], dialect: Any, tz: Any, cache: Any
+    items: list[Any], fields: tuple[Any, ...], dialect: Any, tz: Any
 ) -> tuple[list[Any], int] | None:
     """What the C batch reader answers, by a Python loop calling the C parse_line."""
     read = _auditlog._log_event_origins(items, fields)
@@ -46,14 +46,14 @@ def read_log_events_by_line(
     results: list[Any] = []
     misses = 0
     for item, origin in zip(items, read[0], strict=True):
-        event = c_parse_line(item["message"], dialect, tz, cache, origin)
+        event = c_parse_line(item["message"], dialect, tz, origin)
         misses += event is None
         results.append(origin if event is None else event)
     return results, misses
 
 
 def read_lines_by_line(
-    texts: list[Any], numbers: list[Any], fields: tuple[Any, ...], dialect: Any, tz: Any, cache: Any
+    texts: list[Any], numbers: list[Any], fields: tuple[Any, ...], dialect: Any, tz: Any
 ) -> tuple[list[Any], int] | None:
     """What the C batch reader answers for a file's lines, by a Python loop."""
     if c_parse_line is None:
@@ -64,7 +64,7 @@ def read_lines_by_line(
     for text, number in zip(texts, numbers, strict=True):
         origin = attrs.evolve(base, line_number=number)
         line = text.decode("utf-8", "surrogateescape") if isinstance(text, bytes) else text
-        event = c_parse_line(line, dialect, tz, cache, origin)
+        event = c_parse_line(line, dialect, tz, origin)
         misses += event is None
         results.append(origin if event is None else event)
     return results, misses
