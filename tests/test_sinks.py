@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import orjson
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from auditsync import AuditEvent, Dialect, Origin, parse_line
@@ -1346,6 +1346,7 @@ def test_redact_conninfo_hides_the_password_of_every_form(conninfo: str) -> None
     st.sampled_from(["url", "parameter", "keyword"]),
 )
 @settings(max_examples=500)
+@example("000'", "keyword")  # found by Hypothesis: the escaped quote was stripped with the closing one
 def test_redact_conninfo_hides_any_password(password: str, form: str) -> None:
     from urllib.parse import quote
 

@@ -74,6 +74,8 @@ _KEYWORD_PASSWORD = re.compile(
     r"('(?:[^'\\\n]|\\.)*'?|[^\n]*?)(?=\s+[A-Za-z_]\w*\s*=|[ \t]*(?:\n|$))",
     re.IGNORECASE,
 )
+#: A quoted keyword value: what is inside its quotes, escapes and all.
+_QUOTED_VALUE = re.compile(r"'((?:[^'\\\n]|\\.)*)'?")
 _SECRET_NAMES = frozenset({"password", "sslpassword"})
 _HIDDEN = "***"
 
@@ -111,7 +113,9 @@ def _passwords(conninfo: str) -> Iterator[str]:
     ]
     for match in _KEYWORD_PASSWORD.finditer(conninfo):
         value = match.group(2)
-        found += [value, value.strip("'").replace("\\'", "'").replace("\\\\", "\\")]
+        quoted = _QUOTED_VALUE.fullmatch(value)  # its closing quote, if any, is no escape's
+        inner = quoted.group(1) if quoted else value
+        found += [value, re.sub(r"\\(.)", r"\1", inner)]
     for value in found:
         if value:
             yield value
