@@ -1346,7 +1346,7 @@ def test_redact_conninfo_hides_the_password_of_every_form(conninfo: str) -> None
     st.sampled_from(["url", "parameter", "keyword"]),
 )
 @settings(max_examples=500)
-@example("000'", "keyword")  # found by Hypothesis: the escaped quote was stripped with the closing one
+@example("000'", "keyword")  # found by Hypothesis: an escaped quote stripped as the closing one
 def test_redact_conninfo_hides_any_password(password: str, form: str) -> None:
     from urllib.parse import quote
 
