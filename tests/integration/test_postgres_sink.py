@@ -390,19 +390,6 @@ BEFORE_DERIVED = (
 _DERIVED = ("origin_rds_instance", "origin_rds_cluster")
 
 
-@pytest.fixture
-def origin_rds_schema(psycopg: Any) -> Iterator[str]:
-    """A schema of the test's own, named for the branch that made these tests, dropped."""
-    name = f"auditsync_origin_rds_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(DSN, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{name}"')
-    try:
-        yield name
-    finally:
-        with psycopg.connect(DSN, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{name}" CASCADE')
-
-
 def _old_table(psycopg: Any, table: str, items: list[AuditEvent]) -> None:
     """``table`` as the earlier version made it, holding ``items`` as it stored them."""
     from auditsync.sinks._sqlite import event_row
@@ -428,12 +415,12 @@ def _rds_items() -> list[AuditEvent]:
     ]
 
 
-def test_an_old_table_gains_the_columns_it_lacks(psycopg: Any, origin_rds_schema: str) -> None:
-    table = f"{origin_rds_schema}.audit_events"
+def test_an_old_table_gains_the_columns_it_lacks(psycopg: Any, schema: str) -> None:
+    table = f"{schema}.audit_events"
     items = _rds_items()
     _old_table(psycopg, table, items)
     before = select(psycopg, f"SELECT * FROM {table} ORDER BY key")
-    with PostgresSink(DSN, table=table, dead_letter_table=f"{origin_rds_schema}.letters") as sink:
+    with PostgresSink(DSN, table=table, dead_letter_table=f"{schema}.letters") as sink:
         after = select(psycopg, f"SELECT * FROM {table} ORDER BY key")
         assert [{name: row[name] for name in before[0]} for row in after] == before
         derived = {row["origin_event_id"]: tuple(row[name] for name in _DERIVED) for row in after}
@@ -448,7 +435,7 @@ def test_an_old_table_gains_the_columns_it_lacks(psycopg: Any, origin_rds_schema
     columns = select(
         psycopg,
         "SELECT column_name FROM information_schema.columns WHERE table_schema ="
-        f" '{origin_rds_schema}' AND table_name = 'audit_events' ORDER BY ordinal_position",
+        f" '{schema}' AND table_name = 'audit_events' ORDER BY ordinal_position",
     )
     old = [name for name, _ in BEFORE_DERIVED]
     # Added at the end in the field table's order: tls_version (the eleventh field of
@@ -461,13 +448,13 @@ def test_an_old_table_gains_the_columns_it_lacks(psycopg: Any, origin_rds_schema
     (new,) = select(psycopg, f"SELECT * FROM {table} WHERE origin_event_id = '9'")
     assert (new["origin_rds_instance"], new["origin_rds_cluster"]) == ("shop", None)
     # Opened again: nothing left to add.
-    PostgresSink(DSN, table=table, dead_letter_table=f"{origin_rds_schema}.letters").close()
+    PostgresSink(DSN, table=table, dead_letter_table=f"{schema}.letters").close()
 
 
 def test_sinks_opening_an_old_table_at_once_all_succeed(
-    psycopg: Any, origin_rds_schema: str
+    psycopg: Any, schema: str
 ) -> None:
-    table = f"{origin_rds_schema}.audit_events"
+    table = f"{schema}.audit_events"
     _old_table(psycopg, table, _rds_items())
     errors: list[BaseException] = []
     start = threading.Barrier(4)
@@ -475,7 +462,7 @@ def test_sinks_opening_an_old_table_at_once_all_succeed(
     def open_it() -> None:
         try:
             start.wait()
-            PostgresSink(DSN, table=table, dead_letter_table=f"{origin_rds_schema}.letters").close()
+            PostgresSink(DSN, table=table, dead_letter_table=f"{schema}.letters").close()
         except BaseException as error:  # handed to the test
             errors.append(error)
 
