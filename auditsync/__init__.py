@@ -28,6 +28,7 @@ def __getattr__(name: str) -> Any:
     except PackageNotFoundError:  # a source tree that was never installed
         return "0+unknown"
 
+
 __all__ = [
     "AuditEvent",
     "AuditSyncError",

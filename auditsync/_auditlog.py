@@ -130,8 +130,6 @@ _ESCAPE_TABLE = str.maketrans(_ESCAPES)
 _UNESCAPES = tuple((escaped, char) for char, escaped in _ESCAPES.items() if char != "\\")
 
 
-
-
 def parse_line(
     line: str | bytes,
     *,

@@ -28,9 +28,7 @@ __all__ = [
     "read_log_events",
 ]
 
-ParseLine = Callable[
-    [str, Dialect | None, tzinfo, Origin | None], AuditEvent | None
-]
+ParseLine = Callable[[str, Dialect | None, tzinfo, Origin | None], AuditEvent | None]
 ReadLogEvents = Callable[
     [list[Any], tuple[Any, ...], Dialect, tzinfo],
     tuple[list[AuditEvent | Origin], int] | None,

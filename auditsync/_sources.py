@@ -48,7 +48,7 @@ __all__ = [
 
 _PEEK = 64 * 1024
 _CHUNK = 1 << 20
-#: No name in a record holds more raw newlines than this (see :meth:`_Records.continues`).
+#: The most physical lines a record is rejoined from (see :meth:`_Records.continues`).
 _MAX_CONTINUATIONS = 3
 _WHITESPACE = frozenset(b" \t\r\n")
 
@@ -549,8 +549,9 @@ class _Records:
         Only when ``pending`` does not read on its own, so that a stray line of
         junk stays a dead letter of its own and never spoils a good record (a table
         event ends in a comma, so junk glued to it would read as its database); at most
-        three times, since no name holds more newlines than that, so that a run of junk
-        stays separate lines; and never past :data:`LONGEST_RECORD`.
+        three times, so that a run of junk stays separate lines (a name may hold more
+        newlines than that: such a record is left as dead letters); and never past
+        :data:`LONGEST_RECORD`.
         """
         return (
             self.joined < _MAX_CONTINUATIONS

@@ -68,8 +68,7 @@ EVENT_FIELDS: Mapping[str, Kind] = {
 #: ``ORIGIN_DERIVED``): the RDS DB instance or Aurora cluster named by the log group (at
 #: most one of the two is set).
 ORIGIN_FIELDS: Mapping[str, Kind] = {
-    field.name: _KINDS[field.form]
-    for field in (*_events.ORIGIN_FIELDS, *_events.ORIGIN_DERIVED)
+    field.name: _KINDS[field.form] for field in (*_events.ORIGIN_FIELDS, *_events.ORIGIN_DERIVED)
 }
 
 
