@@ -303,6 +303,11 @@ class Form(enum.IntEnum):
     DIALECT = 7
     ORIGIN = 8
 
+    @property
+    def optional(self) -> bool:
+        """Whether a value of this form may be ``None``: its column is nullable."""
+        return self in (Form.OPTIONAL_TEXT, Form.OPTIONAL_INTEGER, Form.ORIGIN)
+
 
 #: The form of each annotation a field of :class:`AuditEvent` or :class:`Origin` may have.
 FORMS: Final = {

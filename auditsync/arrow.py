@@ -113,22 +113,9 @@ def _arrow_type(kind: Kind) -> Any:
     return types[kind]
 
 
-#: Columns that always hold a value.
+#: Columns that always hold a value: the key, and each field whose form is not optional.
 _REQUIRED = frozenset(
-    [
-        "key",
-        "timestamp",
-        "serverhost",
-        "username",
-        "host",
-        "connection_id",
-        "query_id",
-        "operation",
-        "database",
-        "object",
-        "truncated",
-        "dialect",
-    ]
+    ["key", *(field.name for field in _events.EVENT_FIELDS if not field.form.optional)]
 )
 
 
