@@ -36,6 +36,7 @@ __all__ = [
     "PARENS",
     "RESERVED",
     "STRING",
+    "SUBQUERY_START",
     "TOKEN",
     "TOKEN_RUN",
     "Lexed",
@@ -162,6 +163,8 @@ _first_char = itemgetter(0)
 _ASCII_UPPER: Final = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
 #: A parenthesis.
 PARENS: Final = re.compile(r"[()]")
+#: What opens a subquery, or a row or parenthesis inside one, after an opening parenthesis.
+SUBQUERY_START: Final = re.compile(r"\s*(?:(?:SELECT|WITH|VALUES|TABLE)(?![\w$])|\()")
 _LIST_MARKS: Final = re.compile(r"[(),]")
 
 

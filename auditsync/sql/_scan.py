@@ -13,7 +13,7 @@ import re
 import string
 from typing import Final, NamedTuple
 
-from ._lexer import NAME_PART, PARENS, RESERVED, unquote_name, words
+from ._lexer import NAME_PART, PARENS, RESERVED, SUBQUERY_START, unquote_name, words
 
 __all__ = [
     "COMMA",
@@ -45,7 +45,6 @@ _INDEX_HINTS: Final = re.compile(
     r"(?:\s*(?:USE|IGNORE|FORCE)\s+(?:INDEX|KEY)"
     r"(?:\s+FOR\s+(?:JOIN|ORDER\s+BY|GROUP\s+BY))?\s*\([^()]*\))+"
 )
-_SUBQUERY: Final = re.compile(r"\s*(?:(?:SELECT|WITH|VALUES|TABLE)(?![\w$])|\()")
 _AFTER_TABLE: Final = re.compile(
     r"\s*(?:(?P<close>\))|(?P<on>ON)(?![\w$])|(?P<using>USING)(?![\w$])|,"
     r"|(?:NATURAL\s+)?(?:(?:LEFT|RIGHT|INNER|CROSS|FULL)\s+)?(?:OUTER\s+)?"
@@ -262,7 +261,7 @@ def table_references(scan: Scan, pos: int) -> tuple[list[int], int]:
     while True:
         if expect_table:
             paren = OPEN_PAREN.match(sql, pos)
-            if paren is not None and _SUBQUERY.match(sql, paren.end()) is None:
+            if paren is not None and SUBQUERY_START.match(sql, paren.end()) is None:
                 depth += 1
                 pos = paren.end()
                 continue

@@ -25,7 +25,7 @@ from typing import Final
 
 import attrs
 
-from ._lexer import EXECUTABLE_OPENERS, IDENT, STRING, TOKEN, Lexed
+from ._lexer import EXECUTABLE_OPENERS, IDENT, STRING, SUBQUERY_START, TOKEN, Lexed
 from ._lexer import unquote_name as unquote
 
 __all__ = [
@@ -197,7 +197,6 @@ _UPDATE_HEAD: Final = re.compile(r"\s*(?:SET\s+STATEMENT\s[\s\S]*?\sFOR\s+)?UPDA
 _QUALIFIED: Final = re.compile(rf"{IDENT}(?:\s*\.\s*{IDENT})?\s*")
 _PARTITION: Final = re.compile(r"PARTITION\s*\(")
 _SOURCE: Final = re.compile(r"(VALUES?|SET|SELECT|WITH|TABLE)(?![\w$])|\(")
-_SUBQUERY: Final = re.compile(r"\s*(?:(?:SELECT|WITH|VALUES|TABLE)(?![\w$])|\()")
 _ASSIGNED: Final = re.compile(rf"\s*(?:{IDENT}\s*\.\s*)*({IDENT})\s*(?::=|=)")
 _SET_CLAUSE: Final = re.compile(r"(?<![\w$.`@])SET(?![\w$])")
 _SET_END: Final = re.compile(r"(?<![\w$.`@])(?:WHERE|ORDER\s+BY|LIMIT|RETURNING)(?![\w$])")
@@ -235,7 +234,7 @@ def insert_shape(lexed: Lexed) -> InsertShape | None:
     if partition is not None:
         pos = _skip(bare, closing[partition.end() - 1] + 1)
     columns: tuple[str, ...] | None = None
-    if bare.startswith("(", pos) and not _SUBQUERY.match(bare, pos + 1):
+    if bare.startswith("(", pos) and not SUBQUERY_START.match(bare, pos + 1):
         end = closing[pos]
         columns = _names(lexed, lexed.items(pos + 1, end))
         pos = _skip(bare, end + 1)
