@@ -27,7 +27,7 @@ from ._envelope import data_message_parts, iter_json, message_or_error
 from ._errors import AuditSyncError, EnvelopeError, LineError, PayloadError
 from ._events import AuditEvent, DeadLetter, Origin, exact_bytes
 from ._payload import DEFAULT_MAX_SIZE, KEPT_OF_TOO_LONG, LONGEST_RECORD, decode_payload
-from ._splits import Seams, suspects
+from ._splits import Seams
 from .sinks._base import DeadLetterSink, Refused, Sink
 
 __all__ = ["Events", "Line", "Lines", "Payload", "Pipeline", "Report", "Unreadable"]
@@ -195,6 +195,8 @@ class _Batch:
     released: int = 0
     #: The bytes of the input taken into it, about: see :data:`_BATCH_BYTES`.
     size: int = 0
+    #: With a sort window: the events held back for ordering, across batches.
+    held: list[_Held] | None = None
 
     def letter(self, letter: DeadLetter) -> None:
         self.letters.append(letter)
@@ -263,8 +265,8 @@ class Pipeline:
         """
         report = Report()
         started = time.perf_counter()
-        batch = _Batch()
         held: list[_Held] | None = [] if self.sort_window else None
+        batch = _Batch(held=held)
         delivering = True
         for index, item in enumerate(inputs):
             for _ in self._take(item, batch, report):
@@ -272,10 +274,11 @@ class Pipeline:
                     batch.first_input = index
                 if held is not None:
                     self._hold(batch, held, index, self.sort_window)
-                if (
-                    len(batch.events) + len(batch.letters) >= self.batch_size
-                    or batch.size >= _BATCH_BYTES
-                ):
+                items = len(batch.events) + len(batch.letters)
+                # A failed login's lines wait for its DISCONNECT (docs/security.md): the
+                # batch waits with them, up to twice its bounds.
+                bounds = 2 if self._seams.holding() else 1
+                if items >= self.batch_size * bounds or batch.size >= _BATCH_BYTES * bounds:
                     delivering = self._flush(batch, report)
                     if not delivering:
                         break
@@ -288,7 +291,7 @@ class Pipeline:
             self._hold(batch, held, -1, max(0, len(held) - room))
             if held:
                 delivering = self._flush(batch, report)
-                batch = _Batch()
+                batch.reset()
         if delivering:
             self._flush(batch, report)
         if held:
@@ -488,21 +491,28 @@ class Pipeline:
     ) -> list[AuditEvent]:
         """The events of neighbouring lines of one stream without the suspect ones, which
         become dead letters at stage ``"suspect"``: a raw newline in a name may have made
-        them (:func:`auditsync._splits.suspects`); ``failed`` are the texts that did not
+        them (:meth:`auditsync._splits.Seams.judge`); ``failed`` are the texts that did not
         read. The caller counts them as records."""
-        found, last = suspects(texts, events, failed, self._seams.before(stream))
-        if last is not None:
-            self._seams.remember(stream, last)
+        found = self._seams.judge(stream, texts, events, failed)
         if not found:
             return events
         dropped = {id(event) for _, event in found}
         kept = [event for event in events if id(event) not in dropped]
         here = {id(event) for event in events}
         for text, event in found:
-            if id(event) not in here and not _take_back(batch.events, event):
-                continue  # the line before, delivered already: past recall (security.md)
-            batch.letter(DeadLetter("suspect", _SUSPECT, _raw(text), event.origin))
+            if id(event) in here:
+                batch.letter(DeadLetter("suspect", _SUSPECT, _raw(text), event.origin))
+            else:
+                self._recall(batch, text, event)
         return kept
+
+    def _recall(self, batch: _Batch, text: str | bytes, event: AuditEvent) -> None:
+        """Take a suspect line read earlier back out of the batch, as a dead letter. Past
+        recall once its batch was delivered (docs/security.md), and where the filter
+        dropped it: then it was never going to be delivered."""
+        held = batch.held
+        if _take_back(batch.events, event) or (held and _take_back_held(held, event)):
+            batch.letter(DeadLetter("suspect", _SUSPECT, _raw(text), event.origin))
 
     def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
         report.events += 1
@@ -523,6 +533,7 @@ class Pipeline:
         The batch may have grown past ``batch_size`` by the last input or message taken;
         each sink is still handed at most ``batch_size`` items in one call.
         """
+        self._seams.settle()
         letters = batch.letters
         refused = new = present = 0
         size = self.batch_size
@@ -622,12 +633,35 @@ _SUSPECT = (
 
 def _take_back(events: list[AuditEvent], event: AuditEvent) -> bool:
     """Take ``event`` out of a batch not yet delivered, if it is there (from the end, where
-    the line before a block's first lies)."""
+    the lines before a block's first lie)."""
     for index in range(len(events) - 1, -1, -1):
-        if events[index] is event:
+        if _same(events[index], event):
             del events[index]
             return True
     return False
+
+
+def _take_back_held(held: list[_Held], event: AuditEvent) -> bool:
+    """Take ``event`` out of the sort window's heap, if it is there."""
+    for index, entry in enumerate(held):
+        if _same(entry[-1], event):
+            held[index] = held[-1]
+            held.pop()
+            heapq.heapify(held)
+            return True
+    return False
+
+
+def _same(kept: AuditEvent, event: AuditEvent) -> bool:
+    """Whether ``kept``, as the batch holds it, is ``event`` as read: itself, or what the
+    redaction or the transform made of it (they keep its origin)."""
+    return kept is event or (
+        event.origin is not None
+        and kept.origin is event.origin
+        and kept.timestamp == event.timestamp
+        and kept.connection_id == event.connection_id
+        and kept.query_id == event.query_id
+    )
 
 
 def _stream(origin: Origin | None) -> object:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Container, Hashable, Iterator, Sequence
 
 import attrs
 
@@ -27,7 +27,18 @@ from ._auditlog import parse_line
 from ._errors import LineError
 from ._events import TABLE_OPERATIONS, AuditEvent, Dialect
 
-__all__ = ["LONGEST_HEAD", "Seams", "could_be_one", "reads", "suspect_pair", "suspects"]
+__all__ = [
+    "LOGINS",
+    "LONGEST_HEAD",
+    "RUN",
+    "STREAMS",
+    "Seams",
+    "could_be_one",
+    "failed_login",
+    "login_names",
+    "reads",
+    "suspect_pair",
+]
 
 #: The longest names the server accepts, in characters (MariaDB 10.11: ``NAME_CHAR_LEN``
 #: for databases and tables, ``USERNAME_CHAR_LENGTH`` for users; checked on the real
@@ -39,8 +50,14 @@ LONGEST_USER = 128
 #: name (time, server host, user, client host, ids, operation, database) and the part of a
 #: name before its newline fit well within it. A longer line is remembered by its shape only.
 LONGEST_HEAD = 4096
-#: Streams whose last line :class:`Seams` remembers; the least recently seen go first.
+#: Streams whose last lines :class:`Seams` remembers; the least recently seen go first.
 STREAMS = 1024
+#: The most lines a user name can hold whole, and so the most lines before a failed login
+#: it can have written: 128 characters, and a line that reads is 30 or more.
+RUN = 4
+#: Failed logins whose name :class:`Seams` remembers until their connection's DISCONNECT
+#: shows it again, over all streams; the oldest go first.
+LOGINS = 4096
 
 _RDS_MYSQL = Dialect.RDS_MYSQL  # read once: an enum member looked up per event costs more
 #: After the user name: the client host, the connection and query ids, the operation.
@@ -64,8 +81,7 @@ def could_be_one(head: str | bytes, tail: str | bytes, *, users: bool = True) ->
     time, the server host and the start of the name, and ``tail`` ends with the rest of a
     record.
     """
-    text_head = head if isinstance(head, str) else head.decode("utf-8", "surrogateescape")
-    text_tail = tail if isinstance(tail, str) else tail.decode("utf-8", "surrogateescape")
+    text_head, text_tail = _text(head), _text(tail)
     if len(text_head) > LONGEST_HEAD:
         return False
     joined = reads(text_head + "\n" + text_tail)
@@ -98,17 +114,90 @@ def _names_fit(event: AuditEvent) -> bool:
 def _user_split(head: str, tail: str) -> bool:
     """The newline inside the user name: ``head`` is ``time,serverhost,`` and the name's
     start, ``tail`` the name's end and the rest of the record, from the client host on."""
+    return next(_user_names(head, "", tail), None) is not None
+
+
+def _user_names(head: str, middle: str, tail: str) -> Iterator[str]:
+    """The user names that make ``head``, ``middle`` (whole lines, each ending in a
+    newline, or nothing) and ``tail`` one record: ``head`` holds the time, the server host
+    and the name's start, ``tail`` the name's end and the rest of the record."""
     parts = head.split(",", 2)
     if len(parts) < 3:
-        return False
+        return
     start = len(head) - len(parts[2])
     for after in _AFTER_USER.finditer(tail, 0, LONGEST_USER + 64):
-        if len(head) - start + 1 + after.start() > LONGEST_USER:
-            return False
+        name = head[start:] + "\n" + middle + tail[: after.start()]
+        if len(name) > LONGEST_USER:
+            return
         rest = reads(head[:start] + "u" + tail[after.start() :])
         if rest is not None and _names_fit(rest):
-            return True
-    return False
+            yield name
+
+
+def failed_login(event: AuditEvent) -> bool:
+    """Whether the record is a login or change of user that failed: its user name is what
+    the client sent, so anyone who reaches the port chooses it (a change of user, anyone
+    logged in)."""
+    operation = event.operation
+    return operation == "FAILED_CONNECT" or (
+        operation in ("CONNECT", "CHANGEUSER") and bool(event.retcode)
+    )
+
+
+def login_names(
+    before: Sequence[tuple[str | bytes, AuditEvent | None]],
+    login: str | bytes,
+    event: AuditEvent | None = None,
+) -> list[tuple[int, str]]:
+    """The user names with which the last lines of ``before`` (each with its reading, or
+    None) and ``login``, a record of a failed login (``event``, its reading, if known),
+    can be one record: each with how many of those lines it holds, the first of them from
+    its time and server host on."""
+    tail = _text(login)
+    parts = tail.split(",", 2)
+    if len(parts) < 3:
+        return []
+    own = tail[: len(tail) - len(parts[2])]  # the login's own time and server host
+    if before:
+        nearest = _text(before[-1][0])
+        after_host = nearest.split(",", 2)
+        if len(after_host) == 3 and len(after_host[2]) + 1 + len(own) > LONGEST_USER:
+            return []  # no name so long: the line before and the login's time and host
+    # Where the name can end: the rest of the record reads after it. That is the same for
+    # every head that reads (its time and host are good), so it is asked once.
+    ends = []
+    # The login's own user name ends where its reading says: the rest reads after any
+    # name. Only a name holding commas and digits can end sooner, and is asked.
+    own_end = len(own) + len(event.username) if event is not None else LONGEST_USER + 64
+    for after in _AFTER_USER.finditer(tail, 0, min(own_end, LONGEST_USER + 64)):
+        rest = reads(own + "u" + tail[after.start() :])
+        if rest is not None and _names_fit(rest):
+            ends.append(after.start())
+    if event is not None and own_end <= LONGEST_USER + 64 and _names_fit(event):
+        ends.append(own_end)
+    found: list[tuple[int, str]] = []
+    middle = ""
+    for count in range(1, min(len(before), RUN) + 1):
+        text, event = before[-count]
+        head = _text(text)
+        if len(head) > LONGEST_HEAD:
+            break
+        if event is not None:
+            start = len(head) - len(head.split(",", 2)[2])
+            for end in ends:
+                name = head[start:] + "\n" + middle + tail[:end]
+                if len(name) <= LONGEST_USER:
+                    found.append((count, name))
+        else:
+            found.extend((count, name) for name in _user_names(head, middle, tail))
+        middle = head + "\n" + middle
+        if len(middle) > LONGEST_USER:
+            break
+    return found
+
+
+def _text(line: str | bytes) -> str:
+    return line if isinstance(line, str) else line.decode("utf-8", "surrogateescape")
 
 
 def suspect_pair(
@@ -151,110 +240,282 @@ def suspect_pair(
 
 
 @attrs.define
-class _Last:
-    """A stream's last line and how it read; a line too long to head a record is kept as
-    its reading alone."""
+class _Line:
+    """A line of a stream as judged: its text (empty where too long to head a record), its
+    reading, and whether it was found suspect (the line after it is then judged as a
+    stranger)."""
 
     text: str | bytes
     event: AuditEvent | None
-    #: Whether it was judged suspect (the line after it is then judged as a stranger).
     suspect: bool = False
-    #: The stream's server host: that of its first line that read.
-    host: str | None = None
+
+
+@attrs.define
+class _Stream:
+    """What a stream's next lines are judged with: its last :data:`RUN` lines, and its
+    server host (that of its first line that read)."""
+
+    lines: list[_Line]
+    host: str | None
+
+
+@attrs.define
+class _Login:
+    """A failed login whose user name can hold the lines before it: the names it can be,
+    and those lines, held until its DISCONNECT shows the name again or not (empty once
+    settled)."""
+
+    #: Each name, with how many of the lines before the login it holds.
+    names: dict[str, int]
+    #: The lines before the login that read, nearest first, with how far back each lies.
+    run: list[tuple[int, str | bytes, AuditEvent]]
 
 
 @attrs.define
 class Seams:
-    """The last line of each stream (a file, a CloudWatch log stream), so that a line is
-    judged with the one before it even when the two came in different blocks, messages
-    or, in a warm Lambda container, invocations. Bounded: :data:`STREAMS` streams, each
-    one line of at most :data:`LONGEST_HEAD` characters."""
+    """The judge of neighbouring lines, with what it remembers of each stream (a file, a
+    CloudWatch log stream), so that a line is judged with those before it even when they
+    came in different blocks, messages or, in a warm Lambda container, invocations.
 
-    last: OrderedDict[Hashable, _Last] = attrs.field(factory=OrderedDict)
-
-    def before(self, stream: Hashable) -> _Last | None:
-        """The line the stream ended with, if remembered."""
-        return self.last.get(stream)
-
-    def remember(self, stream: Hashable, line: _Last) -> None:
-        """Remember ``line`` as the stream's last."""
-        last = self.last
-        if len(line.text) > LONGEST_HEAD:  # it cannot head a record: nothing of it is needed
-            line = _Last("", None, line.suspect, line.host)
-        last[stream] = line
-        last.move_to_end(stream)
-        if len(last) > STREAMS:
-            last.popitem(last=False)
-
-
-def suspects(
-    texts: Sequence[str | bytes],
-    events: Sequence[AuditEvent],
-    failed: Sequence[str | bytes],
-    before: _Last | None,
-) -> tuple[list[tuple[str | bytes, AuditEvent]], _Last | None]:
-    """Which of ``texts``, neighbouring lines of one stream read into ``events`` (in order)
-    and ``failed`` (the texts that did not read, in order, as the reader returned them),
-    must not pass as records (:func:`suspect_pair`), each with its event; ``before`` is the
-    stream's line before them, if remembered. Also the last line, with its reading, for
-    the stream to remember. A suspect ``before`` comes first, for the caller to take back
-    if it still can (docs/security.md says when it cannot).
-
-    Cheap where nothing is suspect, as nearly always: a block whose lines all read is
-    looked at only around the few lines one pass over its events marks — an RDS for
-    MySQL line, another server host; a block with a line that does not read, or after
-    one, pair by pair.
+    Bounded: :data:`STREAMS` streams, each its last :data:`RUN` lines of at most
+    :data:`LONGEST_HEAD` characters; :data:`LOGINS` failed logins, each a few names of at
+    most 128 characters.
     """
-    if not texts:
-        return [], before
-    host = before.host if before is not None else None
-    if host is None and events:
-        host = events[0].serverhost
-    if failed or (before is not None and before.event is None):
-        readings = _aligned(texts, events, failed)
-        pairs: Iterable[int] = range(len(texts))
-    else:
-        # The cheapest pass over a block: a list display of what needs a look, nearly
-        # always empty (a set would hash each dialect through Enum.__hash__, in Python).
-        rds = _RDS_MYSQL
-        if not [event for event in events if event.serverhost != host or event.dialect is rds]:
-            return [], _Last(texts[-1], events[-1], host=host)
-        readings = list(events)
-        marked = [
-            index
-            for index, event in enumerate(events)
-            if event.serverhost != host or event.dialect is rds
-        ]
-        # The pairs each marked line is the second of.
-        pairs = marked
-    found: dict[int, tuple[str | bytes, AuditEvent]] = {}
-    for index in pairs:
-        if index > 0:
-            head, head_event = texts[index - 1], readings[index - 1]
-        elif before is not None:
-            head, head_event = before.text, before.event
+
+    streams: OrderedDict[Hashable, _Stream] = attrs.field(factory=OrderedDict)
+    logins: OrderedDict[tuple[Hashable, int], _Login] = attrs.field(factory=OrderedDict)
+    #: Failed logins holding lines since the last :meth:`settle`.
+    pending: list[tuple[Hashable, int]] = attrs.field(factory=list)
+    #: How many failed logins of each stream await their DISCONNECT.
+    waiting: dict[Hashable, int] = attrs.field(factory=dict)
+
+    def judge(
+        self,
+        stream: Hashable,
+        texts: Sequence[str | bytes],
+        events: Sequence[AuditEvent],
+        failed: Sequence[str | bytes],
+    ) -> list[tuple[str | bytes, AuditEvent]]:
+        """Which lines must not pass as records, each with its event: of ``texts``,
+        neighbouring lines of ``stream`` read into ``events`` (in order) and ``failed``
+        (the texts that did not read, in order, as the reader returned them), and of the
+        stream's lines before them — those come first, for the caller to take back if it
+        still can (docs/security.md says when it cannot).
+
+        Two rules. A pair of neighbours is suspect by :func:`suspect_pair`. And a failed
+        login (:func:`failed_login`), whose user name anyone can choose, can have written
+        the lines before it: they are held (:meth:`settle`) until its DISCONNECT, which
+        the server writes with the same name, shows whether the same lines come before it
+        again — then they were the name's, and suspect — or not. A failed change of user
+        has no second record: the lines its name can hold are suspect at once.
+
+        Cheap where nothing is to be looked at, as nearly always: a block whose lines all
+        read is looked at only around the few lines one pass over its events marks — a
+        connection record, an RDS for MySQL line, another server host; a block with a line
+        that does not read, or after one, pair by pair.
+        """
+        if not texts:
+            return []
+        memory = self.streams.get(stream)
+        before = memory.lines if memory is not None else []
+        host = memory.host if memory is not None else None
+        if host is None and events:
+            host = events[0].serverhost
+        if failed or (before and before[-1].event is None):
+            readings = _aligned(texts, events, failed)
+            marked: Sequence[int] = range(len(texts))
         else:
-            continue
-        text, event = texts[index], readings[index]
-        # Another server host counts where it comes in, or after a suspect line: a run of
-        # one other server's lines (logs concatenated) is judged at its start.
-        other = (
-            host
-            if head_event is None
-            or event is None
-            or head_event.serverhost != event.serverhost
-            or (index - 1 in found if index > 0 else before is not None and before.suspect)
-            else None
-        )
-        if not suspect_pair(head, head_event, text, event, other):
-            continue
-        if event is not None:
-            found[index] = (text, event)
-        if head_event is not None and head_event.operation not in TABLE_OPERATIONS:
-            # A table event's fields before its name are the server's own (see above).
-            found[index - 1] = (head, head_event)
-    last = _Last(texts[-1], readings[-1], len(texts) - 1 in found, host)
-    return [found[index] for index in sorted(found)], last
+            # The cheapest pass over a block: a list display of what needs a look, nearly
+            # always short (a set would hash each dialect through Enum.__hash__, in Python).
+            rds = _RDS_MYSQL
+            waiting = stream in self.waiting
+            marked = [
+                index
+                for index, event in enumerate(events)
+                if event.serverhost != host
+                or event.dialect is rds
+                or (event.query_id == 0 and (event.retcode or waiting))
+            ]
+            readings = events  # type: ignore[assignment]  # every line read
+            if not marked:
+                self._remember(stream, memory, texts, readings, set(), host)
+                return []
+        found: dict[int, tuple[str | bytes, AuditEvent]] = {}
+        taken: list[tuple[str | bytes, AuditEvent]] = []
+        count = len(before)
+
+        def line(index: int) -> tuple[str | bytes, AuditEvent | None, bool]:
+            """The stream's line at ``index`` of this block; negative: before it (an empty
+            text where the stream remembers none)."""
+            if index >= 0:
+                return texts[index], readings[index], index in found
+            if index < -count:
+                return "", None, False
+            held = before[count + index]
+            return held.text, held.event, held.suspect
+
+        def take(index: int, text: str | bytes, event: AuditEvent | None) -> None:
+            if event is None:
+                return
+            if index >= 0:
+                found[index] = (text, event)
+            elif not before[count + index].suspect:
+                before[count + index].suspect = True
+                taken.append((text, event))
+
+        for index in marked:
+            text, event, _ = line(index)
+            if index > -count:
+                head, head_event, head_suspect = line(index - 1)
+                # Another server host counts where it comes in, or after a suspect line: a
+                # run of one other server's lines (logs concatenated) is judged at its start.
+                other = (
+                    host
+                    if head_event is None
+                    or event is None
+                    or head_event.serverhost != event.serverhost
+                    or head_suspect
+                    else None
+                )
+                if suspect_pair(head, head_event, text, event, other):
+                    take(index, text, event)
+                    if head_event is not None and head_event.operation not in TABLE_OPERATIONS:
+                        # A table event's fields before its name are the server's own.
+                        take(index - 1, head, head_event)
+            if event is not None and event.query_id == 0:
+                self._login(stream, index, event, line, take, taken)
+                if (stream, event.connection_id) in self.logins and failed_login(event):
+                    # Held just now: its DISCONNECT, if in this block, is judged now (the
+                    # quick pass marked no DISCONNECT), usually the very next line.
+                    for later in range(index + 1, len(texts)):
+                        closing = readings[later]
+                        if (
+                            closing is not None
+                            and closing.connection_id == event.connection_id
+                            and closing.operation == "DISCONNECT"
+                        ):
+                            self._login(stream, later, closing, line, take, taken)
+                            break
+        self._remember(stream, memory, texts, readings, found, host)
+        suspect: list[tuple[str | bytes, AuditEvent]] = []
+        once: set[int] = set()
+        for pair in taken + [found[index] for index in sorted(found)]:
+            if id(pair[1]) not in once:  # a line two rules found is one dead letter
+                once.add(id(pair[1]))
+                suspect.append(pair)
+        return suspect
+
+    def _login(
+        self,
+        stream: Hashable,
+        index: int,
+        event: AuditEvent,
+        line: Callable[[int], tuple[str | bytes, AuditEvent | None, bool]],
+        take: Callable[[int, str | bytes, AuditEvent | None], None],
+        taken: list[tuple[str | bytes, AuditEvent]],
+    ) -> None:
+        """The failed-login rule (:meth:`judge`) for the connection record at ``index``."""
+        key = (stream, event.connection_id)
+        login = failed_login(event)
+        if not login and (event.operation != "DISCONNECT" or key not in self.logins):
+            return
+        lines = []
+        for back in range(1, RUN + 1):
+            text, before_event, _ = line(index - back)
+            if not text:
+                break
+            lines.append((text, before_event))
+        lines.reverse()
+        names = login_names(lines, line(index)[0], event)
+
+        def take_run(count: int) -> None:
+            for back in range(1, count + 1):
+                text, before_event, _ = line(index - back)
+                take(index - back, text, before_event)
+
+        if login:
+            if not names:
+                return
+            if event.operation == "CHANGEUSER":
+                take_run(max(count for count, _ in names))
+                return
+            run = []
+            for back in range(1, max(count for count, _ in names) + 1):
+                text, before_event, _ = line(index - back)
+                if before_event is not None:
+                    run.append((back, text, before_event))
+            self._hold(key, _Login({name: count for count, name in names}, run), taken)
+            return
+        held = self._forget(key)
+        again = [(count, held.names[name]) for count, name in names if name in held.names]
+        if again:
+            # The same name before both records: the lines it holds were its own.
+            take_run(max(count for count, _ in again))
+            first = max(count for _, count in again)
+            taken.extend((text, event) for back, text, event in held.run if back <= first)
+
+    def _hold(
+        self, key: tuple[Hashable, int], login: _Login, taken: list[tuple[str | bytes, AuditEvent]]
+    ) -> None:
+        """Remember a failed login until its DISCONNECT; the oldest is forgotten first."""
+        if key in self.logins:
+            self._forget(key)
+        self.logins[key] = login
+        self.pending.append(key)
+        stream = key[0]
+        self.waiting[stream] = self.waiting.get(stream, 0) + 1
+        if len(self.logins) > LOGINS:
+            # Forgotten before its DISCONNECT came: what it held is suspect.
+            oldest = self._forget(next(iter(self.logins)))
+            taken.extend((text, event) for _, text, event in oldest.run)
+
+    def _forget(self, key: tuple[Hashable, int]) -> _Login:
+        login = self.logins.pop(key)
+        stream = key[0]
+        self.waiting[stream] -= 1
+        if not self.waiting[stream]:
+            del self.waiting[stream]
+        return login
+
+    def holding(self) -> bool:
+        """Whether a failed login holds lines that await its DISCONNECT."""
+        logins = self.logins
+        return any(key in logins and logins[key].run for key in self.pending)
+
+    def settle(self) -> None:
+        """Let the lines failed logins hold go as records, where their DISCONNECT has not
+        come by the time their batch is delivered (a call ends, or the batch waited as long
+        as it may): nothing shows them to be a name's. The logins are remembered still, so
+        that their DISCONNECT, and the name's copy before it, are judged when they come."""
+        for key in self.pending:
+            login = self.logins.get(key)
+            if login is not None:
+                login.run = []
+        self.pending = []
+
+    def _remember(
+        self,
+        stream: Hashable,
+        memory: _Stream | None,
+        texts: Sequence[str | bytes],
+        readings: Sequence[AuditEvent | None],
+        found: Container[int],
+        host: str | None,
+    ) -> None:
+        """Keep the stream's last :data:`RUN` lines, a line too long to head a record as
+        its reading alone."""
+        before = memory.lines if memory is not None else []
+        kept = before[len(texts) - RUN :] if len(texts) < RUN else []
+        for index in range(max(0, len(texts) - RUN), len(texts)):
+            text = texts[index]
+            if len(text) > LONGEST_HEAD:  # it cannot head a record: nothing of it is needed
+                text = ""
+            kept.append(_Line(text, readings[index], index in found))
+        streams = self.streams
+        streams[stream] = _Stream(kept, host)
+        streams.move_to_end(stream)
+        if len(streams) > STREAMS:
+            streams.popitem(last=False)
 
 
 def _aligned(

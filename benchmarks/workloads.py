@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+import attrs
+
 from auditsync import AuditEvent, Dialect, format_line
 from auditsync.testing import data_message, kinesis_event, to_payload
 
@@ -96,7 +98,20 @@ def _event(rng: random.Random, index: int, dialect: Dialect) -> AuditEvent:
 def mixed_lines(count: int, dialect: Dialect, seed: int = 1) -> list[str]:
     """``count`` lines of mixed operations in one dialect (MariaDB date form or Aurora µs)."""
     rng = random.Random(seed)
-    return [format_line(_event(rng, index, dialect)) for index in range(count)]
+    events = [_event(rng, index, dialect) for index in range(count)]
+    index = 0
+    while index < count - 1:
+        if events[index].operation == "FAILED_CONNECT":
+            # As the server writes a failed login: a connection of its own, then its
+            # DISCONNECT (auditsync holds the lines before it until that comes).
+            failed = attrs.evolve(events[index], connection_id=5000 + index)
+            events[index : index + 2] = [
+                failed,
+                attrs.evolve(failed, operation="DISCONNECT", retcode=0),
+            ]
+            index += 1
+        index += 1
+    return [format_line(event) for event in events]
 
 
 _NOTES = ("a,b", "x, y, z", "C:\\\\tmp\\\\", "none", "it''s, fine")

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from auditsync import (
@@ -31,6 +31,7 @@ from auditsync import (
     parse_message,
 )
 from auditsync._pipeline import KEPT_DEAD_LETTER_BYTES
+from auditsync._splits import failed_login, reads
 from auditsync.filters import operation
 from auditsync.sinks import MemorySink, Refused
 from auditsync.testing import audit_lines, subscription_messages, to_payload
@@ -213,6 +214,17 @@ def test_books_balance_for_any_lines(lines: list[str], batch_size: int) -> None:
 def test_every_log_event_of_generated_messages_is_delivered(
     messages: list[SubscriptionMessage],
 ) -> None:
+    """Every one, unless a failed change of user follows: the lines its name can hold are
+    suspect (docs/security.md; tests/test_splits.py)."""
+    assume(
+        not any(
+            (event := reads(log_event.message)) is not None
+            and event.operation == "CHANGEUSER"
+            and failed_login(event)
+            for message in messages
+            for log_event in message.log_events
+        )
+    )
     sink = MemorySink()
     report = Pipeline(sink).process([Payload(to_payload(m)) for m in messages])
     expected = [event.id for message in messages for event in message.log_events]

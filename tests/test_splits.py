@@ -11,16 +11,25 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auditsync import AuditEvent, DeadLetter, Dialect, Pipeline, format_line
+from auditsync import AuditEvent, DeadLetter, Dialect, Pipeline, format_line, parse_line
 from auditsync._pipeline import Line
 from auditsync._sources import read_inputs
-from auditsync._splits import LONGEST_HEAD, STREAMS, Seams, _Last, could_be_one
+from auditsync._splits import LOGINS as LOGINS_HELD
+from auditsync._splits import (
+    LONGEST_HEAD,
+    RUN,
+    STREAMS,
+    Seams,
+    could_be_one,
+    failed_login,
+)
 from auditsync.aws import handle_kinesis_event, handle_subscription_event
 from auditsync.sinks import MemorySink
 from auditsync.testing import (
@@ -209,21 +218,43 @@ def test_could_be_one_respects_the_servers_name_limits() -> None:
 
 
 def test_the_memory_of_streams_is_bounded() -> None:
+    """At most STREAMS streams, each its last RUN lines, a line too long to head a record
+    kept as its reading alone."""
     seams = Seams()
+    long_line = "x" * (LONGEST_HEAD + 1)
     for number in range(STREAMS + 10):
-        seams.remember(("group", str(number)), _Last("x" * (LONGEST_HEAD + 1), None))
-    assert len(seams.last) == STREAMS
-    assert seams.before(("group", "0")) is None
-    last = seams.before(("group", str(STREAMS + 9)))
-    assert last is not None
-    assert (last.text, last.event) == ("", None)
+        seams.judge(("group", str(number)), [long_line] * (RUN + 3), [], [long_line] * (RUN + 3))
+    assert len(seams.streams) == STREAMS
+    assert ("group", "0") not in seams.streams
+    last = seams.streams[("group", str(STREAMS + 9))]
+    assert [(line.text, line.event) for line in last.lines] == [("", None)] * RUN
+
+
+def as_the_server_writes(events: list[AuditEvent]) -> list[AuditEvent]:
+    """``events`` as one server writes them: every failed login a connection of its own,
+    followed by its DISCONNECT (the server writes both with the name); a failed change of
+    user, which has no second record, is tested on its own."""
+    written: list[AuditEvent] = []
+    for number, event in enumerate(events):
+        if event.operation == "CHANGEUSER":
+            event = attrs.evolve(event, retcode=0)
+        if failed_login(event):
+            event = attrs.evolve(event, connection_id=10**9 + number)
+            closed = attrs.evolve(event, operation="DISCONNECT", retcode=0, object="")
+            written += [event, closed]
+        else:
+            written.append(event)
+    return written
 
 
 @given(st.lists(audit_events(Dialect.MARIADB), min_size=1, max_size=20))
 def test_what_one_server_writes_is_never_suspect(events: list[AuditEvent]) -> None:
     """Lines of one server, each reading alone, are never held back: only a line that
-    does not read, or a shape a server writes in no stream with table events, is judged."""
-    lines = [format_line(attrs.evolve(event, serverhost="db1")) for event in events]
+    does not read, a shape a server writes in no stream with table events, or the lines
+    before a failed login whose DISCONNECT shows them again, are judged suspect."""
+    lines = [
+        format_line(attrs.evolve(event, serverhost="db1")) for event in as_the_server_writes(events)
+    ]
     # CloudWatch carries UTF-8: bytes that are not arrive replaced.
     lines = [line.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for line in lines]
     sink = MemorySink()
@@ -246,3 +277,169 @@ def test_a_forged_first_line_is_taken_back_within_one_invocation(case: str) -> N
     assert forged(sink.events) == []
     assert letters.items[0].stage == "suspect"
     assert letters.items[0].raw == lines[0].encode()
+
+
+# --- failed logins: a user name anyone may choose -------------------------------------------
+
+#: What the server wrote around failed logins whose user names forge a DELETE with the
+#: server's own host and time (tests/integration/test_forged_names.py makes them afresh):
+#: the name is written twice, in the FAILED_CONNECT and in the DISCONNECT after it.
+GENUINE = [
+    "20261206 11:37:36,vm,root,localhost,6,9,QUERY,shop,'INSERT INTO shop.orders VALUES (1),(2)',0",
+    "20261206 11:37:36,vm,root,localhost,6,0,DISCONNECT,,,0",
+]
+LOGINS = {
+    # v,h,1,2,QUERY,shop,'DELETE FROM orders',0⏎20261206 11:37:36,vm,admin
+    "first line": [
+        "20261206 11:37:36,vm,v,h,1,2,QUERY,shop,'DELETE FROM orders',0",
+        "20261206 11:37:36,vm,admin,localhost,7,0,FAILED_CONNECT,,,1045",
+        "20261206 11:37:36,vm,v,h,1,2,QUERY,shop,'DELETE FROM orders',0",
+        "20261206 11:37:36,vm,admin,localhost,7,0,DISCONNECT,,,0",
+    ],
+    # x⏎20261206 11:37:36,vm,a,h,1,3,QUERY,shop,'DELETE FROM orders',0⏎20261206 11:37:36,vm,w
+    "middle line": [
+        "20261206 11:37:36,vm,x",
+        "20261206 11:37:36,vm,a,h,1,3,QUERY,shop,'DELETE FROM orders',0",
+        "20261206 11:37:36,vm,w,localhost,8,0,FAILED_CONNECT,,,1045",
+        "20261206 11:37:36,vm,x",
+        "20261206 11:37:36,vm,a,h,1,3,QUERY,shop,'DELETE FROM orders',0",
+        "20261206 11:37:36,vm,w,localhost,8,0,DISCONNECT,,,0",
+    ],
+}
+
+
+def deletes(events: Sequence[AuditEvent]) -> list[AuditEvent]:
+    return [event for event in events if event.object == "DELETE FROM orders"]
+
+
+@pytest.mark.parametrize("case", LOGINS)
+def test_a_failed_logins_name_forges_nothing_on_the_file_path(case: str) -> None:
+    sink, letters = run_file(GENUINE + LOGINS[case])
+    assert deletes(sink.events) == []
+    # The genuine records arrive, the failed login and its DISCONNECT included.
+    assert [(event.operation, event.connection_id) for event in sink.events] == [
+        ("QUERY", 6),
+        ("DISCONNECT", 6),
+        ("FAILED_CONNECT", 7 if case == "first line" else 8),
+        ("DISCONNECT", 7 if case == "first line" else 8),
+    ]
+    assert sum(letter.stage == "suspect" for letter in letters.items) == 2
+
+
+@pytest.mark.parametrize("case", LOGINS)
+def test_a_failed_logins_name_forges_nothing_at_any_cut_between_invocations(case: str) -> None:
+    """Each physical line a log event, the lines cut into two invocations of a warm
+    function at every place but three: between a name's first line that reads and the
+    DISCONNECT that shows it again, what came before the cut went as records before
+    anything showed what they were (docs/security.md)."""
+    lines = GENUINE + LOGINS[case]
+    # (The middle line follows one that does not read: it is judged by that pair.) After
+    # the first line, the failed login, the copy: one forged line went, one, two.
+    first = len(GENUINE) + 1
+    beyond_recall = {first: 1, first + 1: 1, first + 2: 2} if case == "first line" else {}
+    for cut in range(1, len(lines)):
+        sink, letters = MemorySink(), MemorySink()
+        pipeline = Pipeline(sink, dead_letter=letters)
+        for part, first in ((lines[:cut], 0), (lines[cut:], cut)):
+            message = data_message(part, first_id=first)
+            handle_subscription_event(subscription_event(to_payload(message)), pipeline)
+        assert len(deletes(sink.events)) == beyond_recall.get(cut, 0), cut
+        assert len(sink.events) + len(letters.items) == len(lines)
+
+
+def test_a_failed_login_without_a_name_that_holds_lines_is_no_suspect() -> None:
+    """A client with a wrong password, a brute force, a database that does not exist: the
+    lines before each failed login could be its name's, but its DISCONNECT does not
+    repeat them, so every record arrives."""
+    lines = [*GENUINE]
+    for number in range(20, 30):
+        lines += [
+            f"20261206 11:37:37,vm,app,10.0.0.5,{number},0,FAILED_CONNECT,,,1045",
+            f"20261206 11:37:37,vm,app,10.0.0.5,{number},0,DISCONNECT,,,0",
+            f"20261206 11:37:37,vm,root,localhost,6,{number},QUERY,shop,'COMMIT',0",
+        ]
+    sink, letters = run_file(lines)
+    assert len(sink.events) == len(lines)
+    assert letters.items == []
+
+
+def test_a_failed_login_whose_disconnect_never_comes_lets_its_lines_go() -> None:
+    """Where the DISCONNECT has not come when the call ends, nothing shows the lines
+    before the failed login to be its name's: they go as records. Its DISCONNECT, in a
+    later call, is still judged: a name it repeats makes the lines before it suspect."""
+    first = [*GENUINE, "20261206 11:37:37,vm,app,10.0.0.5,20,0,FAILED_CONNECT,,,1045"]
+    sink, letters = MemorySink(), MemorySink()
+    pipeline = Pipeline(sink, dead_letter=letters)
+    pipeline.process([Line(line) for line in first])
+    assert [event.operation for event in sink.events] == ["QUERY", "DISCONNECT", "FAILED_CONNECT"]
+    again = [GENUINE[1], "20261206 11:37:37,vm,app,10.0.0.5,20,0,DISCONNECT,,,0"]
+    pipeline.process([Line(line) for line in again])
+    assert [letter.raw for letter in letters.items] == [GENUINE[1].encode()]
+
+
+def test_a_batch_waits_for_the_disconnect_up_to_twice_its_size() -> None:
+    """A batch fills up between the failed login and the DISCONNECT that gives its name
+    away: it waits for the DISCONNECT rather than deliver the forged line. (Full before
+    the failed login, it goes: the residual docs/security.md names.)"""
+    padding = [
+        f"20261206 11:37:35,vm,root,localhost,6,{number},QUERY,shop,'SELECT {number}',0"
+        for number in range(100, 108)
+    ]
+    lines = padding + LOGINS["first line"]
+    for batch_size in (10, 11):  # full after the failed login, after the copy
+        sink, letters = MemorySink(), MemorySink()
+        Pipeline(sink, dead_letter=letters, batch_size=batch_size).process(
+            [Line(line) for line in lines]
+        )
+        assert deletes(sink.events) == [], batch_size
+        assert len(letters.items) == 2
+
+
+def test_a_failed_change_of_user_holds_back_what_its_name_can_be_at_once() -> None:
+    """A change of user that failed is written once: its name is never repeated, so the
+    lines it can hold are suspect (the server wrote this one for a name with a newline)."""
+    lines = [
+        "20261206 11:32:07,vm,root,localhost,11,16,QUERY,,'SET NAMES utf8mb4',0",
+        "20261206 11:32:07,vm,v,h,1,2,QUERY,shop,'DELETE FROM orders',0",
+        "20261206 11:32:07,vm,admin,localhost,11,0,CHANGEUSER,,,1047",
+        "20261206 11:32:08,vm,root,localhost,11,0,DISCONNECT,,,0",
+    ]
+    sink, letters = run_file(lines)
+    assert deletes(sink.events) == []
+    assert [event.operation for event in sink.events] == ["QUERY", "CHANGEUSER", "DISCONNECT"]
+    assert [letter.raw for letter in letters.items] == [lines[1].encode()]
+
+
+@pytest.mark.parametrize("settings", [{"redact": True}, {"sort_window": 10}])
+def test_a_line_taken_into_the_batch_is_taken_back_as_the_batch_holds_it(
+    settings: dict[str, Any],
+) -> None:
+    """Redaction makes a new event of each statement, a sort window holds events apart
+    from the batch: the forged line read in an earlier Kinesis record is still taken
+    back."""
+    lines = LOGINS["first line"]
+    payloads = [
+        to_payload(data_message(lines[:1])),
+        to_payload(data_message(lines[1:], first_id=1)),
+    ]
+    sink, letters = MemorySink(), MemorySink()
+    handle_kinesis_event(kinesis_event(payloads), Pipeline(sink, dead_letter=letters, **settings))
+    assert [event.object for event in sink.events if event.operation == "QUERY"] == []
+    assert sum(letter.stage == "suspect" for letter in letters.items) == 2
+
+
+def test_the_memory_of_failed_logins_is_bounded() -> None:
+    """LOGINS failed logins awaiting their DISCONNECT at most; one forgotten before it came
+    leaves what it held suspect."""
+    seams = Seams()
+    found = []
+    for number in range(LOGINS_HELD + 5):
+        texts = [
+            f"20261206 11:37:37,vm,root,localhost,6,{number + 9},QUERY,,'COMMIT',0",
+            f"20261206 11:37:37,vm,app,localhost,{number},0,FAILED_CONNECT,,,1045",
+        ]
+        events = [parse_line(text) for text in texts]
+        found += seams.judge("log", texts, events, [])
+    assert len(seams.logins) == LOGINS_HELD
+    # (Each run holds the failed login before it too: 128 characters reach it.)
+    assert [event.query_id for _, event in found if event.query_id] == [9, 10, 11, 12, 13]

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,22 @@ DATABASE_BOTH = "shop,'TRUNCATE orders',0" + NL + FORGED.partition(",'")[0]
 #: anyone who reaches the port can write that one.
 USER_LAST = "u" + NL + "20240131 14:02:08,d,admin"
 USER_FIRST = "v,h,1,2,QUERY,shop,'TRUNCATE orders',0" + NL + "w"
+#: The forged statement of the failed logins below: with the server's own host and time,
+#: it reads like any genuine record, and only the DISCONNECT that repeats it gives it away.
+DELETE = "DELETE FROM orders"
+
+
+def login_names(host: str, now: str) -> dict[str, str]:
+    """User names that forge a DELETE with the server's own host and the time of the
+    attempt: the first line of the record (a failed login, a failed change of user), or
+    a line of its own between two parts of the name."""
+    return {
+        "login, first line": f"v,h,1,2,QUERY,shop,'{DELETE}',0{NL}{now},{host},guest",
+        "login, middle line": (
+            f"x{NL}{now},{host},a,h,1,3,QUERY,shop,'{DELETE}',0{NL}{now},{host},w"
+        ),
+        "change of user": f"c,h,1,4,QUERY,shop,'{DELETE}',0{NL}{now},{host},guest",
+    }
 
 
 def quoted(name: str) -> str:
@@ -113,19 +131,38 @@ def forgery() -> Iterator[Forgery]:
                 cursor.execute(statement)
         with pytest.raises(pymysql.err.OperationalError):
             server.connect(user=USER_FIRST, password="wrong")
+        host = socket.gethostname()
+        names = login_names(host, time.strftime("%Y%m%d %H:%M:%S"))
+        if max(map(len, names.values())) > 128:
+            pytest.skip(f"the server host {host!r} is too long for a user name to forge it")
+        for case in ("login, first line", "login, middle line"):
+            with pytest.raises(pymysql.err.OperationalError):
+                server.connect(user=names[case], password="wrong")
+        with server.connect() as session:
+            change_user(session, names["change of user"])
         end = server.audit_settled(start)
         yield Forgery(server, server.audit_log(start, end))
 
 
+def change_user(session: pymysql.connections.Connection[Any], user: str) -> None:
+    """COM_CHANGE_USER to ``user``, which fails: the server writes a CHANGEUSER record with
+    the name and the error, and the session goes on as before."""
+    plugin = b"mysql_native_password\0"
+    packet = user.encode() + b"\0" + b"\x14" + b"0" * 20 + b"shop\0" + b"\x21\0" + plugin
+    session._execute_command(0x11, packet)  # COM_CHANGE_USER: pymysql offers no call
+    with pytest.raises(pymysql.MySQLError):
+        session._read_packet()
+
+
 def forged(events: Sequence[AuditEvent]) -> list[AuditEvent]:
-    """The events only a name made: a TRUNCATE of orders, a server ``d``, users the
-    names claim (``admin``, ``v``, ``a``)."""
+    """The events only a name made: a TRUNCATE or DELETE of orders, a server ``d``, users
+    the names claim (``admin``, ``v``, ``a``, ``c``)."""
     return [
         event
         for event in events
-        if event.object == "TRUNCATE orders"
+        if event.object in ("TRUNCATE orders", DELETE)
         or event.serverhost == "d"
-        or event.username in ("admin", "v", "a")
+        or event.username in ("admin", "v", "a", "c")
     ]
 
 
@@ -150,7 +187,14 @@ def test_the_server_writes_the_forged_records_as_lines_of_their_own(forgery: For
     assert f",{USER_FIRST.partition(NL)[0]}" in forgery.log.decode()
     assert any(line.endswith(",FAILED_CONNECT,,,1045") for line in lines)
     # A database name of 63 characters makes a TRUNCATE out of ``DO 1``, ids and all.
-    assert any(",QUERY,shop,'TRUNCATE orders',0" in line for line in lines[-12:])
+    assert any(",QUERY,shop,'TRUNCATE orders',0" in line for line in lines)
+    # Failed logins forge a DELETE with the server's own host: each name is written twice,
+    # in the FAILED_CONNECT and in the DISCONNECT; a failed change of user, once.
+    host = socket.gethostname()
+    deletes = [line for line in lines if line.endswith(f",QUERY,shop,'{DELETE}',0")]
+    assert [line.split(",")[1] for line in deletes] == [host] * 5
+    assert [line.split(",")[2] for line in deletes] == ["v", "v", "a", "a", "c"]
+    assert sum(line.endswith(",CHANGEUSER,,,1047") for line in lines) == 1
 
 
 def test_the_servers_name_limits_are_the_ones_assumed(forgery: Forgery) -> None:
@@ -305,8 +349,9 @@ def orders(server: private_mariadb.PrivateMariaDB) -> list[int]:
 def test_the_replica_is_not_truncated(
     forgery: Forgery, replica: private_mariadb.PrivateMariaDB, user: str
 ) -> None:
-    """The genuine INSERT is replayed, the forged TRUNCATE is not: as root, whom nothing
-    stops, and as the least-privileged replay user."""
+    """The genuine INSERT is replayed, the forged TRUNCATE and DELETEs are not: as root,
+    whom nothing stops, and as the least-privileged replay user, whom nothing stops from
+    deleting."""
     login = {} if user == "root" else {"user": REPLAYER, "password": PASSWORD}
     letters = replay(replica, forgery.log, **login)
     assert orders(replica) == [1, 2]
@@ -365,3 +410,21 @@ def _line_of(row: dict[str, Any]) -> str:
     from auditsync._json import event_from_dict
 
     return format_line(event_from_dict(row))
+
+
+def test_an_anonymous_account_lets_any_name_write_every_record() -> None:
+    """Why docs/security.md says to remove anonymous accounts: with ``''@localhost`` any
+    user name logs in, and every record of its connection carries the name."""
+    name = "anyone" + NL + "20240131 14:02:08,d,admin"
+    with private_mariadb.PrivateMariaDB() as server:
+        server.execute("CREATE USER ''@'localhost'")
+        start = server.audit_offset()
+        with server.connect(user=name, password="") as session, session.cursor() as cursor:
+            cursor.execute("SELECT CURRENT_USER()")
+            assert cursor.fetchone() == ("@localhost",)
+        log = server.audit_log(start, server.audit_settled(start)).decode()
+    claimed = "20240131 14:02:08,d,admin,localhost,"
+    operations = [line.split(",")[6] for line in log.split(NL) if line.startswith(claimed)]
+    assert operations[0] == "CONNECT"
+    assert operations[-1] == "DISCONNECT"
+    assert log.count("anyone" + NL) == len(operations) >= 3
