@@ -8,11 +8,13 @@ two places that meet physical lines in order — the file reader rejoining a rec
 (:mod:`auditsync._sources`) and the pipeline judging neighbours before anything reaches
 a sink (:class:`Seams`), on every path, CloudWatch log events included.
 
-The judge is the grammar, asked about the two lines joined: *could* ``head`` + newline +
+The judge is the grammar, asked about the lines joined: *could* ``head`` + newline +
 ``tail`` be one record whose newline lies inside a name no longer than the server
 allows? Where it could, and one of the lines does not read on its own, or the second
 has a shape no server writes after the first, the pair is *suspect*: its record is a
-dead letter, never an event.
+dead letter, never an event. A failed login is the one record whose name anyone may
+choose, and the server writes it twice (``FAILED_CONNECT``, then ``DISCONNECT``): the
+lines its name can hold are held until the second shows whether the name held them.
 """
 
 from __future__ import annotations
@@ -168,7 +170,11 @@ def login_names(
     ends = []
     # The login's own user name ends where its reading says: the rest reads after any
     # name. Only a name holding commas and digits can end sooner, and is asked.
-    own_end = len(own) + len(event.username) if event is not None else LONGEST_USER + 64
+    own_end = LONGEST_USER + 64
+    if event is not None and tail[len(own) : len(own) + len(event.username)] == event.username:
+        own_end = len(own) + len(event.username)
+    else:
+        event = None  # its name is not its text's (bytes that are not UTF-8): ask each end
     for after in _AFTER_USER.finditer(tail, 0, min(own_end, LONGEST_USER + 64)):
         rest = reads(own + "u" + tail[after.start() :])
         if rest is not None and _names_fit(rest):
@@ -178,11 +184,11 @@ def login_names(
     found: list[tuple[int, str]] = []
     middle = ""
     for count in range(1, min(len(before), RUN) + 1):
-        text, event = before[-count]
+        text, reading = before[-count]
         head = _text(text)
         if len(head) > LONGEST_HEAD:
             break
-        if event is not None:
+        if reading is not None:
             start = len(head) - len(head.split(",", 2)[2])
             for end in ends:
                 name = head[start:] + "\n" + middle + tail[:end]
@@ -263,7 +269,7 @@ class _Stream:
 class _Login:
     """A failed login whose user name can hold the lines before it: the names it can be,
     and those lines, held until its DISCONNECT shows the name again or not (empty once
-    settled)."""
+    their batch is delivered)."""
 
     #: Each name, with how many of the lines before the login it holds.
     names: dict[str, int]
@@ -304,15 +310,16 @@ class Seams:
 
         Two rules. A pair of neighbours is suspect by :func:`suspect_pair`. And a failed
         login (:func:`failed_login`), whose user name anyone can choose, can have written
-        the lines before it: they are held (:meth:`settle`) until its DISCONNECT, which
-        the server writes with the same name, shows whether the same lines come before it
-        again — then they were the name's, and suspect — or not. A failed change of user
-        has no second record: the lines its name can hold are suspect at once.
+        the lines before it: they are held until its DISCONNECT, which the server writes
+        with the same name, shows whether the same lines come before it again — then
+        they were the name's, and suspect — or not; or until their batch is delivered
+        (:meth:`settle`), when nothing has shown them to be the name's. A failed change of
+        user has no second record: the lines its name can hold are suspect at once.
 
         Cheap where nothing is to be looked at, as nearly always: a block whose lines all
         read is looked at only around the few lines one pass over its events marks — a
-        connection record, an RDS for MySQL line, another server host; a block with a line
-        that does not read, or after one, pair by pair.
+        failed login (and a DISCONNECT while one awaits it), an RDS for MySQL line, another
+        server host; a block with a line that does not read, or after one, pair by pair.
         """
         if not texts:
             return []
