@@ -59,9 +59,11 @@ STREAMS = 1024
 RUN = 4
 #: Failed logins whose name :class:`Seams` remembers until their connection's DISCONNECT
 #: shows it again, over all streams; the oldest go first.
-LOGINS = 4096
+LOGINS = 1024
 
 _RDS_MYSQL = Dialect.RDS_MYSQL  # read once: an enum member looked up per event costs more
+#: Besides FAILED_CONNECT, the records of a failed login where their status is an error.
+_CHANGES = frozenset({"CONNECT", "CHANGEUSER"})
 #: After the user name: the client host, the connection and query ids, the operation.
 _AFTER_USER = re.compile(r",[^,\n]*,\d{1,20},\d{1,20},[A-Z][A-Z_]*,", re.ASCII)
 
@@ -141,9 +143,7 @@ def failed_login(event: AuditEvent) -> bool:
     the client sent, so anyone who reaches the port chooses it (a change of user, anyone
     logged in)."""
     operation = event.operation
-    return operation == "FAILED_CONNECT" or (
-        operation in ("CONNECT", "CHANGEUSER") and bool(event.retcode)
-    )
+    return operation == "FAILED_CONNECT" or (operation in _CHANGES and bool(event.retcode))
 
 
 def login_names(
@@ -160,11 +160,6 @@ def login_names(
     if len(parts) < 3:
         return []
     own = tail[: len(tail) - len(parts[2])]  # the login's own time and server host
-    if before:
-        nearest = _text(before[-1][0])
-        after_host = nearest.split(",", 2)
-        if len(after_host) == 3 and len(after_host[2]) + 1 + len(own) > LONGEST_USER:
-            return []  # no name so long: the line before and the login's time and host
     # Where the name can end: the rest of the record reads after it. That is the same for
     # every head that reads (its time and host are good), so it is asked once.
     ends = []
@@ -200,6 +195,41 @@ def login_names(
         if len(middle) > LONGEST_USER:
             break
     return found
+
+
+def _reach(
+    line: Callable[[int], tuple[str | bytes, AuditEvent | None, bool]],
+    index: int,
+    login: str | bytes,
+) -> tuple[list[tuple[str | bytes, AuditEvent | None]], int]:
+    """The lines before the failed login at ``index`` that a name could hold, by length
+    alone (oldest first, with their readings), and how many: the first from its server
+    host on, the others whole, each with its newline, and the login's own time and
+    server host — the quick test before :func:`login_names`."""
+    comma = "," if isinstance(login, str) else b","
+    own = len(login) - len(login.split(comma, 2)[-1])  # type: ignore[arg-type]
+    before: list[tuple[str | bytes, AuditEvent | None]] = []
+    whole = reach = 0
+    for back in range(1, RUN + 1):
+        text, event, _ = line(index - back)
+        if not text:
+            break
+        before.append((text, event))
+        if len(text.split(comma, 2)[-1]) + 1 + whole + own <= LONGEST_USER:  # type: ignore[arg-type]
+            reach = back
+        whole += len(text) + 1
+        if whole + own > LONGEST_USER:
+            break
+    del before[reach:]
+    before.reverse()
+    return before, reach
+
+
+def _after_time(line: str | bytes) -> str | bytes:
+    """A line without its time: what a name written twice repeats exactly."""
+    if isinstance(line, str):
+        return line[line.find(",") + 1 :]
+    return line[line.find(b",") + 1 :]
 
 
 def _text(line: str | bytes) -> str:
@@ -246,35 +276,35 @@ def suspect_pair(
 
 
 @attrs.define
-class _Line:
-    """A line of a stream as judged: its text (empty where too long to head a record), its
-    reading, and whether it was found suspect (the line after it is then judged as a
-    stranger)."""
-
-    text: str | bytes
-    event: AuditEvent | None
-    suspect: bool = False
-
-
-@attrs.define
 class _Stream:
-    """What a stream's next lines are judged with: its last :data:`RUN` lines, and its
-    server host (that of its first line that read)."""
+    """What a stream's next lines are judged with: its last :data:`RUN` lines (a line too
+    long to head a record as an empty text), their readings, which of them were found
+    suspect (the line after one is judged as a stranger), and the stream's server host
+    (that of its first line that read)."""
 
-    lines: list[_Line]
+    texts: list[str | bytes]
+    events: list[AuditEvent | None]
+    suspect: set[int]
     host: str | None
 
 
 @attrs.define
 class _Login:
-    """A failed login whose user name can hold the lines before it: the names it can be,
-    and those lines, held until its DISCONNECT shows the name again or not (empty once
-    their batch is delivered)."""
+    """A failed login whose user name may hold the lines before it: its line, its reading
+    and those lines with theirs (oldest first), which its names are read from when its
+    DISCONNECT asks. The lines are held until then, or until their batch is delivered."""
 
-    #: Each name, with how many of the lines before the login it holds.
-    names: dict[str, int]
-    #: The lines before the login that read, nearest first, with how far back each lies.
-    run: list[tuple[int, str | bytes, AuditEvent]]
+    text: str | bytes
+    event: AuditEvent
+    before: list[tuple[str | bytes, AuditEvent | None]]
+    #: Whether the lines before went as records with their batch: past taking back.
+    delivered: bool = False
+
+    def held(self, count: int) -> list[tuple[str | bytes, AuditEvent]]:
+        """The last ``count`` lines before the login that read, if still held."""
+        if self.delivered:
+            return []
+        return [(text, event) for text, event in self.before[-count:] if event is not None]
 
 
 @attrs.define
@@ -291,9 +321,12 @@ class Seams:
     streams: OrderedDict[Hashable, _Stream] = attrs.field(factory=OrderedDict)
     logins: OrderedDict[tuple[Hashable, int], _Login] = attrs.field(factory=OrderedDict)
     #: Failed logins holding lines since the last :meth:`settle`.
-    pending: list[tuple[Hashable, int]] = attrs.field(factory=list)
-    #: How many failed logins of each stream await their DISCONNECT.
-    waiting: dict[Hashable, int] = attrs.field(factory=dict)
+    pending: dict[tuple[Hashable, int], None] = attrs.field(factory=dict)
+    #: The connections of each stream whose failed login awaits its DISCONNECT.
+    waiting: dict[Hashable, set[int]] = attrs.field(factory=dict)
+    #: Failed logins a DISCONNECT came for without repeating the name: forgotten when
+    #: their batch is delivered.
+    closed: dict[tuple[Hashable, int], None] = attrs.field(factory=dict)
 
     def judge(
         self,
@@ -324,24 +357,29 @@ class Seams:
         if not texts:
             return []
         memory = self.streams.get(stream)
-        before = memory.lines if memory is not None else []
-        host = memory.host if memory is not None else None
+        if memory is None:
+            memory = _Stream([], [], set(), None)
+        before, before_events, before_suspect = memory.texts, memory.events, memory.suspect
+        host = memory.host
         if host is None and events:
             host = events[0].serverhost
-        if failed or (before and before[-1].event is None):
+        # Every line is looked at where one does not read; else failed logins, and the
+        # DISCONNECTs of those awaited.
+        awaited = self.waiting.get(stream, ())
+        every_line = bool(failed or (before_events and before_events[-1] is None))
+        if every_line:
             readings = _aligned(texts, events, failed)
             marked: Sequence[int] = range(len(texts))
         else:
             # The cheapest pass over a block: a list display of what needs a look, nearly
             # always short (a set would hash each dialect through Enum.__hash__, in Python).
             rds = _RDS_MYSQL
-            waiting = stream in self.waiting
             marked = [
                 index
                 for index, event in enumerate(events)
                 if event.serverhost != host
                 or event.dialect is rds
-                or (event.query_id == 0 and (event.retcode or waiting))
+                or (event.query_id == 0 and (event.retcode or event.connection_id in awaited))
             ]
             readings = events  # type: ignore[assignment]  # every line read
             if not marked:
@@ -350,6 +388,7 @@ class Seams:
         found: dict[int, tuple[str | bytes, AuditEvent]] = {}
         taken: list[tuple[str | bytes, AuditEvent]] = []
         count = len(before)
+        held_from: int | None = None  # where a failed login was first held, unmarked after
 
         def line(index: int) -> tuple[str | bytes, AuditEvent | None, bool]:
             """The stream's line at ``index`` of this block; negative: before it (an empty
@@ -358,16 +397,16 @@ class Seams:
                 return texts[index], readings[index], index in found
             if index < -count:
                 return "", None, False
-            held = before[count + index]
-            return held.text, held.event, held.suspect
+            at = count + index
+            return before[at], before_events[at], at in before_suspect
 
         def take(index: int, text: str | bytes, event: AuditEvent | None) -> None:
             if event is None:
                 return
             if index >= 0:
                 found[index] = (text, event)
-            elif not before[count + index].suspect:
-                before[count + index].suspect = True
+            elif count + index not in before_suspect:
+                before_suspect.add(count + index)
                 taken.append((text, event))
 
         for index in marked:
@@ -389,20 +428,29 @@ class Seams:
                     if head_event is not None and head_event.operation not in TABLE_OPERATIONS:
                         # A table event's fields before its name are the server's own.
                         take(index - 1, head, head_event)
-            if event is not None and event.query_id == 0:
-                self._login(stream, index, event, line, take, taken)
-                if (stream, event.connection_id) in self.logins and failed_login(event):
-                    # Held just now: its DISCONNECT, if in this block, is judged now (the
-                    # quick pass marked no DISCONNECT), usually the very next line.
-                    for later in range(index + 1, len(texts)):
-                        closing = readings[later]
-                        if (
-                            closing is not None
-                            and closing.connection_id == event.connection_id
-                            and closing.operation == "DISCONNECT"
-                        ):
-                            self._login(stream, later, closing, line, take, taken)
-                            break
+            if (
+                event is not None
+                and event.query_id == 0
+                and self._login(stream, index, event, line, take, taken)
+                and held_from is None
+            ):
+                held_from = index
+        if held_from is not None and not every_line:
+            # A failed login held in this block: the DISCONNECTs after it of a connection
+            # awaited, which the quick pass did not mark, are judged now (every one: the
+            # name may forge one too).
+            logins = self.logins
+            for later in [
+                later
+                for later in range(held_from + 1, len(texts))
+                if (closing := readings[later]) is not None
+                and closing.query_id == 0
+                and not closing.retcode
+                and (stream, closing.connection_id) in logins
+            ]:
+                closing = readings[later]
+                if closing is not None and closing.operation == "DISCONNECT":
+                    self._login(stream, later, closing, line, take, taken)
         self._remember(stream, memory, texts, readings, found, host)
         suspect: list[tuple[str | bytes, AuditEvent]] = []
         once: set[int] = set()
@@ -420,74 +468,83 @@ class Seams:
         line: Callable[[int], tuple[str | bytes, AuditEvent | None, bool]],
         take: Callable[[int, str | bytes, AuditEvent | None], None],
         taken: list[tuple[str | bytes, AuditEvent]],
-    ) -> None:
-        """The failed-login rule (:meth:`judge`) for the connection record at ``index``."""
+    ) -> bool:
+        """The failed-login rule (:meth:`judge`) for the connection record at ``index``;
+        whether it holds the lines before it now."""
         key = (stream, event.connection_id)
-        login = failed_login(event)
-        if not login and (event.operation != "DISCONNECT" or key not in self.logins):
-            return
-        lines = []
-        for back in range(1, RUN + 1):
-            text, before_event, _ = line(index - back)
-            if not text:
-                break
-            lines.append((text, before_event))
-        lines.reverse()
-        names = login_names(lines, line(index)[0], event)
-
-        def take_run(count: int) -> None:
-            for back in range(1, count + 1):
-                text, before_event, _ = line(index - back)
-                take(index - back, text, before_event)
-
-        if login:
-            if not names:
-                return
-            if event.operation == "CHANGEUSER":
-                take_run(max(count for count, _ in names))
-                return
-            run = []
-            for back in range(1, max(count for count, _ in names) + 1):
-                text, before_event, _ = line(index - back)
-                if before_event is not None:
-                    run.append((back, text, before_event))
-            self._hold(key, _Login({name: count for count, name in names}, run), taken)
-            return
-        held = self._forget(key)
-        again = [(count, held.names[name]) for count, name in names if name in held.names]
-        if again:
-            # The same name before both records: the lines it holds were its own.
-            take_run(max(count for count, _ in again))
-            first = max(count for _, count in again)
-            taken.extend((text, event) for back, text, event in held.run if back <= first)
-
-    def _hold(
-        self, key: tuple[Hashable, int], login: _Login, taken: list[tuple[str | bytes, AuditEvent]]
-    ) -> None:
-        """Remember a failed login until its DISCONNECT; the oldest is forgotten first."""
+        operation = event.operation
+        if operation == "DISCONNECT":
+            if key in self.logins:
+                self._closing(key, index, event, line, take, taken)
+            return False
+        if not failed_login(event):
+            return False
+        text = line(index)[0]
+        before, reach = _reach(line, index, text)
+        if not reach:
+            return False
+        if operation == "CHANGEUSER":  # no second record to wait for
+            counts = [count for count, _ in login_names(before, text, event)]
+            for back in range(1, max(counts, default=0) + 1):
+                take(index - back, *line(index - back)[:2])
+            return False
         if key in self.logins:
             self._forget(key)
-        self.logins[key] = login
-        self.pending.append(key)
-        stream = key[0]
-        self.waiting[stream] = self.waiting.get(stream, 0) + 1
+        self.logins[key] = _Login(text, event, before)
+        self.pending[key] = None
+        self.waiting.setdefault(stream, set()).add(key[1])
         if len(self.logins) > LOGINS:
             # Forgotten before its DISCONNECT came: what it held is suspect.
-            oldest = self._forget(next(iter(self.logins)))
-            taken.extend((text, event) for _, text, event in oldest.run)
+            taken.extend(self._forget(next(iter(self.logins))).held(RUN))
+        return True
+
+    def _closing(
+        self,
+        key: tuple[Hashable, int],
+        index: int,
+        event: AuditEvent,
+        line: Callable[[int], tuple[str | bytes, AuditEvent | None, bool]],
+        take: Callable[[int, str | bytes, AuditEvent | None], None],
+        taken: list[tuple[str | bytes, AuditEvent]],
+    ) -> None:
+        """A DISCONNECT of a held failed login's connection: where the same name holds the
+        lines before both, they were its own, and suspect. Otherwise the login waits for
+        another DISCONNECT until its batch is delivered: a line of the name may read as
+        one."""
+        held = self.logins[key]
+        nearest = line(index - 1)[0]
+        if nearest and held.before and _after_time(nearest) == _after_time(held.before[-1][0]):
+            names = {name: count for count, name in login_names(held.before, held.text, held.event)}
+            text = line(index)[0]
+            before, _ = _reach(line, index, text)
+            again = [
+                (count, names[name])
+                for count, name in login_names(before, text, event)
+                if name in names
+            ]
+            if again:
+                self._forget(key)
+                for back in range(1, max(count for count, _ in again) + 1):
+                    take(index - back, *line(index - back)[:2])
+                taken.extend(held.held(max(count for _, count in again)))
+                return
+        self.closed[key] = None
 
     def _forget(self, key: tuple[Hashable, int]) -> _Login:
+        """Forget a failed login, everywhere it is remembered."""
         login = self.logins.pop(key)
+        self.pending.pop(key, None)
+        self.closed.pop(key, None)
         stream = key[0]
-        self.waiting[stream] -= 1
-        if not self.waiting[stream]:
+        awaited = self.waiting[stream]
+        awaited.discard(key[1])
+        if not awaited:
             del self.waiting[stream]
         return login
 
     def holding(self) -> bool:
         """Whether a failed login holds lines that await its DISCONNECT."""
-        logins = self.logins
-        return any(key in logins and logins[key].run for key in self.pending)
+        return bool(self.pending)
 
     def settle(self) -> None:
         """Let the lines failed logins hold go as records, where their DISCONNECT has not
@@ -497,13 +554,15 @@ class Seams:
         for key in self.pending:
             login = self.logins.get(key)
             if login is not None:
-                login.run = []
-        self.pending = []
+                login.delivered = True
+        self.pending = {}
+        for key in list(self.closed):
+            self._forget(key)
 
     def _remember(
         self,
         stream: Hashable,
-        memory: _Stream | None,
+        memory: _Stream,
         texts: Sequence[str | bytes],
         readings: Sequence[AuditEvent | None],
         found: Container[int],
@@ -511,15 +570,20 @@ class Seams:
     ) -> None:
         """Keep the stream's last :data:`RUN` lines, a line too long to head a record as
         its reading alone."""
-        before = memory.lines if memory is not None else []
-        kept = before[len(texts) - RUN :] if len(texts) < RUN else []
-        for index in range(max(0, len(texts) - RUN), len(texts)):
-            text = texts[index]
-            if len(text) > LONGEST_HEAD:  # it cannot head a record: nothing of it is needed
-                text = ""
-            kept.append(_Line(text, readings[index], index in found))
+        last = list(texts[-RUN:])
+        events = list(readings[-RUN:])
+        first = len(texts) - len(last)
+        suspect = {at for at in range(len(last)) if first + at in found} if found else set()
+        if len(last) < RUN:  # a short block: the lines before it stay, the oldest go
+            suspect = memory.suspect | {len(memory.texts) + at for at in suspect}
+            last, events = memory.texts + last, memory.events + events
+            drop = max(0, len(last) - RUN)
+            last, events = last[drop:], events[drop:]
+            suspect = {at - drop for at in suspect if at >= drop}
+        if max(map(len, last)) > LONGEST_HEAD:  # it cannot head a record: nothing of it is needed
+            last = [text if len(text) <= LONGEST_HEAD else "" for text in last]
         streams = self.streams
-        streams[stream] = _Stream(kept, host)
+        streams[stream] = _Stream(last, events, suspect, host)
         streams.move_to_end(stream)
         if len(streams) > STREAMS:
             streams.popitem(last=False)

@@ -227,7 +227,7 @@ def test_the_memory_of_streams_is_bounded() -> None:
     assert len(seams.streams) == STREAMS
     assert ("group", "0") not in seams.streams
     last = seams.streams[("group", str(STREAMS + 9))]
-    assert [(line.text, line.event) for line in last.lines] == [("", None)] * RUN
+    assert (last.texts, last.events) == ([""] * RUN, [None] * RUN)
 
 
 def as_the_server_writes(events: list[AuditEvent]) -> list[AuditEvent]:
@@ -305,6 +305,17 @@ LOGINS = {
         "20261206 11:37:36,vm,a,h,1,3,QUERY,shop,'DELETE FROM orders',0",
         "20261206 11:37:36,vm,w,localhost,8,0,DISCONNECT,,,0",
     ],
+    # u,localhost,7,0,DISCONNECT,,,0⏎20261206 12:06:11,vm,a,h,1,3,QUERY,shop,'DELETE…',0⏎
+    # 20261206 12:06:11,vm,u — the name's first line a DISCONNECT of its own connection
+    # (the id is in the server's greeting), so that one comes right after the failed login.
+    "forged DISCONNECT": [
+        "20261206 12:06:11,vm,u,localhost,7,0,DISCONNECT,,,0",
+        "20261206 12:06:11,vm,a,h,1,3,QUERY,shop,'DELETE FROM orders',0",
+        "20261206 12:06:11,vm,u,localhost,7,0,FAILED_CONNECT,,,1045",
+        "20261206 12:06:11,vm,u,localhost,7,0,DISCONNECT,,,0",
+        "20261206 12:06:11,vm,a,h,1,3,QUERY,shop,'DELETE FROM orders',0",
+        "20261206 12:06:11,vm,u,localhost,7,0,DISCONNECT,,,0",
+    ],
 }
 
 
@@ -317,13 +328,16 @@ def test_a_failed_logins_name_forges_nothing_on_the_file_path(case: str) -> None
     sink, letters = run_file(GENUINE + LOGINS[case])
     assert deletes(sink.events) == []
     # The genuine records arrive, the failed login and its DISCONNECT included.
+    failed = 8 if case == "middle line" else 7
     assert [(event.operation, event.connection_id) for event in sink.events] == [
         ("QUERY", 6),
         ("DISCONNECT", 6),
-        ("FAILED_CONNECT", 7 if case == "first line" else 8),
-        ("DISCONNECT", 7 if case == "first line" else 8),
+        ("FAILED_CONNECT", failed),
+        ("DISCONNECT", failed),
     ]
-    assert sum(letter.stage == "suspect" for letter in letters.items) == 2
+    assert sum(letter.stage == "suspect" for letter in letters.items) == (
+        4 if case == "forged DISCONNECT" else 2
+    )
 
 
 @pytest.mark.parametrize("case", LOGINS)
@@ -333,17 +347,20 @@ def test_a_failed_logins_name_forges_nothing_at_any_cut_between_invocations(case
     DISCONNECT that shows it again, what came before the cut went as records before
     anything showed what they were (docs/security.md)."""
     lines = GENUINE + LOGINS[case]
-    # (The middle line follows one that does not read: it is judged by that pair.) After
-    # the first line, the failed login, the copy: one forged line went, one, two.
-    first = len(GENUINE) + 1
-    beyond_recall = {first: 1, first + 1: 1, first + 2: 2} if case == "first line" else {}
+    # How many forged DELETEs went, by where the cut falls after the genuine lines. The
+    # middle line follows one that does not read: that pair judges it.
+    beyond_recall = {
+        "first line": {1: 1, 2: 1, 3: 2},
+        "middle line": {},
+        "forged DISCONNECT": {2: 1, 3: 1, 4: 2, 5: 2},
+    }[case]
     for cut in range(1, len(lines)):
         sink, letters = MemorySink(), MemorySink()
         pipeline = Pipeline(sink, dead_letter=letters)
         for part, first in ((lines[:cut], 0), (lines[cut:], cut)):
             message = data_message(part, first_id=first)
             handle_subscription_event(subscription_event(to_payload(message)), pipeline)
-        assert len(deletes(sink.events)) == beyond_recall.get(cut, 0), cut
+        assert len(deletes(sink.events)) == beyond_recall.get(cut - len(GENUINE), 0), cut
         assert len(sink.events) + len(letters.items) == len(lines)
 
 

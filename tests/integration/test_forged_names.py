@@ -65,11 +65,17 @@ USER_FIRST = "v,h,1,2,QUERY,shop,'TRUNCATE orders',0" + NL + "w"
 DELETE = "DELETE FROM orders"
 
 
-def login_names(host: str, now: str) -> dict[str, str]:
+def login_names(host: str, now: str, connection: int) -> dict[str, str]:
     """User names that forge a DELETE with the server's own host and the time of the
     attempt: the first line of the record (a failed login, a failed change of user), or
-    a line of its own between two parts of the name."""
+    a line of its own between two parts of the name — after a line that reads as the
+    DISCONNECT of the failed login's own connection (``connection``: the server tells
+    its id in the greeting), so that such a line comes right after the FAILED_CONNECT."""
     return {
+        "forged DISCONNECT": (
+            f"u,localhost,{connection},0,DISCONNECT,,,0{NL}"
+            f"{now},{host},a,h,1,5,QUERY,shop,'{DELETE}',0{NL}{now},{host},u"
+        ),
         "login, first line": f"v,h,1,2,QUERY,shop,'{DELETE}',0{NL}{now},{host},guest",
         "login, middle line": (
             f"x{NL}{now},{host},a,h,1,3,QUERY,shop,'{DELETE}',0{NL}{now},{host},w"
@@ -132,10 +138,14 @@ def forgery() -> Iterator[Forgery]:
         with pytest.raises(pymysql.err.OperationalError):
             server.connect(user=USER_FIRST, password="wrong")
         host = socket.gethostname()
-        names = login_names(host, time.strftime("%Y%m%d %H:%M:%S"))
+        with server.connect() as session, session.cursor() as cursor:
+            cursor.execute("SELECT CONNECTION_ID()")
+            (last,) = cursor.fetchone()
+        # Nothing else connects to the private server: the next connection is last + 1.
+        names = login_names(host, time.strftime("%Y%m%d %H:%M:%S"), last + 1)
         if max(map(len, names.values())) > 128:
             pytest.skip(f"the server host {host!r} is too long for a user name to forge it")
-        for case in ("login, first line", "login, middle line"):
+        for case in ("forged DISCONNECT", "login, first line", "login, middle line"):
             with pytest.raises(pymysql.err.OperationalError):
                 server.connect(user=names[case], password="wrong")
         with server.connect() as session:
@@ -192,8 +202,12 @@ def test_the_server_writes_the_forged_records_as_lines_of_their_own(forgery: For
     # in the FAILED_CONNECT and in the DISCONNECT; a failed change of user, once.
     host = socket.gethostname()
     deletes = [line for line in lines if line.endswith(f",QUERY,shop,'{DELETE}',0")]
-    assert [line.split(",")[1] for line in deletes] == [host] * 5
-    assert [line.split(",")[2] for line in deletes] == ["v", "v", "a", "a", "c"]
+    assert [line.split(",")[1] for line in deletes] == [host] * 7
+    assert [line.split(",")[2] for line in deletes] == ["a", "a", "v", "v", "a", "a", "c"]
+    # The name's DISCONNECT line names the failed login's own connection: three alike.
+    closing = [line for line in lines if line.endswith(",0,DISCONNECT,,,0") and ",u,l" in line]
+    assert len({line.split(",")[4] for line in closing}) == 1
+    assert len(closing) == 3
     assert sum(line.endswith(",CHANGEUSER,,,1047") for line in lines) == 1
 
 
