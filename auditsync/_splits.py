@@ -363,8 +363,8 @@ class Seams:
         host = memory.host
         if host is None and events:
             host = events[0].serverhost
-        # Every line is looked at where one does not read; else failed logins, and the
-        # DISCONNECTs of those awaited.
+        # Every line is looked at where one does not read; else what a quick pass marks:
+        # another server host, an RDS for MySQL line, a failed login, a DISCONNECT awaited.
         awaited = self.waiting.get(stream, ())
         every_line = bool(failed or (before_events and before_events[-1] is None))
         if every_line:
@@ -374,21 +374,31 @@ class Seams:
             # The cheapest pass over a block: a list display of what needs a look, nearly
             # always short (a set would hash each dialect through Enum.__hash__, in Python).
             rds = _RDS_MYSQL
-            marked = [
-                index
-                for index, event in enumerate(events)
+            flagged = [
+                event
+                for event in events
                 if event.serverhost != host
                 or event.dialect is rds
                 or (event.query_id == 0 and (event.retcode or event.connection_id in awaited))
             ]
-            readings = events  # type: ignore[assignment]  # every line read
-            if not marked:
-                self._remember(stream, memory, texts, readings, set(), host)
+            if not flagged:
+                self._remember(stream, memory, texts, events, (), host)
                 return []
+            # Now with indexes (enumerate costs a tuple an event: not in the pass above), and
+            # the DISCONNECTs of this block's failed logins as well.
+            conns = set(awaited)
+            conns.update(event.connection_id for event in flagged if event.query_id == 0)
+            marked = [
+                index
+                for index in range(len(events))
+                if (read := events[index]).serverhost != host
+                or read.dialect is rds
+                or (read.query_id == 0 and (read.retcode or read.connection_id in conns))
+            ]
+            readings = events  # type: ignore[assignment]  # every line read
         found: dict[int, tuple[str | bytes, AuditEvent]] = {}
         taken: list[tuple[str | bytes, AuditEvent]] = []
         count = len(before)
-        held_from: int | None = None  # where a failed login was first held, unmarked after
 
         def line(index: int) -> tuple[str | bytes, AuditEvent | None, bool]:
             """The stream's line at ``index`` of this block; negative: before it (an empty
@@ -428,29 +438,8 @@ class Seams:
                     if head_event is not None and head_event.operation not in TABLE_OPERATIONS:
                         # A table event's fields before its name are the server's own.
                         take(index - 1, head, head_event)
-            if (
-                event is not None
-                and event.query_id == 0
-                and self._login(stream, index, event, line, take, taken)
-                and held_from is None
-            ):
-                held_from = index
-        if held_from is not None and not every_line:
-            # A failed login held in this block: the DISCONNECTs after it of a connection
-            # awaited, which the quick pass did not mark, are judged now (every one: the
-            # name may forge one too).
-            logins = self.logins
-            for later in [
-                later
-                for later in range(held_from + 1, len(texts))
-                if (closing := readings[later]) is not None
-                and closing.query_id == 0
-                and not closing.retcode
-                and (stream, closing.connection_id) in logins
-            ]:
-                closing = readings[later]
-                if closing is not None and closing.operation == "DISCONNECT":
-                    self._login(stream, later, closing, line, take, taken)
+            if event is not None and event.query_id == 0:
+                self._login(stream, index, event, line, take, taken)
         self._remember(stream, memory, texts, readings, found, host)
         suspect: list[tuple[str | bytes, AuditEvent]] = []
         once: set[int] = set()
