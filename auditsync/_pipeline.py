@@ -508,11 +508,21 @@ class Pipeline:
 
     def _recall(self, batch: _Batch, text: str | bytes, event: AuditEvent) -> None:
         """Take a suspect line read earlier back out of the batch, as a dead letter. Past
-        recall once its batch was delivered (docs/security.md), and where the filter
-        dropped it: then it was never going to be delivered."""
+        recall once its batch was delivered (docs/security.md): then say so, with its
+        place, for whoever acts on what was delivered (unless the filter dropped it)."""
         held = batch.held
         if _take_back(batch.events, event) or (held and _take_back_held(held, event)):
             batch.letter(DeadLetter("suspect", _SUSPECT, _raw(text), event.origin))
+        elif self.filter is None or self.filter(event):
+            logger.error(
+                "a record delivered earlier is suspect, past recall: %s (%s %s, connection"
+                " %d, query %d; docs/security.md)",
+                event.origin.describe() if event.origin else "unknown origin",
+                event.operation,
+                event.database,
+                event.connection_id,
+                event.query_id,
+            )
 
     def _keep(self, event: AuditEvent, batch: _Batch, report: Report) -> None:
         report.events += 1

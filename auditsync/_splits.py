@@ -297,13 +297,10 @@ class _Login:
     text: str | bytes
     event: AuditEvent
     before: list[tuple[str | bytes, AuditEvent | None]]
-    #: Whether the lines before went as records with their batch: past taking back.
-    delivered: bool = False
 
     def held(self, count: int) -> list[tuple[str | bytes, AuditEvent]]:
-        """The last ``count`` lines before the login that read, if still held."""
-        if self.delivered:
-            return []
+        """The last ``count`` lines before the login that read (the caller takes them back,
+        or says they went)."""
         return [(text, event) for text, event in self.before[-count:] if event is not None]
 
 
@@ -322,11 +319,8 @@ class Seams:
     logins: OrderedDict[tuple[Hashable, int], _Login] = attrs.field(factory=OrderedDict)
     #: Failed logins holding lines since the last :meth:`settle`.
     pending: dict[tuple[Hashable, int], None] = attrs.field(factory=dict)
-    #: The connections of each stream whose failed login awaits its DISCONNECT.
+    #: The connections of each stream whose failed login is remembered.
     waiting: dict[Hashable, set[int]] = attrs.field(factory=dict)
-    #: Failed logins a DISCONNECT came for without repeating the name: forgotten when
-    #: their batch is delivered.
-    closed: dict[tuple[Hashable, int], None] = attrs.field(factory=dict)
 
     def judge(
         self,
@@ -484,7 +478,11 @@ class Seams:
         self.waiting.setdefault(stream, set()).add(key[1])
         if len(self.logins) > LOGINS:
             # Forgotten before its DISCONNECT came: what it held is suspect.
-            taken.extend(self._forget(next(iter(self.logins))).held(RUN))
+            oldest = next(iter(self.logins))
+            held = oldest in self.pending
+            forgotten = self._forget(oldest)
+            if held:  # its lines are in the batch still: suspect, as nothing cleared them
+                taken.extend(forgotten.held(RUN))
         return True
 
     def _closing(
@@ -496,10 +494,10 @@ class Seams:
         take: Callable[[int, str | bytes, AuditEvent | None], None],
         taken: list[tuple[str | bytes, AuditEvent]],
     ) -> None:
-        """A DISCONNECT of a held failed login's connection: where the same name holds the
-        lines before both, they were its own, and suspect. Otherwise the login waits for
-        another DISCONNECT until its batch is delivered: a line of the name may read as
-        one."""
+        """A DISCONNECT of a remembered failed login's connection: where the same name holds
+        the lines before both, they were its own, and suspect (those already delivered
+        are said to be, by the caller). Otherwise the login is remembered still: a line of
+        the name may read as that DISCONNECT, and the real one is still to come."""
         held = self.logins[key]
         nearest = line(index - 1)[0]
         if nearest and held.before and _after_time(nearest) == _after_time(held.before[-1][0]):
@@ -516,14 +514,11 @@ class Seams:
                 for back in range(1, max(count for count, _ in again) + 1):
                     take(index - back, *line(index - back)[:2])
                 taken.extend(held.held(max(count for _, count in again)))
-                return
-        self.closed[key] = None
 
     def _forget(self, key: tuple[Hashable, int]) -> _Login:
         """Forget a failed login, everywhere it is remembered."""
         login = self.logins.pop(key)
         self.pending.pop(key, None)
-        self.closed.pop(key, None)
         stream = key[0]
         awaited = self.waiting[stream]
         awaited.discard(key[1])
@@ -536,17 +531,11 @@ class Seams:
         return bool(self.pending)
 
     def settle(self) -> None:
-        """Let the lines failed logins hold go as records, where their DISCONNECT has not
-        come by the time their batch is delivered (a call ends, or the batch waited as long
-        as it may): nothing shows them to be a name's. The logins are remembered still, so
-        that their DISCONNECT, and the name's copy before it, are judged when they come."""
-        for key in self.pending:
-            login = self.logins.get(key)
-            if login is not None:
-                login.delivered = True
+        """Let the lines failed logins hold go as records with their batch (a call ends, or
+        the batch waited as long as it may): nothing has shown them to be a name's. The
+        logins are remembered still (:data:`LOGINS`), so that a DISCONNECT that repeats
+        the name, and the name's copy before it, are judged when they come."""
         self.pending = {}
-        for key in list(self.closed):
-            self._forget(key)
 
     def _remember(
         self,

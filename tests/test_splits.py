@@ -341,27 +341,36 @@ def test_a_failed_logins_name_forges_nothing_on_the_file_path(case: str) -> None
 
 
 @pytest.mark.parametrize("case", LOGINS)
-def test_a_failed_logins_name_forges_nothing_at_any_cut_between_invocations(case: str) -> None:
+def test_a_failed_logins_name_forges_nothing_at_any_cut_between_invocations(
+    case: str, caplog: pytest.LogCaptureFixture
+) -> None:
     """Each physical line a log event, the lines cut into two invocations of a warm
     function at every place but three: between a name's first line that reads and the
     DISCONNECT that shows it again, what came before the cut went as records before
-    anything showed what they were (docs/security.md)."""
+    anything showed what they were (docs/security.md) — and the second invocation says
+    so, with each one's place."""
     lines = GENUINE + LOGINS[case]
     # How many forged DELETEs went, by where the cut falls after the genuine lines. The
     # middle line follows one that does not read: that pair judges it.
     beyond_recall = {
         "first line": {1: 1, 2: 1, 3: 2},
         "middle line": {},
-        "forged DISCONNECT": {2: 1, 3: 1, 4: 2, 5: 2},
+        "forged DISCONNECT": {2: 1, 3: 1, 4: 1, 5: 2},
     }[case]
     for cut in range(1, len(lines)):
         sink, letters = MemorySink(), MemorySink()
         pipeline = Pipeline(sink, dead_letter=letters)
+        caplog.clear()
         for part, first in ((lines[:cut], 0), (lines[cut:], cut)):
             message = data_message(part, first_id=first)
             handle_subscription_event(subscription_event(to_payload(message)), pipeline)
-        assert len(deletes(sink.events)) == beyond_recall.get(cut - len(GENUINE), 0), cut
+        went = deletes(sink.events)
+        assert len(went) == beyond_recall.get(cut - len(GENUINE), 0), cut
         assert len(sink.events) + len(letters.items) == len(lines)
+        said = [record.getMessage() for record in caplog.records if "past recall" in record.message]
+        for event in went:
+            assert event.origin is not None
+            assert any(event.origin.describe() in message for message in said), (cut, said)
 
 
 def test_a_failed_login_without_a_name_that_holds_lines_is_no_suspect() -> None:
