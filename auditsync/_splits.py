@@ -129,13 +129,21 @@ def _user_names(head: str, middle: str, tail: str) -> Iterator[str]:
     if len(parts) < 3:
         return
     start = len(head) - len(parts[2])
+    room = LONGEST_USER - (len(head) - start) - 1 - len(middle)
+    for end in _name_ends(head[:start], tail, room):
+        yield head[start:] + "\n" + middle + tail[:end]
+
+
+def _name_ends(prefix: str, tail: str, room: int) -> Iterator[int]:
+    """Where in ``tail`` a user name can end, at most ``room`` characters in: the rest of
+    the record, from the client host on, reads after ``prefix`` (a time and server host)
+    and a name, whose names the server allows."""
     for after in _AFTER_USER.finditer(tail, 0, LONGEST_USER + 64):
-        name = head[start:] + "\n" + middle + tail[: after.start()]
-        if len(name) > LONGEST_USER:
+        if after.start() > room:
             return
-        rest = reads(head[:start] + "u" + tail[after.start() :])
+        rest = reads(prefix + "u" + tail[after.start() :])
         if rest is not None and _names_fit(rest):
-            yield name
+            yield after.start()
 
 
 def failed_login(event: AuditEvent) -> bool:
@@ -161,20 +169,16 @@ def login_names(
         return []
     own = tail[: len(tail) - len(parts[2])]  # the login's own time and server host
     # Where the name can end: the rest of the record reads after it. That is the same for
-    # every head that reads (its time and host are good), so it is asked once.
-    ends = []
-    # The login's own user name ends where its reading says: the rest reads after any
-    # name. Only a name holding commas and digits can end sooner, and is asked.
-    own_end = LONGEST_USER + 64
+    # every head that reads (its time and host are good), so it is asked once, with the
+    # login's own. Its own user name ends where its reading says; only a name holding
+    # commas and digits can end sooner, and is asked.
+    own_end = LONGEST_USER
     if event is not None and tail[len(own) : len(own) + len(event.username)] == event.username:
         own_end = len(own) + len(event.username)
     else:
         event = None  # its name is not its text's (bytes that are not UTF-8): ask each end
-    for after in _AFTER_USER.finditer(tail, 0, min(own_end, LONGEST_USER + 64)):
-        rest = reads(own + "u" + tail[after.start() :])
-        if rest is not None and _names_fit(rest):
-            ends.append(after.start())
-    if event is not None and own_end <= LONGEST_USER + 64 and _names_fit(event):
+    ends = list(_name_ends(own, tail, own_end - 1))
+    if event is not None and own_end <= LONGEST_USER and _names_fit(event):
         ends.append(own_end)
     found: list[tuple[int, str]] = []
     middle = ""
@@ -404,7 +408,9 @@ class Seams:
             at = count + index
             return before[at], before_events[at], at in before_suspect
 
-        def take(index: int, text: str | bytes, event: AuditEvent | None) -> None:
+        def take(index: int) -> None:
+            """Find the stream's line at ``index`` suspect, where it read."""
+            text, event, _ = line(index)
             if event is None:
                 return
             if index >= 0:
@@ -428,10 +434,10 @@ class Seams:
                     else None
                 )
                 if suspect_pair(head, head_event, text, event, other):
-                    take(index, text, event)
+                    take(index)
                     if head_event is not None and head_event.operation not in TABLE_OPERATIONS:
                         # A table event's fields before its name are the server's own.
-                        take(index - 1, head, head_event)
+                        take(index - 1)
             if event is not None and event.query_id == 0:
                 self._login(stream, index, event, line, take, taken)
         self._remember(stream, memory, texts, readings, found, host)
@@ -449,7 +455,7 @@ class Seams:
         index: int,
         event: AuditEvent,
         line: Callable[[int], tuple[str | bytes, AuditEvent | None, bool]],
-        take: Callable[[int, str | bytes, AuditEvent | None], None],
+        take: Callable[[int], None],
         taken: list[tuple[str | bytes, AuditEvent]],
     ) -> bool:
         """The failed-login rule (:meth:`judge`) for the connection record at ``index``;
@@ -469,7 +475,7 @@ class Seams:
         if operation == "CHANGEUSER":  # no second record to wait for
             counts = [count for count, _ in login_names(before, text, event)]
             for back in range(1, max(counts, default=0) + 1):
-                take(index - back, *line(index - back)[:2])
+                take(index - back)
             return False
         if key in self.logins:
             self._forget(key)
@@ -491,7 +497,7 @@ class Seams:
         index: int,
         event: AuditEvent,
         line: Callable[[int], tuple[str | bytes, AuditEvent | None, bool]],
-        take: Callable[[int, str | bytes, AuditEvent | None], None],
+        take: Callable[[int], None],
         taken: list[tuple[str | bytes, AuditEvent]],
     ) -> None:
         """A DISCONNECT of a remembered failed login's connection: where the same name holds
@@ -512,7 +518,7 @@ class Seams:
             if again:
                 self._forget(key)
                 for back in range(1, max(count for count, _ in again) + 1):
-                    take(index - back, *line(index - back)[:2])
+                    take(index - back)
                 taken.extend(held.held(max(count for _, count in again)))
 
     def _forget(self, key: tuple[Hashable, int]) -> _Login:
