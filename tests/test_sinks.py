@@ -82,6 +82,22 @@ ES_TLS = "20260731 09:14:22,mdbe123,root,192.168.1.24:54312,7,0,CONNECT,mysql,,0
 ES_SOCKET = "20260731 09:15:03,mdbe123,app,localhost:unavailable,8,0,CONNECT,,,0,"
 
 
+def run_at_once(
+    target: Callable[..., None], arguments: list[tuple[Any, ...]], timeout: float
+) -> None:
+    """``target`` in a spawned process for each tuple of ``arguments``, with an event last
+    that releases them all at once; each must exit 0 within ``timeout`` seconds."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    workers = [context.Process(target=target, args=(*args, start)) for args in arguments]
+    for worker in workers:
+        worker.start()
+    start.set()
+    for worker in workers:
+        worker.join(timeout)
+        assert worker.exitcode == 0
+
+
 def event(number: int = 1, line: str | bytes = LINE, **origin: Any) -> AuditEvent:
     """The event of ``line`` at line ``number`` of a file: distinct numbers, distinct keys."""
     where = Origin(path="/var/log/mysql/server_audit.log", line_number=number, **origin)
@@ -560,15 +576,7 @@ def _append_lines(path: str, worker: int, start: Any) -> None:
 
 def test_json_lines_processes_appending_to_one_file_do_not_interleave(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    workers = [context.Process(target=_append_lines, args=(str(path), n, start)) for n in range(3)]
-    for worker in workers:
-        worker.start()
-    start.set()
-    for worker in workers:
-        worker.join(60)
-        assert worker.exitcode == 0
+    run_at_once(_append_lines, [(str(path), n) for n in range(3)], timeout=60)
     lines = read_lines(path)
     assert len(lines) == 3 * 20 * 50
     assert len({line["key"] for line in lines}) == len(lines)
@@ -1041,17 +1049,7 @@ def _write_overlapping(path: str, worker: int, start: Any) -> None:
 
 
 def test_sqlite_concurrent_processes_store_exactly_the_union(db: Path) -> None:
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    workers = [
-        context.Process(target=_write_overlapping, args=(str(db), n, start)) for n in range(4)
-    ]
-    for worker in workers:
-        worker.start()
-    start.set()
-    for worker in workers:
-        worker.join(120)
-        assert worker.exitcode == 0
+    run_at_once(_write_overlapping, [(str(db), n) for n in range(4)], timeout=120)
     expected = {event(number).key for number in range(0, 3 * 60 + 150)}
     with SQLiteSink(db) as sink:
         keys = [row["key"] for row in rows(sink)]
@@ -1126,8 +1124,16 @@ def test_an_old_sqlite_table_gains_the_columns_it_lacks(tmp_path: Path) -> None:
     # Opened again: nothing to add; the same input again: every event already there.
     SQLiteSink(database).close()
     result = subprocess.run(
-        [sys.executable, "-m", "auditsync", "decode", "--to", "sqlite:audit.db", "input.log",
-         "kinesis-event.json"],
+        [
+            sys.executable,
+            "-m",
+            "auditsync",
+            "decode",
+            "--to",
+            "sqlite:audit.db",
+            "input.log",
+            "kinesis-event.json",
+        ],
         cwd=tmp_path,
         capture_output=True,
         check=False,
@@ -1144,17 +1150,7 @@ def _open_old_table(path: str, start: Any) -> None:
 
 def test_processes_opening_an_old_sqlite_table_at_once_all_succeed(tmp_path: Path) -> None:
     database = _old_database(tmp_path)
-    context = multiprocessing.get_context("spawn")
-    start = context.Event()
-    workers = [
-        context.Process(target=_open_old_table, args=(str(database), start)) for _ in range(4)
-    ]
-    for worker in workers:
-        worker.start()
-    start.set()
-    for worker in workers:
-        worker.join(60)
-        assert worker.exitcode == 0
+    run_at_once(_open_old_table, [(str(database),)] * 4, timeout=60)
     check = sqlite3.connect(database)
     assert sorted(_columns(check, "audit_events")) == sorted(EVENT_COLUMNS)
     check.close()
