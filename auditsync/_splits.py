@@ -315,8 +315,8 @@ class Seams:
     came in different blocks, messages or, in a warm Lambda container, invocations.
 
     Bounded: :data:`STREAMS` streams, each its last :data:`RUN` lines of at most
-    :data:`LONGEST_HEAD` characters; :data:`LOGINS` failed logins, each a few names of at
-    most 128 characters.
+    :data:`LONGEST_HEAD` characters; :data:`LOGINS` failed logins, each its line and the
+    lines before it that a user name can hold (128 characters, and a time and server host).
     """
 
     streams: OrderedDict[Hashable, _Stream] = attrs.field(factory=OrderedDict)
